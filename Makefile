@@ -1,0 +1,23 @@
+# make test is the one command that runs every test; CI runs exactly this.
+GO        ?= go
+GOTESTFLAGS ?= -race -timeout 25m
+
+.PHONY: test vet fmt-check unit build bench fuzz
+
+test: vet fmt-check unit
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test $(GOTESTFLAGS) ./...
+
+build:
+	CGO_ENABLED=0 $(GO) build -o bin/chartee ./cmd/chartee
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./tee/

@@ -1,0 +1,85 @@
+package chardev
+
+import (
+	"errors"
+	"time"
+)
+
+// ErrNotPermitted is returned by a Control when the leg is not allowed to do
+// what it asked: set line settings without `control: true`, type while
+// another leg holds the exclusive write lock.
+var ErrNotPermitted = errors.New("not permitted for this leg")
+
+// Control is the engine's handle given to a leg's device, so that protocol
+// backends (telnet, RFC 2217, escape commands) can act on the tee on behalf
+// of their client. The engine enforces the leg's permissions behind it.
+//
+// Calls may block briefly (they reach the frontend device) and must not be
+// made while holding a lock the device's own Read or Write needs.
+type Control interface {
+	// SetLineSettings changes the frontend's line settings and records them
+	// as the tee's line state. Refused unless the backend has control.
+	SetLineSettings(LineSettings) error
+	// LineSettings is the tee's recorded line state.
+	LineSettings() LineSettings
+	// SetModemLines drives the frontend's DTR/RTS (nil leaves a line as is).
+	SetModemLines(dtr, rts *bool) error
+	// ModemStatus reads the frontend's modem lines.
+	ModemStatus() (ModemStatus, error)
+	// Break sends a break to the frontend.
+	Break(d time.Duration) error
+	// PurgeInput discards input queued for the frontend and not yet written.
+	PurgeInput()
+	// TakeWriteLock asks for the exclusive right to type; ReleaseWriteLock
+	// gives it up. Both are no-ops on a tee in shared input mode.
+	TakeWriteLock() error
+	ReleaseWriteLock()
+	// Status is a short human-readable summary of the tee: frontend, legs,
+	// who holds the write lock.
+	Status() string
+}
+
+// ControlAware is implemented by devices that want the engine's Control
+// handle; the engine calls SetControl once, before the leg's first Read.
+type ControlAware interface {
+	SetControl(Control)
+}
+
+// LineObserver is implemented by devices that want to hear when the tee's
+// line state or the frontend's modem lines change (RFC 2217 notifications).
+// Calls come from an engine goroutine and must not block.
+type LineObserver interface {
+	LineChanged(LineSettings)
+}
+
+// Source is a backend that produces a new device per accepted client (a
+// listening socket). All its devices become legs under the backend's name.
+type Source interface {
+	// Accept waits for the next client. After Close it returns an error
+	// wrapping net.ErrClosed.
+	Accept() (Chardev, error)
+	// Close stops accepting. Devices already accepted stay open.
+	Close() error
+	// Addr says where the source listens.
+	Addr() string
+}
+
+// Peer is implemented by accepted devices that can name their client (a
+// remote address), for status and logs.
+type Peer interface {
+	Peer() string
+}
+
+// InputRecorder is implemented by capture devices that also log what is
+// typed into the frontend (a file with direction in or both). The engine
+// calls RecordInput with each chunk after it was written to the frontend;
+// an error fails that leg like a write error would.
+type InputRecorder interface {
+	RecordInput(p []byte) error
+}
+
+// Reopener is implemented by devices that can reopen what they write to
+// (a capture file moved away by logrotate; SIGUSR1).
+type Reopener interface {
+	Reopen() error
+}
