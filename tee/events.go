@@ -1,0 +1,114 @@
+package tee
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// EventKind names what happened.
+type EventKind string
+
+// Event kinds.
+const (
+	EventAttach           EventKind = "attach"
+	EventDetach           EventKind = "detach"
+	EventSwap             EventKind = "swap"
+	EventFrontendLost     EventKind = "frontend-lost"
+	EventFrontendRestored EventKind = "frontend-restored"
+	EventFrontendSwap     EventKind = "frontend-swap"
+	EventDrop             EventKind = "drop"
+	EventWriteLock        EventKind = "write-lock"
+	EventLine             EventKind = "line"
+	EventError            EventKind = "error"
+)
+
+// Event is one thing that happened to a tee, for logs and the API.
+type Event struct {
+	Time         time.Time           `json:"time"`
+	Tee          string              `json:"tee"`
+	Kind         EventKind           `json:"kind"`
+	Backend      string              `json:"backend,omitempty"`
+	Leg          string              `json:"leg,omitempty"`
+	Offset       uint64              `json:"offset"`
+	Reason       string              `json:"reason,omitempty"`
+	Swap         *SwapReport         `json:"swap,omitempty"`
+	FrontendSwap *FrontendSwapReport `json:"frontend_swap,omitempty"`
+}
+
+// Subscription receives a tee's events on C until Close. A subscriber that
+// does not keep up misses events (counted by Missed) rather than slowing
+// the tee.
+type Subscription struct {
+	C      <-chan Event
+	c      chan Event
+	hub    *eventHub
+	missed atomic.Uint64
+	once   sync.Once
+}
+
+// Missed is how many events did not fit in the subscriber's buffer.
+func (s *Subscription) Missed() uint64 { return s.missed.Load() }
+
+// Close ends the subscription and closes C.
+func (s *Subscription) Close() {
+	s.once.Do(func() {
+		s.hub.mu.Lock()
+		delete(s.hub.subs, s)
+		s.hub.mu.Unlock()
+		close(s.c)
+	})
+}
+
+type eventHub struct {
+	mu     sync.Mutex
+	subs   map[*Subscription]struct{}
+	closed bool
+}
+
+// Subscribe returns a subscription with room for buf events.
+func (t *Tee) Subscribe(buf int) *Subscription {
+	if buf <= 0 {
+		buf = 64
+	}
+	c := make(chan Event, buf)
+	s := &Subscription{C: c, c: c, hub: &t.events}
+	h := &t.events
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		s.once.Do(func() { close(c) })
+		return s
+	}
+	if h.subs == nil {
+		h.subs = map[*Subscription]struct{}{}
+	}
+	h.subs[s] = struct{}{}
+	return s
+}
+
+func (t *Tee) emit(e Event) {
+	e.Tee = t.opts.Name
+	e.Time = time.Now()
+	h := &t.events
+	h.mu.Lock()
+	for s := range h.subs {
+		select {
+		case s.c <- e:
+		default:
+			s.missed.Add(1)
+		}
+	}
+	h.mu.Unlock()
+}
+
+func (h *eventHub) closeAll() {
+	h.mu.Lock()
+	subs := h.subs
+	h.subs = nil
+	h.closed = true
+	h.mu.Unlock()
+	for s := range subs {
+		s.once.Do(func() { close(s.c) })
+	}
+}

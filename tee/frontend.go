@@ -1,0 +1,454 @@
+package tee
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"chartee/chardev"
+)
+
+// frontendState is the frontend side of the tee: the device in use (nil
+// while down), the candidates to reopen, and the line state to replay.
+// Its lock is the frontend write lock: a swap installs a new device under
+// it, and the input writer picks its device under it.
+type frontendState struct {
+	mu         sync.Mutex
+	up         sync.Cond // broadcast when a device is installed or on close
+	dev        chardev.Chardev
+	desc       string
+	gen        uint64
+	closed     bool
+	stopped    bool
+	candidates []chardev.Opener
+	current    int // index in candidates of the device in use
+	lastErr    string
+	line       lineState
+
+	bytesOut   atomic.Uint64
+	bytesIn    atomic.Uint64
+	reconnects atomic.Uint64
+	failovers  atomic.Uint64
+	upA        atomic.Bool
+}
+
+// lineState is what legs (RFC 2217 clients, the API) have set on the
+// frontend, replayed onto every new frontend device: the seed patch's
+// lesson that a backend carries state its frontend set up.
+type lineState struct {
+	settings    chardev.LineSettings
+	hasSettings bool
+	dtr, rts    *bool
+}
+
+type frontendSwap struct {
+	dev    chardev.Chardev
+	opener chardev.Opener
+	desc   string
+	done   chan FrontendSwapReport
+	start  time.Time
+}
+
+func (f *frontendState) init(opts Options) {
+	f.up.L = &f.mu
+	f.candidates = append([]chardev.Opener{opts.Frontend}, opts.Failover...)
+}
+
+// current returns the device in use and its generation, waiting while the
+// frontend is down. nil means the tee is closing.
+func (f *frontendState) wait() (chardev.Chardev, uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for f.dev == nil && !f.closed {
+		f.up.Wait()
+	}
+	return f.dev, f.gen
+}
+
+func (f *frontendState) close() {
+	f.mu.Lock()
+	f.closed = true
+	f.up.Broadcast()
+	f.mu.Unlock()
+}
+
+// stopReading makes the frontend loop stop after its current read (for
+// Shutdown): the device is closed and not reopened.
+func (f *frontendState) stopReading(t *Tee) {
+	f.mu.Lock()
+	f.stopped = true
+	f.mu.Unlock()
+	t.cancel()
+}
+
+// install makes dev the frontend, after replaying the line state onto it.
+func (t *Tee) installFrontend(dev chardev.Chardev, idx int, desc string) (lineApplied bool) {
+	lineApplied = t.replayLine(dev)
+	f := &t.front
+	f.mu.Lock()
+	f.dev, f.desc, f.current = dev, desc, idx
+	f.gen++
+	f.lastErr = ""
+	f.up.Broadcast()
+	f.mu.Unlock()
+	f.upA.Store(true)
+	return lineApplied
+}
+
+// uninstall marks the frontend down; input waits (bounded) for the next.
+func (t *Tee) uninstallFrontend(reason string) {
+	f := &t.front
+	f.mu.Lock()
+	f.dev = nil
+	f.gen++
+	f.lastErr = reason
+	f.mu.Unlock()
+	f.upA.Store(false)
+}
+
+// replayLine applies the recorded line state to dev. The first device
+// ever installed seeds the state from its own settings instead, so a
+// failover spare gets the primary's settings even if no one changed them.
+func (t *Tee) replayLine(dev chardev.Chardev) bool {
+	f := &t.front
+	f.mu.Lock()
+	ls := f.line
+	f.mu.Unlock()
+	if !ls.hasSettings {
+		if lc, ok := dev.(chardev.LineController); ok {
+			if cur, err := lc.LineSettings(); err == nil {
+				f.mu.Lock()
+				if !f.line.hasSettings {
+					f.line.settings, f.line.hasSettings = cur, true
+				}
+				f.mu.Unlock()
+			}
+		}
+	}
+	applied := false
+	if ls.hasSettings {
+		err := chardev.SetLineSettings(dev, ls.settings)
+		switch {
+		case err == nil:
+			applied = true
+		case !chardev.IsUnsupported(err):
+			t.emit(Event{Kind: EventError, Reason: "replay line settings: " + err.Error()})
+		}
+	}
+	if ls.dtr != nil || ls.rts != nil {
+		if err := chardev.SetModemLines(dev, ls.dtr, ls.rts); err != nil && !chardev.IsUnsupported(err) {
+			t.emit(Event{Kind: EventError, Reason: "replay modem lines: " + err.Error()})
+		}
+	}
+	return applied
+}
+
+// frontendLoop owns the frontend: it opens it, runs its reader, and on
+// failure reconnects with backoff or fails over; swaps come to it through
+// swapCh, so a swap never runs inside the read path.
+func (t *Tee) frontendLoop() {
+	defer t.wg.Done()
+	defer t.front.close()
+	var (
+		dev  chardev.Chardev
+		idx  int
+		desc string
+		req  *frontendSwap
+	)
+	dev, idx, req = t.reconnect(0, false)
+	for dev != nil || req != nil {
+		if req != nil {
+			dev, idx, desc = req.dev, 0, req.desc
+		} else {
+			desc = chardev.Describe(t.front.candidates[idx])
+		}
+		applied := t.installFrontend(dev, idx, desc)
+		if req != nil {
+			t.finishFrontendSwap(req, applied)
+			req = nil
+		}
+		readErr := make(chan error, 1)
+		t.wg.Add(1)
+		go func(dev chardev.Chardev) {
+			defer t.wg.Done()
+			readErr <- t.frontendReadLoop(dev)
+		}(dev)
+
+		select {
+		case err := <-readErr:
+			if t.ctx.Err() != nil {
+				t.uninstallFrontend("closed")
+				dev.Close()
+				return
+			}
+			reason := "EOF"
+			if err != nil {
+				reason = err.Error()
+			}
+			t.uninstallFrontend(reason)
+			dev.Close()
+			t.emit(Event{Kind: EventFrontendLost, Reason: desc + ": " + reason, Offset: t.Offset()})
+			dev, idx, req = t.reconnect(idx, true)
+		case r := <-t.swapCh:
+			t.uninstallFrontend("swapping")
+			dev.Close()
+			<-readErr
+			dev, req = nil, r
+		case <-t.ctx.Done():
+			t.uninstallFrontend("closed")
+			dev.Close()
+			<-readErr
+			return
+		}
+	}
+}
+
+// frontendReadLoop reads the frontend and fans each chunk out until the
+// device fails or is closed.
+func (t *Tee) frontendReadLoop(dev chardev.Chardev) error {
+	for {
+		c := t.chunks.get()
+		n, err := dev.Read(c.buf)
+		if n > 0 {
+			c.b = c.buf[:n]
+			t.front.bytesOut.Add(uint64(n))
+			t.fanout(c)
+		} else {
+			t.chunks.release(c)
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			// A device returning 0, nil forever would spin; treat it as
+			// the end of the stream.
+			return errors.New("read returned no data")
+		}
+	}
+}
+
+// reconnect opens a frontend device. After the loss of candidate lost it
+// tries the other candidates in order at once (failover), then rounds over
+// all of them with growing delays. A swap request ends the wait.
+func (t *Tee) reconnect(lost int, afterLoss bool) (chardev.Chardev, int, *frontendSwap) {
+	f := &t.front
+	bo := t.opts.Reconnect
+	delay := bo.Initial
+	first := true
+	for {
+		f.mu.Lock()
+		cands := f.candidates
+		stopped := f.stopped
+		f.mu.Unlock()
+		if stopped {
+			return nil, 0, nil
+		}
+		// Try the others first after a loss; the lost one comes last.
+		for k := 1; k <= len(cands); k++ {
+			i := (lost + k) % len(cands)
+			if !afterLoss {
+				i = (lost + k - 1) % len(cands)
+			}
+			if afterLoss && first && i == lost && len(cands) > 1 {
+				continue // it just failed; try it again only next round
+			}
+			if afterLoss && first && len(cands) == 1 {
+				break // give a vanished device a moment before reopening
+			}
+			ctx, cancel := context.WithTimeout(t.ctx, 10*time.Second)
+			dev, err := cands[i].Open(ctx)
+			cancel()
+			if err == nil {
+				if afterLoss {
+					f.reconnects.Add(1)
+					kind := "reconnected"
+					if i != lost {
+						f.failovers.Add(1)
+						t.swapsOK[swapFailover].Add(1)
+						kind = "failed over"
+					}
+					t.emit(Event{Kind: EventFrontendRestored, Offset: t.Offset(),
+						Reason: kind + " to " + chardev.Describe(cands[i])})
+				} else {
+					t.emit(Event{Kind: EventFrontendRestored, Offset: t.Offset(),
+						Reason: "opened " + chardev.Describe(cands[i])})
+				}
+				return dev, i, nil
+			}
+			f.mu.Lock()
+			f.lastErr = err.Error()
+			f.mu.Unlock()
+			if t.ctx.Err() != nil {
+				return nil, 0, nil
+			}
+		}
+		first = false
+		timer := time.NewTimer(delay)
+		select {
+		case <-timer.C:
+		case r := <-t.swapCh:
+			timer.Stop()
+			return nil, 0, r
+		case <-t.ctx.Done():
+			timer.Stop()
+			return nil, 0, nil
+		}
+		delay = min(2*delay, bo.Max)
+	}
+}
+
+// SwapFrontend replaces the frontend with the device open gives: the new
+// device is opened first (an error changes nothing), the tee's line state
+// is replayed onto it, it is installed under the frontend write lock, and
+// the old device is closed. Legs stay attached; input not yet written to
+// the old device goes to the new one. The new device becomes the primary
+// for later reconnects; the failover list is kept.
+func (t *Tee) SwapFrontend(ctx context.Context, open chardev.Opener) (FrontendSwapReport, error) {
+	start := time.Now()
+	dev, err := open.Open(ctx)
+	if err != nil {
+		t.swapsKO[swapFrontend].Add(1)
+		return FrontendSwapReport{}, fmt.Errorf("tee %s: swap frontend: open: %w", t.opts.Name, err)
+	}
+	req := &frontendSwap{dev: dev, opener: open, desc: chardev.Describe(open), done: make(chan FrontendSwapReport, 1), start: start}
+	select {
+	case t.swapCh <- req:
+	case <-ctx.Done():
+		dev.Close()
+		t.swapsKO[swapFrontend].Add(1)
+		return FrontendSwapReport{}, fmt.Errorf("tee %s: swap frontend: %w", t.opts.Name, ctx.Err())
+	case <-t.ctx.Done():
+		dev.Close()
+		return FrontendSwapReport{}, ErrClosed
+	}
+	// The frontend loop has taken the request; it always answers.
+	return <-req.done, nil
+}
+
+func (t *Tee) finishFrontendSwap(req *frontendSwap, applied bool) {
+	f := &t.front
+	f.mu.Lock()
+	from := "(down)"
+	if len(f.candidates) > 0 {
+		from = chardev.Describe(f.candidates[0])
+	}
+	f.candidates = append([]chardev.Opener{req.opener}, f.candidates[1:]...)
+	f.current = 0
+	f.mu.Unlock()
+	rep := FrontendSwapReport{
+		From: from, To: req.desc, Offset: t.Offset(), LineApplied: applied,
+		InputCarry: t.input.pendingBytes(), Elapsed: time.Since(req.start),
+	}
+	t.swapsOK[swapFrontend].Add(1)
+	t.emit(Event{Kind: EventFrontendSwap, Offset: rep.Offset, Reason: from + " -> " + req.desc, FrontendSwap: &rep})
+	req.done <- rep
+}
+
+// SetFailover replaces the failover list (tried in order when the
+// frontend fails).
+func (t *Tee) SetFailover(list []chardev.Opener) {
+	f := &t.front
+	f.mu.Lock()
+	f.candidates = append([]chardev.Opener{f.candidates[0]}, list...)
+	if f.current >= len(f.candidates) {
+		f.current = 0
+	}
+	f.mu.Unlock()
+}
+
+// SetLineSettings changes the frontend's line settings and records them as
+// the tee's line state, replayed on every reconnect, failover and swap.
+// While the frontend is down the settings are only recorded. Every leg that
+// observes line changes is told.
+func (t *Tee) SetLineSettings(ls chardev.LineSettings) error {
+	if err := ls.Validate(); err != nil {
+		return err
+	}
+	f := &t.front
+	f.mu.Lock()
+	cur := f.line.settings
+	if ls.Baud == 0 {
+		ls.Baud = cur.Baud
+	}
+	if ls.DataBits == 0 {
+		ls.DataBits = cur.DataBits
+	}
+	dev := f.dev
+	var err error
+	if dev != nil {
+		err = chardev.SetLineSettings(dev, ls)
+	}
+	if err == nil || chardev.IsUnsupported(err) {
+		f.line.settings, f.line.hasSettings = ls, true
+	}
+	f.mu.Unlock()
+	if err != nil && !chardev.IsUnsupported(err) {
+		return fmt.Errorf("tee %s: line settings: %w", t.opts.Name, err)
+	}
+	t.emit(Event{Kind: EventLine, Reason: ls.String()})
+	for _, l := range t.view.Load().legs {
+		if l.observer != nil {
+			l.observer.LineChanged(ls)
+		}
+	}
+	return nil
+}
+
+// LineSettings is the tee's recorded line state.
+func (t *Tee) LineSettings() chardev.LineSettings {
+	t.front.mu.Lock()
+	defer t.front.mu.Unlock()
+	return t.front.line.settings
+}
+
+// SetModemLines drives the frontend's DTR/RTS and records them for replay.
+func (t *Tee) SetModemLines(dtr, rts *bool) error {
+	f := &t.front
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if dtr != nil {
+		v := *dtr
+		f.line.dtr = &v
+	}
+	if rts != nil {
+		v := *rts
+		f.line.rts = &v
+	}
+	if f.dev == nil {
+		return nil
+	}
+	if err := chardev.SetModemLines(f.dev, dtr, rts); err != nil && !chardev.IsUnsupported(err) {
+		return fmt.Errorf("tee %s: modem lines: %w", t.opts.Name, err)
+	}
+	return nil
+}
+
+// ModemStatus reads the frontend's modem lines.
+func (t *Tee) ModemStatus() (chardev.ModemStatus, error) {
+	f := &t.front
+	f.mu.Lock()
+	dev := f.dev
+	f.mu.Unlock()
+	if dev == nil {
+		return chardev.ModemStatus{}, fmt.Errorf("tee %s: frontend is down", t.opts.Name)
+	}
+	return chardev.GetModemStatus(dev)
+}
+
+// SendBreak sends a break to the frontend.
+func (t *Tee) SendBreak(d time.Duration) error {
+	f := &t.front
+	f.mu.Lock()
+	dev := f.dev
+	f.mu.Unlock()
+	if dev == nil {
+		return fmt.Errorf("tee %s: frontend is down", t.opts.Name)
+	}
+	if err := chardev.SendBreak(dev, d); err != nil {
+		return fmt.Errorf("tee %s: break: %w", t.opts.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,333 @@
+package tee
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"chartee/chardev"
+)
+
+// inputMerge queues what legs type, in arrival order, for the one frontend
+// writer. Each leg read is one chunk and chunks are written whole, so input
+// from different legs interleaves by chunk and is never split.
+type inputMerge struct {
+	mu      sync.Mutex
+	ready   sync.Cond
+	q       spanQueue
+	bytes   int
+	limit   int
+	closed  bool
+	writing bool // the writer is writing the head chunk
+
+	mode    InputMode
+	idle    time.Duration
+	holder  *leg
+	lastKey time.Time
+
+	dropped atomic.Uint64 // input dropped because the buffer was full
+}
+
+func (m *inputMerge) init(opts Options) {
+	m.ready.L = &m.mu
+	m.limit = opts.InputBuffer
+	m.mode = opts.Input
+	m.idle = opts.ExclusiveIdle
+}
+
+func (m *inputMerge) close() {
+	m.mu.Lock()
+	m.closed = true
+	m.ready.Broadcast()
+	m.mu.Unlock()
+}
+
+func (m *inputMerge) pendingBytes() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bytes
+}
+
+// holderLocked returns the write-lock holder, releasing an idle one.
+func (m *inputMerge) holderLocked(now time.Time) *leg {
+	if m.holder != nil && now.Sub(m.lastKey) > m.idle {
+		m.holder = nil
+	}
+	return m.holder
+}
+
+// legGone releases the write lock if the leaving leg held it.
+func (m *inputMerge) legGone(l *leg) {
+	m.mu.Lock()
+	if m.holder == l {
+		m.holder = nil
+	}
+	m.mu.Unlock()
+}
+
+// acceptInput takes one chunk a leg read. Input from a leg without input
+// rights, from anyone but the holder in exclusive mode, or beyond the
+// buffer bound is discarded and counted.
+func (t *Tee) acceptInput(l *leg, c *chunk) {
+	m := &t.input
+	n := uint64(len(c.b))
+	if !l.opts.Input {
+		l.c.discarded.Add(n)
+		l.backend.c.discarded.Add(n)
+		t.inChunks.release(c)
+		return
+	}
+	m.mu.Lock()
+	now := time.Now()
+	if m.mode == Exclusive {
+		h := m.holderLocked(now)
+		if h == nil {
+			m.holder = l
+			t.emit(Event{Kind: EventWriteLock, Backend: l.backend.name, Leg: l.name, Reason: "taken by typing"})
+		} else if h != l {
+			m.mu.Unlock()
+			l.c.discarded.Add(n)
+			l.backend.c.discarded.Add(n)
+			t.inChunks.release(c)
+			return
+		}
+		m.lastKey = now
+	}
+	if m.closed || m.bytes+len(c.b) > m.limit {
+		m.mu.Unlock()
+		m.dropped.Add(n)
+		l.c.discarded.Add(n)
+		l.backend.c.discarded.Add(n)
+		t.inChunks.release(c)
+		return
+	}
+	m.q.push(span{c: c})
+	m.bytes += len(c.b)
+	m.ready.Signal()
+	m.mu.Unlock()
+	l.c.in.Add(n)
+	l.backend.c.in.Add(n)
+}
+
+// frontendWriteLoop is the single frontend writer. It writes each queued
+// input chunk whole to whichever device is the frontend; when a write
+// fails because the frontend was swapped or lost, the rest of the chunk
+// goes to the next device.
+func (t *Tee) frontendWriteLoop() {
+	defer t.wg.Done()
+	m := &t.input
+	for {
+		m.mu.Lock()
+		for m.q.len() == 0 && !m.closed {
+			m.ready.Wait()
+		}
+		if m.closed {
+			for m.q.len() > 0 {
+				t.inChunks.release(m.q.pop().c)
+			}
+			m.bytes = 0
+			m.mu.Unlock()
+			return
+		}
+		b := m.q.front().bytes()
+		m.writing = true
+		m.mu.Unlock()
+
+		dev, gen := t.front.wait()
+		n, err := 0, error(nil)
+		if dev != nil {
+			n, err = dev.Write(b)
+		}
+
+		m.mu.Lock()
+		m.writing = false
+		if n > 0 {
+			s := m.q.front()
+			s.skip += n
+			m.bytes -= n
+			if s.skip == len(s.c.b) {
+				t.inChunks.release(m.q.pop().c)
+			}
+		}
+		m.mu.Unlock()
+		if n > 0 {
+			t.front.bytesIn.Add(uint64(n))
+			t.recordInput(b[:n])
+		}
+		if dev == nil {
+			continue // closing: the loop top sees it
+		}
+		if err != nil {
+			t.frontendWriteFailed(gen, err)
+		}
+	}
+}
+
+// frontendWriteFailed closes the frontend if it is still the one that
+// failed, so its reader fails too and the frontend loop reconnects. A
+// device already replaced (swap, failover) is left alone.
+func (t *Tee) frontendWriteFailed(gen uint64, err error) {
+	f := &t.front
+	f.mu.Lock()
+	var dev chardev.Chardev
+	if f.gen == gen {
+		dev = f.dev
+		f.lastErr = "write: " + err.Error()
+	}
+	f.mu.Unlock()
+	if dev != nil {
+		dev.Close()
+		// Wait for the frontend loop to notice, rather than spin on a
+		// closed device.
+		f.mu.Lock()
+		for f.gen == gen && !f.closed {
+			f.up.Wait()
+		}
+		f.mu.Unlock()
+	}
+}
+
+// recordInput hands what reached the frontend to legs that log input.
+func (t *Tee) recordInput(p []byte) {
+	for _, l := range t.view.Load().legs {
+		if l.recorder != nil {
+			if err := l.recorder.RecordInput(p); err != nil {
+				l.fail(fmt.Errorf("record input: %w", err))
+			}
+		}
+	}
+}
+
+// PurgeInput discards input queued for the frontend and not yet written
+// (RFC 2217 PURGE-DATA). A chunk being written is finished.
+func (t *Tee) PurgeInput() {
+	m := &t.input
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keep := 0
+	if m.writing {
+		keep = 1
+	}
+	for m.q.len() > keep {
+		// Pop from the tail side by rebuilding: purges are rare.
+		spans := m.q.drain()
+		for i, s := range spans {
+			if i < keep {
+				m.q.push(s)
+				continue
+			}
+			m.bytes -= len(s.c.b) - s.skip
+			m.dropped.Add(uint64(len(s.c.b) - s.skip))
+			t.inChunks.release(s.c)
+		}
+	}
+}
+
+// legControl is the chardev.Control a leg's device gets: the tee's
+// operations, with the leg's permissions enforced.
+type legControl struct {
+	t *Tee
+	l *leg
+}
+
+var _ chardev.Control = (*legControl)(nil)
+
+func (c *legControl) SetLineSettings(ls chardev.LineSettings) error {
+	if !c.l.opts.Control {
+		return fmt.Errorf("line settings from %s: %w", c.l.name, chardev.ErrNotPermitted)
+	}
+	return c.t.SetLineSettings(ls)
+}
+
+func (c *legControl) LineSettings() chardev.LineSettings { return c.t.LineSettings() }
+
+func (c *legControl) SetModemLines(dtr, rts *bool) error {
+	if !c.l.opts.Control {
+		return fmt.Errorf("modem lines from %s: %w", c.l.name, chardev.ErrNotPermitted)
+	}
+	return c.t.SetModemLines(dtr, rts)
+}
+
+func (c *legControl) ModemStatus() (chardev.ModemStatus, error) { return c.t.ModemStatus() }
+
+func (c *legControl) Break(d time.Duration) error {
+	if !c.l.opts.Input {
+		return fmt.Errorf("break from %s: %w", c.l.name, chardev.ErrNotPermitted)
+	}
+	if c.t.input.mode == Exclusive {
+		m := &c.t.input
+		m.mu.Lock()
+		h := m.holderLocked(time.Now())
+		m.mu.Unlock()
+		if h != nil && h != c.l {
+			return fmt.Errorf("break from %s: write lock held by %s: %w", c.l.name, h.name, chardev.ErrNotPermitted)
+		}
+	}
+	return c.t.SendBreak(d)
+}
+
+func (c *legControl) PurgeInput() {
+	if c.l.opts.Input {
+		c.t.PurgeInput()
+	}
+}
+
+func (c *legControl) TakeWriteLock() error {
+	m := &c.t.input
+	if m.mode != Exclusive {
+		return nil
+	}
+	if !c.l.opts.Input {
+		return fmt.Errorf("write lock for %s: %w", c.l.name, chardev.ErrNotPermitted)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	if h := m.holderLocked(now); h != nil && h != c.l {
+		return fmt.Errorf("write lock held by %s: %w", h.name, chardev.ErrNotPermitted)
+	}
+	m.holder, m.lastKey = c.l, now
+	c.t.emit(Event{Kind: EventWriteLock, Backend: c.l.backend.name, Leg: c.l.name, Reason: "taken"})
+	return nil
+}
+
+func (c *legControl) ReleaseWriteLock() {
+	m := &c.t.input
+	m.mu.Lock()
+	released := m.holder == c.l
+	if released {
+		m.holder = nil
+	}
+	m.mu.Unlock()
+	if released {
+		c.t.emit(Event{Kind: EventWriteLock, Backend: c.l.backend.name, Leg: c.l.name, Reason: "released"})
+	}
+}
+
+func (c *legControl) Status() string { return c.t.StatusText() }
+
+// StatusText is a short human summary: frontend, legs, write lock.
+func (t *Tee) StatusText() string {
+	st := t.Stats()
+	var b strings.Builder
+	fmt.Fprintf(&b, "tee %s: frontend %s", st.Name, st.Frontend.Device)
+	if st.Frontend.Up {
+		b.WriteString(" (up)")
+	} else {
+		fmt.Fprintf(&b, " (down: %s)", st.Frontend.LastError)
+	}
+	fmt.Fprintf(&b, ", line %s, input %s", t.LineSettings(), st.InputMode)
+	if st.WriteLock != "" {
+		fmt.Fprintf(&b, ", write lock: %s", st.WriteLock)
+	}
+	fmt.Fprintf(&b, "\r\n%d legs:", len(st.Legs))
+	for _, l := range st.Legs {
+		fmt.Fprintf(&b, " %s", l.Name)
+		if l.Peer != "" {
+			fmt.Fprintf(&b, "(%s)", l.Peer)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,287 @@
+package tee
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"chartee/chardev"
+)
+
+// A leg is one attached device on the output side: its own bounded queue
+// of shared chunks, its own writer goroutine, and a reader goroutine that
+// feeds what the device sends into the tee's input merge.
+type leg struct {
+	t       *Tee
+	id      uint64
+	name    string
+	backend *backend
+	opts    LegOptions
+	dev     chardev.Chardev
+	peer    string
+	since   time.Time
+
+	recorder chardev.InputRecorder // nil unless the device logs input
+	observer chardev.LineObserver  // nil unless the device wants line changes
+
+	mu        sync.Mutex
+	dataReady sync.Cond // writer waits for chunks
+	spaceFree sync.Cond // a blocked frontend read waits for room
+	q         spanQueue
+	queued    int    // bytes in q
+	next      uint64 // stream offset of the next byte to write
+	end       uint64 // bytes at or past end are not for this leg
+	held      bool   // writer paused: new leg of a handover waiting for the old
+	swapping  bool   // a swap owns this leg's end of life
+	overlapAt uint64 // overlap swap: cut as soon as idle at or past this offset
+	overlap   bool
+	failed    error
+	dropping  bool // in an overflow episode (for the drop event)
+	wbacking  [][]byte
+	wbufs     net.Buffers
+
+	writerDone chan struct{} // closed when the write loop has returned
+	readerDone chan struct{} // closed when the read loop has returned
+	gone       chan struct{} // closed when the leg is fully removed
+
+	c legCounters
+}
+
+// legCounters are read by Stats without locks.
+type legCounters struct {
+	out       atomic.Uint64 // bytes written to the device
+	in        atomic.Uint64 // bytes accepted from it into the frontend
+	dropped   atomic.Uint64 // output bytes dropped on overflow
+	discarded atomic.Uint64 // input bytes discarded (no input right, lock held elsewhere, buffer full)
+	queued    atomic.Int64
+	first     atomic.Uint64
+	next      atomic.Uint64
+}
+
+var (
+	errDetached     = errors.New("detached")
+	errTeeClosed    = errors.New("tee closed")
+	errOverflow     = errors.New("queue overflow (on_overflow: disconnect)")
+	errDrainTimeout = errors.New("drain timed out")
+	errSwappedOut   = errors.New("swapped out")
+)
+
+// maxBatch bounds how many queued spans one write hands to the device.
+const maxBatch = 64
+
+func newLeg(t *Tee, b *backend, dev chardev.Chardev, opts LegOptions, at uint64) *leg {
+	l := &leg{
+		t: t, backend: b, opts: opts, dev: dev, since: time.Now(),
+		next: at, end: math.MaxUint64,
+		writerDone: make(chan struct{}), readerDone: make(chan struct{}), gone: make(chan struct{}),
+	}
+	l.dataReady.L = &l.mu
+	l.spaceFree.L = &l.mu
+	if p, ok := dev.(chardev.Peer); ok {
+		l.peer = p.Peer()
+	}
+	if r, ok := dev.(chardev.InputRecorder); ok {
+		l.recorder = r
+	}
+	if o, ok := dev.(chardev.LineObserver); ok {
+		l.observer = o
+	}
+	l.c.first.Store(at)
+	l.c.next.Store(at)
+	return l
+}
+
+// offer queues c for this leg unless the leg is cut before c, failed, or
+// full. It runs under the tee lock; it reports whether the caller must wait
+// for room (block policy) and retry with pushBlocking outside that lock.
+func (l *leg) offer(c *chunk) (mustWait bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed != nil || c.off >= l.end {
+		return false
+	}
+	if l.queued > 0 && l.queued+len(c.b) > l.opts.queueLimit() {
+		switch l.opts.Overflow {
+		case Block:
+			return true
+		case Disconnect:
+			l.failLocked(errOverflow)
+			return false
+		default:
+			l.c.dropped.Add(uint64(len(c.b)))
+			l.backend.c.dropped.Add(uint64(len(c.b)))
+			if !l.dropping {
+				l.dropping = true
+				l.t.emit(Event{Kind: EventDrop, Backend: l.backend.name, Leg: l.name, Offset: c.off,
+					Reason: "queue full, dropping output for this leg"})
+			}
+			return false
+		}
+	}
+	l.dropping = false
+	l.pushLocked(c)
+	return false
+}
+
+// pushBlocking waits for room and queues c (block policy). The stream
+// offset of c was fixed under the tee lock, so a swap that cut this leg in
+// the meantime still counts c as owed when c.off is before the cut.
+func (l *leg) pushBlocking(c *chunk) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.failed == nil && c.off < l.end && l.queued > 0 && l.queued+len(c.b) > l.opts.queueLimit() {
+		l.spaceFree.Wait()
+	}
+	if l.failed != nil || c.off >= l.end {
+		return
+	}
+	l.pushLocked(c)
+}
+
+func (l *leg) pushLocked(c *chunk) {
+	c.refs.Add(1)
+	l.q.push(span{c: c})
+	l.queued += len(c.b)
+	l.c.queued.Store(int64(l.queued))
+	l.dataReady.Signal()
+}
+
+// fail marks the leg failed and closes its device, which unblocks its
+// reader and any write in progress; the write loop then finishes the leg.
+func (l *leg) fail(err error) {
+	l.mu.Lock()
+	l.failLocked(err)
+	l.mu.Unlock()
+}
+
+func (l *leg) failLocked(err error) {
+	if l.failed != nil {
+		return
+	}
+	l.failed = err
+	l.dataReady.Broadcast()
+	l.spaceFree.Broadcast()
+	// Closing may block on some devices; never do it under our lock.
+	l.t.wg.Add(1)
+	go func() {
+		defer l.t.wg.Done()
+		l.dev.Close()
+	}()
+}
+
+func (l *leg) failure() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
+}
+
+// legWriteLoop is the leg's writer: it hands batches of queued chunks to
+// the device (as one writev where the device supports it) until the leg
+// fails or reaches its cut.
+func (l *leg) legWriteLoop() {
+	defer close(l.writerDone)
+	for {
+		l.mu.Lock()
+		for l.failed == nil && !l.cutReachedLocked() && (l.q.len() == 0 || l.held) {
+			l.dataReady.Wait()
+		}
+		if l.failed != nil || l.cutReachedLocked() {
+			l.mu.Unlock()
+			return
+		}
+		l.wbufs = l.wbacking[:0]
+		for i := 0; i < l.q.len() && i < maxBatch; i++ {
+			l.wbufs = append(l.wbufs, l.q.at(i).bytes())
+		}
+		l.wbacking = l.wbufs[:0]
+		l.mu.Unlock()
+
+		n, err := l.wbufs.WriteTo(l.dev)
+
+		l.mu.Lock()
+		l.consumeLocked(int(n))
+		if err != nil {
+			l.failLocked(fmt.Errorf("write: %w", err))
+		}
+		l.mu.Unlock()
+	}
+}
+
+// cutReachedLocked reports whether the leg has written everything it owes
+// before its cut. For an overlap swap it first makes the cut: as soon as
+// the leg is idle at or past the swap offset, it ends where it stands.
+func (l *leg) cutReachedLocked() bool {
+	if l.overlap && l.q.len() == 0 && l.next >= l.overlapAt && l.end == math.MaxUint64 {
+		l.end = l.next
+	}
+	return l.end != math.MaxUint64 && l.q.len() == 0 && l.next >= l.end
+}
+
+// consumeLocked retires n written bytes from the head of the queue.
+func (l *leg) consumeLocked(n int) {
+	if n == 0 {
+		return
+	}
+	l.c.out.Add(uint64(n))
+	l.backend.c.out.Add(uint64(n))
+	l.next += uint64(n)
+	l.c.next.Store(l.next)
+	l.queued -= n
+	l.c.queued.Store(int64(l.queued))
+	for n > 0 {
+		s := l.q.front()
+		rest := len(s.c.b) - s.skip
+		if n < rest {
+			s.skip += n
+			break
+		}
+		n -= rest
+		l.t.chunks.release(l.q.pop().c)
+	}
+	l.spaceFree.Broadcast()
+}
+
+// takeOwed removes and returns the spans not yet written (for a handover)
+// and the number of bytes in them.
+func (l *leg) takeOwed() ([]span, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	owed := uint64(l.queued)
+	spans := l.q.drain()
+	l.queued = 0
+	l.c.queued.Store(0)
+	l.spaceFree.Broadcast()
+	return spans, owed
+}
+
+// releaseQueue drops every queued chunk reference.
+func (l *leg) releaseQueue() {
+	spans, _ := l.takeOwed()
+	for _, s := range spans {
+		l.t.chunks.release(s.c)
+	}
+}
+
+// legReadLoop reads what the device sends and feeds it to the input merge.
+// A read error or EOF fails the leg (a client hung up).
+func (l *leg) legReadLoop() {
+	defer close(l.readerDone)
+	for {
+		c := l.t.inChunks.get()
+		n, err := l.dev.Read(c.buf)
+		if n > 0 {
+			c.b = c.buf[:n]
+			l.t.acceptInput(l, c)
+		} else {
+			l.t.inChunks.release(c)
+		}
+		if err != nil {
+			l.fail(fmt.Errorf("read: %w", err))
+			return
+		}
+	}
+}

@@ -1,0 +1,346 @@
+package tee
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"chartee/chardev"
+	"chartee/chardev/memdev"
+)
+
+// modelDev is one device a backend has had, and the part of the stream it
+// is owed: from start on (until the next device's start, for a chain).
+type modelDev struct {
+	dev   *memdev.Device
+	start uint64
+	dead  bool // its writes were made to fail: it holds a prefix only
+	// overlapEnd is set when the next device came by an overlap swap:
+	// this one may run past the next one's start.
+	overlap bool
+}
+
+type modelBackend struct {
+	name     string
+	opts     LegOptions
+	chain    []*modelDev
+	stalled  bool
+	detached bool
+	tokens   int // input tokens typed
+}
+
+func (b *modelBackend) cur() *modelDev { return b.chain[len(b.chain)-1] }
+
+type model struct {
+	h        *harness
+	opener   chardev.Opener
+	fronts   []*memdev.Device
+	stream   []byte
+	backends []*modelBackend
+	n        int
+}
+
+func (m *model) front() *memdev.Device { return m.fronts[len(m.fronts)-1] }
+
+func (m *model) live() []*modelBackend {
+	var out []*modelBackend
+	for _, b := range m.backends {
+		if !b.detached && !b.cur().dead {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// emit feeds output and waits until the tee has fanned all of it out, so
+// the model's stream length is the tee's offset between actions.
+func (m *model) emit(t *rapid.T, p []byte) {
+	m.stream = append(m.stream, p...)
+	m.front().Feed(p)
+	want := uint64(len(m.stream))
+	deadline := time.Now().Add(wait)
+	for m.h.tee.Offset() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("tee offset %d, want %d", m.h.tee.Offset(), want)
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+func TestPropertyStreamInvariants(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		h := newHarness(t, Options{
+			ReadSize: 512, DrainTimeout: 100 * time.Millisecond,
+			Reconnect: Backoff{Initial: time.Millisecond, Max: 2 * time.Millisecond},
+		})
+		defer h.tee.Close()
+		m := &model{h: h, opener: h.open, fronts: []*memdev.Device{h.front}}
+
+		rt.Repeat(map[string]func(*rapid.T){
+			"": func(t *rapid.T) {},
+			"emit": func(t *rapid.T) {
+				n := rapid.IntRange(1, 1500).Draw(t, "n")
+				m.emit(t, pattern(n, len(m.stream)))
+			},
+			"attach": func(t *rapid.T) {
+				if len(m.live()) >= 6 {
+					t.Skip("enough legs")
+				}
+				m.n++
+				b := &modelBackend{name: fmt.Sprintf("b%d", m.n), opts: LegOptions{
+					Overflow: rapid.SampledFrom([]Overflow{Drop, Block}).Draw(t, "policy"),
+					Queue:    rapid.SampledFrom([]int{700, 4096, 1 << 20}).Draw(t, "queue"),
+					Input:    rapid.Bool().Draw(t, "input"),
+				}}
+				d := memdev.New(b.name)
+				if err := h.tee.Attach(context.Background(), b.name, b.opts, memdev.Opener(nil, d)); err != nil {
+					t.Fatal(err)
+				}
+				b.chain = []*modelDev{{dev: d, start: uint64(len(m.stream))}}
+				m.backends = append(m.backends, b)
+			},
+			"detach": func(t *rapid.T) {
+				live := m.live()
+				if len(live) == 0 {
+					t.Skip("no legs")
+				}
+				b := rapid.SampledFrom(live).Draw(t, "leg")
+				if err := h.tee.Detach(b.name); err != nil {
+					t.Fatal(err)
+				}
+				b.detached = true
+			},
+			"stall": func(t *rapid.T) {
+				var drops []*modelBackend
+				for _, b := range m.live() {
+					if b.opts.Overflow == Drop {
+						drops = append(drops, b)
+					}
+				}
+				if len(drops) == 0 {
+					t.Skip("no drop legs")
+				}
+				b := rapid.SampledFrom(drops).Draw(t, "leg")
+				b.cur().dev.Stall()
+				b.stalled = true
+			},
+			"resume": func(t *rapid.T) {
+				for _, b := range m.live() {
+					if b.stalled {
+						b.cur().dev.Resume()
+						b.stalled = false
+					}
+				}
+			},
+			"kill": func(t *rapid.T) {
+				live := m.live()
+				if len(live) == 0 {
+					t.Skip("no legs")
+				}
+				b := rapid.SampledFrom(live).Draw(t, "leg")
+				b.cur().dev.FailWrites(errors.New("peer reset"))
+				b.cur().dead = true
+			},
+			"swap": func(t *rapid.T) {
+				live := m.live()
+				if len(live) == 0 {
+					t.Skip("no legs")
+				}
+				b := rapid.SampledFrom(live).Draw(t, "leg")
+				mode := rapid.SampledFrom([]SwapMode{Handover, Overlap}).Draw(t, "mode")
+				if b.stalled && rapid.Bool().Draw(t, "old dies") {
+					// The stalled old leg never drains: a dead disk.
+				} else if b.stalled {
+					b.cur().dev.Resume()
+					b.stalled = false
+				}
+				nd := memdev.New(fmt.Sprintf("%s.%d", b.name, len(b.chain)))
+				rep, err := h.tee.Swap(context.Background(), b.name, memdev.Opener(nil, nd), SwapOptions{Mode: mode})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep.Cut != uint64(len(m.stream)) {
+					t.Fatalf("cut %d, stream %d", rep.Cut, len(m.stream))
+				}
+				start := rep.NewStart
+				if mode == Handover && rep.Handed == 0 && start != rep.Cut {
+					t.Fatalf("nothing handed over but new leg starts at %d, cut %d", start, rep.Cut)
+				}
+				if mode == Overlap {
+					b.cur().overlap = true
+				}
+				b.stalled = false
+				b.chain = append(b.chain, &modelDev{dev: nd, start: start})
+			},
+			"type": func(t *rapid.T) {
+				live := m.live()
+				if len(live) == 0 {
+					t.Skip("no legs")
+				}
+				b := rapid.SampledFrom(live).Draw(t, "leg")
+				tok := fmt.Sprintf("<%s:%d>", b.cur().dev.Name, b.tokens)
+				if !b.opts.Input {
+					tok = "XXXXXXXX" // must never reach the frontend
+				}
+				b.tokens++
+				b.cur().dev.Feed([]byte(tok))
+			},
+			"frontend-swap": func(t *rapid.T) {
+				nf := memdev.New(fmt.Sprintf("front%d", len(m.fronts)))
+				op := memdev.Opener(nil, nf)
+				if _, err := h.tee.SwapFrontend(context.Background(), op); err != nil {
+					t.Fatal(err)
+				}
+				m.fronts = append(m.fronts, nf)
+				// The swapped-in device's opener is now the primary:
+				// later reconnects come from it.
+				m.opener = op
+			},
+			"frontend-fail": func(t *rapid.T) {
+				before := h.tee.Stats().Frontend.Reconnects
+				nf := memdev.New(fmt.Sprintf("front%d", len(m.fronts)))
+				memdev.Add(m.opener, nf)
+				m.front().FailReads(errors.New("vanished"))
+				m.fronts = append(m.fronts, nf)
+				deadline := time.Now().Add(wait)
+				for st := h.tee.Stats(); st.Frontend.Reconnects == before || !st.Frontend.Up; st = h.tee.Stats() {
+					if time.Now().After(deadline) {
+						t.Fatal("frontend did not reconnect")
+					}
+					time.Sleep(100 * time.Microsecond)
+				}
+			},
+		})
+
+		m.check(rt)
+	})
+}
+
+// check quiesces the tee and verifies every invariant.
+func (m *model) check(t *rapid.T) {
+	for _, b := range m.live() {
+		if b.stalled {
+			b.cur().dev.Resume()
+		}
+	}
+	end := uint64(len(m.stream))
+	deadline := time.Now().Add(wait)
+	for {
+		settled := true
+		st := m.h.tee.Stats()
+		for _, l := range st.Legs {
+			if l.QueueBytes != 0 {
+				settled = false
+			}
+		}
+		if settled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("legs did not settle: %+v", st.Legs)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	backendStats := map[string]BackendStats{}
+	for _, bs := range m.h.tee.Stats().Backends {
+		backendStats[bs.Name] = bs
+	}
+	for _, b := range m.backends {
+		var written uint64
+		for i, d := range b.chain {
+			got := d.dev.Written()
+			written += uint64(len(got))
+			owedEnd := end
+			if i+1 < len(b.chain) {
+				owedEnd = b.chain[i+1].start
+			}
+			if b.detached || d.dead || d.overlap {
+				owedEnd = max(owedEnd, d.start+uint64(len(got)))
+			}
+			owed := m.stream[d.start:min(owedEnd, end)]
+			switch {
+			case b.opts.Overflow == Block && !d.dead && !b.detached && !d.overlap:
+				// Lossless, and a handover chain joins without gap or
+				// repeat: each device has exactly its part.
+				if !bytes.Equal(got, owed) {
+					t.Fatalf("%s: block leg %s got %d bytes, owed %d (start %d)", b.name, d.dev.Name, len(got), len(owed), d.start)
+				}
+			case b.opts.Overflow == Block:
+				// Died, detached or overlapped: a prefix of what it was owed.
+				if !bytes.HasPrefix(owed, got) {
+					t.Fatalf("%s: %s is not a prefix of its stream", b.name, d.dev.Name)
+				}
+			default:
+				if !isSubsequence(got, owed) {
+					t.Fatalf("%s: drop leg %s is not an in-order subsequence: got %d bytes %v..., owed %d bytes from %d: %v...", b.name, d.dev.Name, len(got), got[:min(8, len(got))], len(owed), d.start, owed[:min(8, len(owed))])
+				}
+			}
+		}
+		// Drops account for every missing byte of a live drop chain.
+		if !b.detached && !b.cur().dead && b.opts.Overflow == Drop && !anyOverlap(b) {
+			bs := backendStats[b.name]
+			if bs.BytesOut != written || written+bs.Dropped != end-b.chain[0].start {
+				t.Fatalf("%s: written %d (stats %d) + dropped %d != %d", b.name, written, bs.BytesOut, bs.Dropped, end-b.chain[0].start)
+			}
+		}
+	}
+	m.checkInput(t)
+}
+
+func anyOverlap(b *modelBackend) bool {
+	for _, d := range b.chain {
+		if d.overlap {
+			return true
+		}
+	}
+	return false
+}
+
+// checkInput: no byte from an input-disabled leg reached a frontend, every
+// token arrived whole, and each leg's tokens kept their order.
+func (m *model) checkInput(t *rapid.T) {
+	var all []byte
+	for _, f := range m.fronts {
+		all = append(all, f.Written()...)
+	}
+	s := string(all)
+	if strings.Contains(s, "X") {
+		t.Fatalf("input from a read-only leg reached the frontend: %q", s)
+	}
+	last := map[string]int{}
+	for len(s) > 0 {
+		if s[0] != '<' {
+			t.Fatalf("split input token at %q", s)
+		}
+		end := strings.IndexByte(s, '>')
+		if end < 0 {
+			t.Fatalf("split input token at %q", s)
+		}
+		var name string
+		var n int
+		if _, err := fmt.Sscanf(strings.ReplaceAll(s[1:end], ":", " "), "%s %d", &name, &n); err != nil {
+			t.Fatalf("bad token %q", s[:end+1])
+		}
+		if prev, ok := last[name]; ok && n <= prev {
+			t.Fatalf("input from %s out of order: %d after %d", name, n, prev)
+		}
+		last[name] = n
+		s = s[end+1:]
+	}
+}
+
+func isSubsequence(got, all []byte) bool {
+	i := 0
+	for _, c := range all {
+		if i < len(got) && got[i] == c {
+			i++
+		}
+	}
+	return i == len(got)
+}

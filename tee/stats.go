@@ -1,0 +1,131 @@
+package tee
+
+import "time"
+
+type swapKind int
+
+const (
+	swapLeg swapKind = iota
+	swapSource
+	swapFrontend
+	swapFailover
+	swapKinds
+)
+
+var swapKindNames = [swapKinds]string{"leg", "source", "frontend", "failover"}
+
+// LegStats are one leg's live counters.
+type LegStats struct {
+	Name        string    `json:"name"`
+	Backend     string    `json:"backend"`
+	Peer        string    `json:"peer,omitempty"`
+	Since       time.Time `json:"since"`
+	BytesOut    uint64    `json:"bytes_out"`
+	BytesIn     uint64    `json:"bytes_in"`
+	Dropped     uint64    `json:"dropped_bytes"`
+	Discarded   uint64    `json:"input_discarded_bytes"`
+	QueueBytes  int64     `json:"queue_bytes"`
+	FirstOffset uint64    `json:"first_offset"`
+	NextOffset  uint64    `json:"next_offset"`
+}
+
+// BackendStats are a backend's counters, cumulative over every leg it has
+// had (so they never go down when clients leave), plus its live legs.
+type BackendStats struct {
+	Name       string `json:"name"`
+	Source     string `json:"source,omitempty"`
+	Input      bool   `json:"input"`
+	Overflow   string `json:"on_overflow"`
+	Legs       int    `json:"legs"`
+	BytesOut   uint64 `json:"bytes_out"`
+	BytesIn    uint64 `json:"bytes_in"`
+	Dropped    uint64 `json:"dropped_bytes"`
+	Discarded  uint64 `json:"input_discarded_bytes"`
+	QueueBytes int64  `json:"queue_bytes"`
+}
+
+// FrontendStats describe the frontend.
+type FrontendStats struct {
+	Up           bool   `json:"up"`
+	Device       string `json:"device"`
+	Candidate    int    `json:"candidate"`
+	LastError    string `json:"last_error,omitempty"`
+	BytesOut     uint64 `json:"bytes_out"`
+	BytesIn      uint64 `json:"bytes_in"`
+	Reconnects   uint64 `json:"reconnects"`
+	Failovers    uint64 `json:"failovers"`
+	InputDropped uint64 `json:"input_dropped_bytes"`
+	InputPending int    `json:"input_pending_bytes"`
+}
+
+// SwapCount counts swaps of one kind and result.
+type SwapCount struct {
+	Kind   string `json:"kind"`
+	Result string `json:"result"`
+	Count  uint64 `json:"count"`
+}
+
+// Stats is a snapshot of a tee.
+type Stats struct {
+	Name      string         `json:"name"`
+	Offset    uint64         `json:"offset"`
+	InputMode string         `json:"input"`
+	WriteLock string         `json:"write_lock,omitempty"`
+	Frontend  FrontendStats  `json:"frontend"`
+	Backends  []BackendStats `json:"backends"`
+	Legs      []LegStats     `json:"legs"`
+	Swaps     []SwapCount    `json:"swaps"`
+}
+
+// Stats reads the live counters. Counters are atomics and the leg list is
+// an immutable snapshot, so a scrape never takes the tee lock.
+func (t *Tee) Stats() Stats {
+	v := t.view.Load()
+	st := Stats{Name: t.opts.Name, Offset: t.Offset(), InputMode: t.input.mode.String()}
+	f := &t.front
+	f.mu.Lock()
+	st.Frontend = FrontendStats{
+		Up: f.dev != nil, Device: f.desc, Candidate: f.current, LastError: f.lastErr,
+	}
+	f.mu.Unlock()
+	st.Frontend.BytesOut = f.bytesOut.Load()
+	st.Frontend.BytesIn = f.bytesIn.Load()
+	st.Frontend.Reconnects = f.reconnects.Load()
+	st.Frontend.Failovers = f.failovers.Load()
+	st.Frontend.InputDropped = t.input.dropped.Load()
+	m := &t.input
+	m.mu.Lock()
+	st.Frontend.InputPending = m.bytes
+	if h := m.holderLocked(time.Now()); h != nil {
+		st.WriteLock = h.name
+	}
+	m.mu.Unlock()
+
+	legsOf := map[*backend]int{}
+	queued := map[*backend]int64{}
+	for _, l := range v.legs {
+		ls := LegStats{
+			Name: l.name, Backend: l.backend.name, Peer: l.peer, Since: l.since,
+			BytesOut: l.c.out.Load(), BytesIn: l.c.in.Load(), Dropped: l.c.dropped.Load(),
+			Discarded: l.c.discarded.Load(), QueueBytes: l.c.queued.Load(),
+			FirstOffset: l.c.first.Load(), NextOffset: l.c.next.Load(),
+		}
+		st.Legs = append(st.Legs, ls)
+		legsOf[l.backend]++
+		queued[l.backend] += ls.QueueBytes
+	}
+	for _, bv := range v.backends {
+		b := bv.b
+		st.Backends = append(st.Backends, BackendStats{
+			Name: b.name, Source: bv.source, Input: bv.opts.Input, Overflow: bv.opts.Overflow.String(),
+			Legs: legsOf[b], BytesOut: b.c.out.Load(), BytesIn: b.c.in.Load(), Dropped: b.c.dropped.Load(),
+			Discarded: b.c.discarded.Load(), QueueBytes: queued[b],
+		})
+	}
+	for k := range swapKinds {
+		st.Swaps = append(st.Swaps,
+			SwapCount{Kind: swapKindNames[k], Result: "ok", Count: t.swapsOK[k].Load()},
+			SwapCount{Kind: swapKindNames[k], Result: "error", Count: t.swapsKO[k].Load()})
+	}
+	return st
+}

@@ -1,0 +1,537 @@
+// Package tee is chartee's engine: it joins one frontend device to any
+// number of legs, fans the frontend's output out to every leg through a
+// bounded per-leg queue of shared chunks, merges the legs' input back into
+// the frontend, and swaps any leg — or the frontend — while the others keep
+// running.
+//
+// Every output byte has a 64-bit stream offset. The tee lock (Tee.mu) is
+// held only while a chunk gets its offset and is offered to the legs, and
+// while the set of legs changes; a swap cuts the stream under that lock, so
+// "the old leg gets every byte before X and the new leg every byte from X"
+// is exact. Writers never hold it: each leg has its own writer goroutine,
+// so one slow or dead leg slows no one unless its policy is block. See
+// docs/DESIGN.md for the queues, locks and swap protocol.
+//
+// The engine knows devices only through package chardev; it never imports
+// a concrete backend.
+package tee
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"chartee/chardev"
+)
+
+// ErrClosed is returned by operations on a closed tee.
+var ErrClosed = errors.New("tee: closed")
+
+// ErrNotFound is returned (wrapped) when a backend name is unknown.
+var ErrNotFound = errors.New("no such backend")
+
+// ErrExists is returned (wrapped) when a backend name is taken.
+var ErrExists = errors.New("backend name already in use")
+
+// A backend is a named group of legs with shared options: one leg for a
+// single-stream device, one leg per client for a source.
+type backend struct {
+	name   string
+	opts   LegOptions
+	source chardev.Source // nil for a single-stream backend
+	legs   []*leg
+	seq    uint64
+
+	acceptDone chan struct{} // closed when the current accept loop returns
+
+	c legCounters // cumulative over every leg it ever had
+}
+
+// view is an immutable snapshot of the legs and backends, swapped in on
+// every change, so stats and observers read them without locks.
+type view struct {
+	legs     []*leg
+	backends []backendView
+}
+
+// backendView is a backend as of the last change: its options and source
+// address are copied so readers need no lock.
+type backendView struct {
+	b      *backend
+	opts   LegOptions
+	source string
+}
+
+// Tee joins one frontend to many legs. Create it with New; it runs until
+// Close.
+type Tee struct {
+	opts     Options
+	chunks   *chunkPool
+	inChunks *chunkPool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// mu is the tee lock: stream offset, scrollback, legs and backends.
+	mu       sync.Mutex
+	closed   bool
+	offset   uint64
+	scroll   scrollback
+	legs     []*leg
+	backends map[string]*backend
+	pending  []*leg
+	nextLeg  uint64
+	view     atomic.Pointer[view]
+	offsetA  atomic.Uint64
+
+	front   frontendState
+	swapCh  chan *frontendSwap
+	input   inputMerge
+	events  eventHub
+	swapsOK [swapKinds]atomic.Uint64
+	swapsKO [swapKinds]atomic.Uint64
+}
+
+// New starts a tee. The frontend is opened in the background: a device
+// that is not there yet (a USB adapter not plugged in) is retried with
+// backoff, and its state shows in Stats and events.
+func New(opts Options) (*Tee, error) {
+	if opts.Frontend == nil {
+		return nil, errors.New("tee: a frontend is required")
+	}
+	opts = opts.withDefaults()
+	t := &Tee{
+		opts:     opts,
+		chunks:   newChunkPool(opts.ReadSize),
+		inChunks: newChunkPool(4 << 10),
+		backends: map[string]*backend{},
+		swapCh:   make(chan *frontendSwap),
+	}
+	t.scroll = newScrollback(opts.Scrollback, t.chunks)
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.view.Store(&view{})
+	t.front.init(opts)
+	t.input.init(opts)
+	t.wg.Add(2)
+	go t.frontendLoop()
+	go t.frontendWriteLoop()
+	return t, nil
+}
+
+// Name is the tee's name.
+func (t *Tee) Name() string { return t.opts.Name }
+
+// Offset is the stream offset of the next output byte: every byte before
+// it has been offered to every leg (queued, or dropped and counted).
+func (t *Tee) Offset() uint64 { return t.offsetA.Load() }
+
+// fanout gives chunk c its stream offset and offers it to every leg. Legs
+// with the block policy and a full queue are waited for after the tee lock
+// is released, so a swap or detach never waits behind a slow leg.
+func (t *Tee) fanout(c *chunk) {
+	t.mu.Lock()
+	c.off = t.offset
+	t.offset += uint64(len(c.b))
+	end := t.offset
+	t.scroll.write(c)
+	pending := t.pending[:0]
+	for _, l := range t.legs {
+		if l.offer(c) {
+			pending = append(pending, l)
+		}
+	}
+	t.pending = pending[:0]
+	if len(pending) > 0 {
+		// Another fanout cannot run until we return (one reader), but
+		// keep our own copy: t.pending is reused.
+		pending = slices.Clone(pending)
+	}
+	t.mu.Unlock()
+	for _, l := range pending {
+		l.pushBlocking(c)
+	}
+	t.offsetA.Store(end)
+	t.chunks.release(c)
+}
+
+func (t *Tee) publishLocked() {
+	v := &view{legs: slices.Clone(t.legs), backends: make([]backendView, 0, len(t.backends))}
+	for _, b := range t.backends {
+		bv := backendView{b: b, opts: b.opts}
+		if b.source != nil {
+			bv.source = b.source.Addr()
+		}
+		v.backends = append(v.backends, bv)
+	}
+	slices.SortFunc(v.backends, func(a, b backendView) int { return strings.Compare(a.b.name, b.b.name) })
+	t.view.Store(v)
+}
+
+func validName(name string) error {
+	if name == "" {
+		return errors.New("tee: a backend needs a name")
+	}
+	for _, r := range name {
+		if r < ' ' || r == '/' || r == '#' || r == 0x7f {
+			return fmt.Errorf("tee: backend name %q: no control characters, '/' or '#'", name)
+		}
+	}
+	return nil
+}
+
+// reserve claims a backend name before its device is opened, so two
+// attaches of one name cannot both succeed.
+func (t *Tee) reserve(name string, opts LegOptions) (*backend, error) {
+	if err := validName(name); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, ErrClosed
+	}
+	if _, ok := t.backends[name]; ok {
+		return nil, fmt.Errorf("tee %s: %q: %w", t.opts.Name, name, ErrExists)
+	}
+	b := &backend{name: name, opts: opts}
+	t.backends[name] = b
+	t.publishLocked()
+	return b, nil
+}
+
+func (t *Tee) unreserve(b *backend) {
+	t.mu.Lock()
+	if t.backends[b.name] == b {
+		delete(t.backends, b.name)
+		t.publishLocked()
+	}
+	t.mu.Unlock()
+}
+
+// Attach opens a single-stream device and attaches it as backend name. An
+// open error is returned and nothing changes.
+func (t *Tee) Attach(ctx context.Context, name string, opts LegOptions, open chardev.Opener) error {
+	b, err := t.reserve(name, opts)
+	if err != nil {
+		return err
+	}
+	dev, err := open.Open(ctx)
+	if err != nil {
+		t.unreserve(b)
+		return fmt.Errorf("tee %s: attach %s: %w", t.opts.Name, name, err)
+	}
+	if _, err := t.attachLeg(b, dev, opts, false); err != nil {
+		t.unreserve(b)
+		dev.Close()
+		return err
+	}
+	return nil
+}
+
+// AttachSource attaches a leg source (a listener) as backend name: every
+// client it accepts becomes a leg named "name#N".
+func (t *Tee) AttachSource(name string, opts LegOptions, src chardev.Source) error {
+	b, err := t.reserve(name, opts)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return ErrClosed
+	}
+	b.source = src
+	b.acceptDone = make(chan struct{})
+	done := b.acceptDone
+	t.publishLocked()
+	t.wg.Add(1)
+	t.mu.Unlock()
+	go t.acceptLoop(b, src, done)
+	t.emit(Event{Kind: EventAttach, Backend: name, Reason: "listening on " + src.Addr()})
+	return nil
+}
+
+// acceptLoop turns each client a source accepts into a leg, until the
+// source is closed or replaced.
+func (t *Tee) acceptLoop(b *backend, src chardev.Source, done chan struct{}) {
+	defer t.wg.Done()
+	defer close(done)
+	delay := 5 * time.Millisecond
+	for {
+		dev, err := src.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || t.ctx.Err() != nil {
+				return
+			}
+			// EMFILE and friends: back off rather than spin; the source
+			// is still ours until it is closed.
+			t.emit(Event{Kind: EventError, Backend: b.name, Reason: "accept: " + err.Error()})
+			select {
+			case <-time.After(delay):
+			case <-t.ctx.Done():
+				return
+			}
+			delay = min(2*delay, time.Second)
+			continue
+		}
+		delay = 5 * time.Millisecond
+		t.mu.Lock()
+		opts := b.opts
+		t.mu.Unlock()
+		if _, err := t.attachLeg(b, dev, opts, true); err != nil {
+			dev.Close()
+		}
+	}
+}
+
+// attachLeg adds a started leg for dev to backend b at the current offset,
+// with replay if asked.
+func (t *Tee) attachLeg(b *backend, dev chardev.Chardev, opts LegOptions, fromSource bool) (*leg, error) {
+	t.mu.Lock()
+	if t.closed || t.backends[b.name] != b {
+		t.mu.Unlock()
+		return nil, ErrClosed
+	}
+	l := t.newLegLocked(b, dev, opts, fromSource)
+	t.mu.Unlock()
+	t.startLeg(l)
+	t.emit(Event{Kind: EventAttach, Backend: b.name, Leg: l.name, Offset: l.c.first.Load(), Reason: l.peer})
+	return l, nil
+}
+
+// newLegLocked builds a leg starting at the current offset (minus replay)
+// and links it in; the caller starts it after releasing the tee lock.
+func (t *Tee) newLegLocked(b *backend, dev chardev.Chardev, opts LegOptions, fromSource bool) *leg {
+	var replay []byte
+	if opts.Replay > 0 {
+		replay = t.scroll.last(opts.Replay)
+	}
+	start := t.offset - uint64(len(replay))
+	l := newLeg(t, b, dev, opts, start)
+	t.nextLeg++
+	l.id = t.nextLeg
+	l.name = b.name
+	if fromSource {
+		b.seq++
+		l.name = fmt.Sprintf("%s#%d", b.name, b.seq)
+	}
+	if len(replay) > 0 {
+		c := newChunk(start, replay)
+		l.pushLocked(c)
+		c.refs.Add(-1) // newChunk's own reference; the queue holds one
+	}
+	t.legs = append(t.legs, l)
+	b.legs = append(b.legs, l)
+	t.publishLocked()
+	return l
+}
+
+// startLeg hands the device its control handle and starts the leg's
+// goroutines.
+func (t *Tee) startLeg(l *leg) {
+	if ca, ok := l.dev.(chardev.ControlAware); ok {
+		ca.SetControl(&legControl{t: t, l: l})
+	}
+	t.wg.Add(2)
+	go func() {
+		defer t.wg.Done()
+		l.legReadLoop()
+	}()
+	go t.runLeg(l)
+}
+
+// runLeg runs the leg's writer and, when it stops, removes the leg unless
+// a swap owns its end.
+func (t *Tee) runLeg(l *leg) {
+	defer t.wg.Done()
+	l.legWriteLoop()
+	l.mu.Lock()
+	swapping := l.swapping
+	l.mu.Unlock()
+	if !swapping {
+		t.finishLeg(l, nil)
+	}
+}
+
+// finishLeg closes the leg's device, waits for its reader, unlinks it and
+// releases what it still held. reason overrides the recorded failure.
+func (t *Tee) finishLeg(l *leg, reason error) {
+	if reason == nil {
+		reason = l.failure()
+	}
+	if reason == nil {
+		reason = errors.New("finished")
+	}
+	l.fail(reason)
+	<-l.writerDone
+	<-l.readerDone
+	t.mu.Lock()
+	t.legs = slices.DeleteFunc(t.legs, func(x *leg) bool { return x == l })
+	l.backend.legs = slices.DeleteFunc(l.backend.legs, func(x *leg) bool { return x == l })
+	t.publishLocked()
+	t.mu.Unlock()
+	l.releaseQueue()
+	t.input.legGone(l)
+	t.emit(Event{Kind: EventDetach, Backend: l.backend.name, Leg: l.name, Offset: l.c.next.Load(), Reason: reason.Error()})
+	close(l.gone)
+}
+
+// Detach removes backend name: its source stops accepting and all its legs
+// are closed. It returns when they are gone.
+func (t *Tee) Detach(name string) error {
+	t.mu.Lock()
+	b, ok := t.backends[name]
+	if !ok {
+		t.mu.Unlock()
+		return fmt.Errorf("tee %s: detach %q: %w", t.opts.Name, name, ErrNotFound)
+	}
+	delete(t.backends, name)
+	t.publishLocked()
+	src, done := b.source, b.acceptDone
+	legs := slices.Clone(b.legs)
+	t.mu.Unlock()
+	if src != nil {
+		src.Close()
+		<-done
+	}
+	for _, l := range legs {
+		l.fail(errDetached)
+	}
+	for _, l := range legs {
+		<-l.gone
+	}
+	return nil
+}
+
+// SwapSource replaces backend name's source (a listener moved to a new
+// address) while the clients it already accepted stay attached. opts, when
+// not nil, applies to legs accepted from now on.
+func (t *Tee) SwapSource(name string, src chardev.Source, opts *LegOptions) error {
+	t.mu.Lock()
+	b, ok := t.backends[name]
+	switch {
+	case t.closed:
+		t.mu.Unlock()
+		return ErrClosed
+	case !ok:
+		t.mu.Unlock()
+		return fmt.Errorf("tee %s: swap source %q: %w", t.opts.Name, name, ErrNotFound)
+	case b.source == nil:
+		t.mu.Unlock()
+		return fmt.Errorf("tee %s: swap source %q: backend is a single stream, not a source", t.opts.Name, name)
+	}
+	old, oldDone := b.source, b.acceptDone
+	b.source = src
+	b.acceptDone = make(chan struct{})
+	if opts != nil {
+		b.opts = *opts
+	}
+	done := b.acceptDone
+	t.publishLocked()
+	t.wg.Add(1)
+	t.mu.Unlock()
+	go t.acceptLoop(b, src, done)
+	old.Close()
+	<-oldDone
+	t.swapsOK[swapSource].Add(1)
+	t.emit(Event{Kind: EventSwap, Backend: name, Reason: fmt.Sprintf("source %s -> %s", old.Addr(), src.Addr())})
+	return nil
+}
+
+// Device returns the device of single-stream backend name (to read a ring
+// buffer, reopen a capture file).
+func (t *Tee) Device(name string) (chardev.Chardev, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b, ok := t.backends[name]
+	if !ok || b.source != nil || len(b.legs) == 0 {
+		return nil, false
+	}
+	return b.legs[len(b.legs)-1].dev, true
+}
+
+// Devices calls fn for every attached leg's device (SIGUSR1 reopen).
+func (t *Tee) Devices(fn func(backend string, dev chardev.Chardev)) {
+	for _, l := range t.view.Load().legs {
+		fn(l.backend.name, l.dev)
+	}
+}
+
+// Shutdown stops reading the frontend, lets every leg write what it was
+// already given (block legs lose nothing) until ctx ends, then closes.
+func (t *Tee) Shutdown(ctx context.Context) error {
+	t.front.stopReading(t)
+	t.mu.Lock()
+	legs := slices.Clone(t.legs)
+	for _, l := range legs {
+		l.mu.Lock()
+		if l.end == math.MaxUint64 {
+			l.end = t.offset
+		}
+		l.overlap = false
+		l.dataReady.Broadcast()
+		l.mu.Unlock()
+	}
+	t.mu.Unlock()
+	var err error
+	for _, l := range legs {
+		select {
+		case <-l.gone:
+		case <-l.writerDone:
+		case <-ctx.Done():
+			err = fmt.Errorf("tee %s: shutdown: %w", t.opts.Name, ctx.Err())
+		}
+	}
+	t.Close()
+	return err
+}
+
+// Close stops everything: the frontend, every source and leg. No goroutine
+// of the tee outlives it.
+func (t *Tee) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		t.wg.Wait()
+		return nil
+	}
+	t.closed = true
+	var sources []chardev.Source
+	var dones []chan struct{}
+	for _, b := range t.backends {
+		if b.source != nil {
+			sources = append(sources, b.source)
+			dones = append(dones, b.acceptDone)
+		}
+	}
+	legs := slices.Clone(t.legs)
+	t.mu.Unlock()
+
+	t.cancel()
+	for i, s := range sources {
+		s.Close()
+		<-dones[i]
+	}
+	for _, l := range legs {
+		l.fail(errTeeClosed)
+	}
+	for _, l := range legs {
+		<-l.gone
+	}
+	t.front.close()
+	t.input.close()
+	t.wg.Wait()
+	t.mu.Lock()
+	t.scroll.reset()
+	t.mu.Unlock()
+	t.events.closeAll()
+	return nil
+}
