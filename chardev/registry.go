@@ -107,3 +107,11 @@ func Describe(v any) string {
 	}
 	return fmt.Sprintf("%T", v)
 }
+
+// ControlGranter is implemented by specs of interactive types that have a
+// `control` key: whether clients of this backend may change the frontend's
+// line settings and modem lines (RFC 2217). The config layer turns it into
+// the leg's permission, which the engine enforces.
+type ControlGranter interface {
+	GrantsControl() bool
+}

@@ -238,6 +238,7 @@ func (t *Tee) reconnect(lost int, afterLoss bool) (chardev.Chardev, int, *fronte
 	bo := t.opts.Reconnect
 	delay := bo.Initial
 	first := true
+	lostAt := time.Now()
 	for {
 		f.mu.Lock()
 		cands := f.candidates
@@ -268,6 +269,7 @@ func (t *Tee) reconnect(lost int, afterLoss bool) (chardev.Chardev, int, *fronte
 					if i != lost {
 						f.failovers.Add(1)
 						t.swapsOK[swapFailover].Add(1)
+						t.swapTimes[swapFailover].observe(time.Since(lostAt))
 						kind = "failed over"
 					}
 					t.emit(Event{Kind: EventFrontendRestored, Offset: t.Offset(),
@@ -343,6 +345,7 @@ func (t *Tee) finishFrontendSwap(req *frontendSwap, applied bool) {
 		InputCarry: t.input.pendingBytes(), Elapsed: time.Since(req.start),
 	}
 	t.swapsOK[swapFrontend].Add(1)
+	t.swapTimes[swapFrontend].observe(rep.Elapsed)
 	t.emit(Event{Kind: EventFrontendSwap, Offset: rep.Offset, Reason: from + " -> " + req.desc, FrontendSwap: &rep})
 	req.done <- rep
 }

@@ -1,6 +1,10 @@
 package tee
 
-import "time"
+import (
+	"math"
+	"sync/atomic"
+	"time"
+)
 
 type swapKind int
 
@@ -13,6 +17,57 @@ const (
 )
 
 var swapKindNames = [swapKinds]string{"leg", "source", "frontend", "failover"}
+
+// DurationBuckets are the upper bounds (seconds) of the swap duration
+// histograms.
+var DurationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+// durationHistogram counts durations in DurationBuckets with atomics, so a
+// scrape reads it without a lock.
+type durationHistogram struct {
+	counts [15]atomic.Uint64 // one per bucket, then +Inf
+	sumNs  atomic.Uint64
+	n      atomic.Uint64
+}
+
+func (h *durationHistogram) observe(d time.Duration) {
+	s := d.Seconds()
+	i := len(DurationBuckets)
+	for k, ub := range DurationBuckets {
+		if s <= ub {
+			i = k
+			break
+		}
+	}
+	h.counts[i].Add(1)
+	h.sumNs.Add(uint64(max(d, 0)))
+	h.n.Add(1)
+}
+
+// Histogram is a snapshot of a duration histogram: cumulative counts per
+// upper bound in DurationBuckets, as Prometheus wants them.
+type Histogram struct {
+	Kind       string             `json:"kind"`
+	Count      uint64             `json:"count"`
+	SumSeconds float64            `json:"sum_seconds"`
+	Buckets    map[float64]uint64 `json:"-"`
+}
+
+func (h *durationHistogram) snapshot(kind string) Histogram {
+	out := Histogram{Kind: kind, Buckets: make(map[float64]uint64, len(DurationBuckets))}
+	var cum uint64
+	for k, ub := range DurationBuckets {
+		cum += h.counts[k].Load()
+		out.Buckets[ub] = cum
+	}
+	cum += h.counts[len(DurationBuckets)].Load()
+	out.Count = cum
+	out.SumSeconds = float64(h.sumNs.Load()) / 1e9
+	if math.IsNaN(out.SumSeconds) {
+		out.SumSeconds = 0
+	}
+	return out
+}
 
 // LegStats are one leg's live counters.
 type LegStats struct {
@@ -75,6 +130,9 @@ type Stats struct {
 	Backends  []BackendStats `json:"backends"`
 	Legs      []LegStats     `json:"legs"`
 	Swaps     []SwapCount    `json:"swaps"`
+	// SwapDurations has one histogram per swap kind (leg, source,
+	// frontend, failover), of successful swaps.
+	SwapDurations []Histogram `json:"swap_durations"`
 }
 
 // Stats reads the live counters. Counters are atomics and the leg list is
@@ -126,6 +184,7 @@ func (t *Tee) Stats() Stats {
 		st.Swaps = append(st.Swaps,
 			SwapCount{Kind: swapKindNames[k], Result: "ok", Count: t.swapsOK[k].Load()},
 			SwapCount{Kind: swapKindNames[k], Result: "error", Count: t.swapsKO[k].Load()})
+		st.SwapDurations = append(st.SwapDurations, t.swapTimes[k].snapshot(swapKindNames[k]))
 	}
 	return st
 }

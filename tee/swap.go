@@ -155,6 +155,7 @@ func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so Swa
 
 func (t *Tee) swapDone(rep SwapReport, nl *leg) {
 	t.swapsOK[swapLeg].Add(1)
+	t.swapTimes[swapLeg].observe(rep.Elapsed)
 	r := rep
 	t.emit(Event{Kind: EventSwap, Backend: rep.Backend, Leg: nl.name, Offset: rep.Cut, Swap: &r,
 		Reason: fmt.Sprintf("%s swap: drained %d, handed over %d", rep.Mode, rep.Drained, rep.Handed)})

@@ -98,6 +98,8 @@ type Tee struct {
 	events  eventHub
 	swapsOK [swapKinds]atomic.Uint64
 	swapsKO [swapKinds]atomic.Uint64
+	// swapTimes are the durations of successful swaps, by kind.
+	swapTimes [swapKinds]durationHistogram
 }
 
 // New starts a tee. The frontend is opened in the background: a device
@@ -438,10 +440,12 @@ func (t *Tee) SwapSource(name string, src chardev.Source, opts *LegOptions) erro
 	t.publishLocked()
 	t.wg.Add(1)
 	t.mu.Unlock()
+	start := time.Now()
 	go t.acceptLoop(b, src, done)
 	old.Close()
 	<-oldDone
 	t.swapsOK[swapSource].Add(1)
+	t.swapTimes[swapSource].observe(time.Since(start))
 	t.emit(Event{Kind: EventSwap, Backend: name, Reason: fmt.Sprintf("source %s -> %s", old.Addr(), src.Addr())})
 	return nil
 }

@@ -766,3 +766,27 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	// goleak in TestMain checks no goroutine survived.
 }
+
+func TestSwapDurationsAndCounts(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.attach("cap", LegOptions{})
+	for i := range 3 {
+		if _, err := h.tee.Swap(context.Background(), "cap", memdev.Opener(nil, memdev.New(fmt.Sprint(i))), SwapOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.tee.Swap(context.Background(), "cap", memdev.Opener(errors.New("nope")), SwapOptions{})
+	st := h.tee.Stats()
+	counts := map[string]uint64{}
+	for _, c := range st.Swaps {
+		counts[c.Kind+"/"+c.Result] = c.Count
+	}
+	if counts["leg/ok"] != 3 || counts["leg/error"] != 1 {
+		t.Fatalf("swap counts %v", counts)
+	}
+	for _, hg := range st.SwapDurations {
+		if hg.Kind == "leg" && (hg.Count != 3 || hg.Buckets[DurationBuckets[len(DurationBuckets)-1]] != 3) {
+			t.Fatalf("leg histogram %+v", hg)
+		}
+	}
+}

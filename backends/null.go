@@ -1,0 +1,73 @@
+package backends
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+
+	"chartee/chardev"
+)
+
+func init() {
+	chardev.Register("null", chardev.Factory{
+		NewSpec: func() chardev.Spec { return &NullSpec{} },
+		Open: func(context.Context, chardev.Spec) (chardev.Chardev, error) {
+			return NewNull(), nil
+		},
+		Input: false,
+	})
+}
+
+var (
+	_ chardev.Chardev   = (*Null)(nil)
+	_ chardev.Describer = (*Null)(nil)
+)
+
+// NullSpec configures a null device; it has no options.
+type NullSpec struct{}
+
+// Validate accepts everything: there is nothing to check.
+func (*NullSpec) Validate() error { return nil }
+
+// Null is a sink: writes are discarded, Read waits until Close. It serves
+// tests, and configs that need a frontend or leg that does nothing. The
+// zero value is an open device.
+type Null struct {
+	initOnce  sync.Once
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+// NewNull returns an open null device.
+func NewNull() *Null { return &Null{} }
+
+func (n *Null) done() chan struct{} {
+	n.initOnce.Do(func() { n.closed = make(chan struct{}) })
+	return n.closed
+}
+
+// Describe names the device.
+func (*Null) Describe() string { return "null" }
+
+// Read blocks until Close, then fails.
+func (n *Null) Read([]byte) (int, error) {
+	<-n.done()
+	return 0, fmt.Errorf("null: read: %w", os.ErrClosed)
+}
+
+// Write discards p.
+func (n *Null) Write(p []byte) (int, error) {
+	select {
+	case <-n.done():
+		return 0, fmt.Errorf("null: write: %w", os.ErrClosed)
+	default:
+		return len(p), nil
+	}
+}
+
+// Close wakes pending Reads. Safe to call more than once.
+func (n *Null) Close() error {
+	n.closeOnce.Do(func() { close(n.done()) })
+	return nil
+}

@@ -1,0 +1,87 @@
+// Package config reads chartee's YAML configuration strictly: every
+// unknown key, wrong type, duplicate name, missing required key or
+// impossible combination is reported with file, line and column, all of
+// them at once, never just the first. It also parses backend specs from the
+// command line (QEMU-style "TYPE,key=value,...") and from API bodies (JSON),
+// with the same keys and the same checks as the file.
+package config
+
+import (
+	"time"
+
+	"chartee/chardev"
+	"chartee/tee"
+)
+
+// Config is a whole configuration file.
+type Config struct {
+	// File is where the config came from ("<embedded demo>" for the
+	// default), used in messages.
+	File    string
+	Control Control
+	Metrics Metrics
+	Log     Log
+	Tees    []*Tee
+}
+
+// Control configures the HTTP+JSON control API.
+type Control struct {
+	Socket    string // unix socket path, created 0600
+	Listen    string // optional TCP listener; only with TokenFile
+	TokenFile string
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	Listen string // host:port serving /metrics; empty: none
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string // debug|info|warn|error
+	Format string // text|json
+}
+
+// Tee is one frontend and its backends.
+type Tee struct {
+	Name          string
+	Input         tee.InputMode
+	ExclusiveIdle time.Duration // 0: engine default
+	InputBuffer   int           // 0: engine default
+	DrainTimeout  time.Duration // 0: engine default
+	Frontend      Frontend
+	Backends      []*Backend
+	Pos           Pos
+}
+
+// Frontend is the tee's device, how to reconnect it, and its spares.
+type Frontend struct {
+	Device
+	Reconnect tee.Backoff
+	Failover  []Device
+}
+
+// Device is a backend type with its typed, validated options.
+type Device struct {
+	Type    string
+	Spec    chardev.Spec
+	Factory chardev.Factory
+	Pos     Pos
+	// Canonical is a stable encoding of Type and Spec: two devices with
+	// equal Canonical are the same configuration (reload diffing).
+	Canonical string
+}
+
+// Backend is a named device attached to a tee as legs.
+type Backend struct {
+	Name string
+	Device
+	Leg tee.LegOptions
+}
+
+// Pos is a place in a config file.
+type Pos struct {
+	File string
+	Line int
+	Col  int
+}
