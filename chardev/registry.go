@@ -15,9 +15,10 @@ type Spec interface {
 	Validate() error
 }
 
-// Factory builds devices of one backend type. Exactly one of Open and
-// Listen is set: Open for a single-stream device (which can also serve as a
-// frontend), Listen for a leg source.
+// Factory builds devices of one backend type: Open for a single-stream
+// device (which can also serve as a frontend), Listen for a leg source. A
+// type that can be either (udp: a fixed remote peer, or one leg per peer)
+// sets both, and its spec chooses by implementing SingleStreamer.
 type Factory struct {
 	// NewSpec returns a pointer to a fresh options struct with the type's
 	// defaults filled in; decoders fill it from config, API or CLI.
@@ -30,6 +31,27 @@ type Factory struct {
 	// the config does not say: true for interactive types, false for
 	// captures and ring buffers.
 	Input bool
+}
+
+// SingleStreamer is implemented by specs of types whose factory has both
+// Open and Listen: it says which one this spec means.
+type SingleStreamer interface {
+	SingleStream() bool
+}
+
+// IsSource reports whether spec, made by f.NewSpec, builds a leg source
+// (Listen) rather than a single stream (Open).
+func (f Factory) IsSource(spec Spec) bool {
+	switch {
+	case f.Open == nil:
+		return true
+	case f.Listen == nil:
+		return false
+	}
+	if ss, ok := spec.(SingleStreamer); ok {
+		return !ss.SingleStream()
+	}
+	return true
 }
 
 var (
@@ -49,8 +71,8 @@ func Register(typeName string, f Factory) {
 	if f.NewSpec == nil {
 		panic("chardev: Register " + typeName + " with nil NewSpec")
 	}
-	if (f.Open == nil) == (f.Listen == nil) {
-		panic("chardev: Register " + typeName + ": exactly one of Open and Listen must be set")
+	if f.Open == nil && f.Listen == nil {
+		panic("chardev: Register " + typeName + ": neither Open nor Listen is set")
 	}
 	if _, dup := registry[typeName]; dup {
 		panic("chardev: Register called twice for type " + typeName)

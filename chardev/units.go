@@ -9,7 +9,8 @@ import (
 )
 
 // Size is a byte count written with an optional unit: "4096", "4KiB",
-// "1MiB", "2GiB", "10KB" (decimal units are accepted, as 1000s). It decodes
+// "1MiB", "2GiB", "10KB" (decimal units are accepted, as 1000s; units are
+// case-insensitive, and a bare K, M or G is binary). It decodes
 // from YAML, JSON (string or number) and text.
 type Size int64
 
@@ -30,9 +31,10 @@ func ParseSize(s string) (Size, error) {
 		return 0, fmt.Errorf("size %q: empty", s)
 	}
 	mult := int64(1)
+	upper := strings.ToUpper(t)
 	for _, u := range sizeUnits {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+		if suf := strings.ToUpper(u.suffix); strings.HasSuffix(upper, suf) {
+			t, mult = strings.TrimSpace(t[:len(t)-len(suf)]), u.mult
 			break
 		}
 	}

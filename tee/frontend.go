@@ -151,6 +151,7 @@ func (t *Tee) replayLine(dev chardev.Chardev) bool {
 // swapCh, so a swap never runs inside the read path.
 func (t *Tee) frontendLoop() {
 	defer t.wg.Done()
+	defer close(t.frontDone)
 	defer t.front.close()
 	var (
 		dev  chardev.Chardev
@@ -235,7 +236,9 @@ func (t *Tee) frontendReadLoop(dev chardev.Chardev) error {
 // all of them with growing delays. A swap request ends the wait.
 func (t *Tee) reconnect(lost int, afterLoss bool) (chardev.Chardev, int, *frontendSwap) {
 	f := &t.front
+	t.mu.Lock()
 	bo := t.opts.Reconnect
+	t.mu.Unlock()
 	delay := bo.Initial
 	first := true
 	lostAt := time.Now()

@@ -73,7 +73,7 @@ func (m *inputMerge) legGone(l *leg) {
 func (t *Tee) acceptInput(l *leg, c *chunk) {
 	m := &t.input
 	n := uint64(len(c.b))
-	if !l.opts.Input {
+	if !l.opts.Load().Input {
 		l.c.discarded.Add(n)
 		l.backend.c.discarded.Add(n)
 		t.inChunks.release(c)
@@ -235,7 +235,7 @@ type legControl struct {
 var _ chardev.Control = (*legControl)(nil)
 
 func (c *legControl) SetLineSettings(ls chardev.LineSettings) error {
-	if !c.l.opts.Control {
+	if !c.l.opts.Load().Control {
 		return fmt.Errorf("line settings from %s: %w", c.l.name, chardev.ErrNotPermitted)
 	}
 	return c.t.SetLineSettings(ls)
@@ -244,7 +244,7 @@ func (c *legControl) SetLineSettings(ls chardev.LineSettings) error {
 func (c *legControl) LineSettings() chardev.LineSettings { return c.t.LineSettings() }
 
 func (c *legControl) SetModemLines(dtr, rts *bool) error {
-	if !c.l.opts.Control {
+	if !c.l.opts.Load().Control {
 		return fmt.Errorf("modem lines from %s: %w", c.l.name, chardev.ErrNotPermitted)
 	}
 	return c.t.SetModemLines(dtr, rts)
@@ -253,37 +253,38 @@ func (c *legControl) SetModemLines(dtr, rts *bool) error {
 func (c *legControl) ModemStatus() (chardev.ModemStatus, error) { return c.t.ModemStatus() }
 
 func (c *legControl) Break(d time.Duration) error {
-	if !c.l.opts.Input {
+	if !c.l.opts.Load().Input {
 		return fmt.Errorf("break from %s: %w", c.l.name, chardev.ErrNotPermitted)
 	}
-	if c.t.input.mode == Exclusive {
-		m := &c.t.input
-		m.mu.Lock()
-		h := m.holderLocked(time.Now())
-		m.mu.Unlock()
-		if h != nil && h != c.l {
-			return fmt.Errorf("break from %s: write lock held by %s: %w", c.l.name, h.name, chardev.ErrNotPermitted)
-		}
+	m := &c.t.input
+	m.mu.Lock()
+	var h *leg
+	if m.mode == Exclusive {
+		h = m.holderLocked(time.Now())
+	}
+	m.mu.Unlock()
+	if h != nil && h != c.l {
+		return fmt.Errorf("break from %s: write lock held by %s: %w", c.l.name, h.name, chardev.ErrNotPermitted)
 	}
 	return c.t.SendBreak(d)
 }
 
 func (c *legControl) PurgeInput() {
-	if c.l.opts.Input {
+	if c.l.opts.Load().Input {
 		c.t.PurgeInput()
 	}
 }
 
 func (c *legControl) TakeWriteLock() error {
 	m := &c.t.input
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.mode != Exclusive {
 		return nil
 	}
-	if !c.l.opts.Input {
+	if !c.l.opts.Load().Input {
 		return fmt.Errorf("write lock for %s: %w", c.l.name, chardev.ErrNotPermitted)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	now := time.Now()
 	if h := m.holderLocked(now); h != nil && h != c.l {
 		return fmt.Errorf("write lock held by %s: %w", h.name, chardev.ErrNotPermitted)

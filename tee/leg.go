@@ -20,7 +20,7 @@ type leg struct {
 	id      uint64
 	name    string
 	backend *backend
-	opts    LegOptions
+	opts    atomic.Pointer[LegOptions] // replaced whole by SetLegOptions
 	dev     chardev.Chardev
 	peer    string
 	since   time.Time
@@ -75,10 +75,11 @@ const maxBatch = 64
 
 func newLeg(t *Tee, b *backend, dev chardev.Chardev, opts LegOptions, at uint64) *leg {
 	l := &leg{
-		t: t, backend: b, opts: opts, dev: dev, since: time.Now(),
+		t: t, backend: b, dev: dev, since: time.Now(),
 		next: at, end: math.MaxUint64,
 		writerDone: make(chan struct{}), readerDone: make(chan struct{}), gone: make(chan struct{}),
 	}
+	l.opts.Store(&opts)
 	l.dataReady.L = &l.mu
 	l.spaceFree.L = &l.mu
 	if p, ok := dev.(chardev.Peer); ok {
@@ -104,8 +105,9 @@ func (l *leg) offer(c *chunk) (mustWait bool) {
 	if l.failed != nil || c.off >= l.end {
 		return false
 	}
-	if l.queued > 0 && l.queued+len(c.b) > l.opts.queueLimit() {
-		switch l.opts.Overflow {
+	o := l.opts.Load()
+	if l.queued > 0 && l.queued+len(c.b) > o.queueLimit() {
+		switch o.Overflow {
 		case Block:
 			return true
 		case Disconnect:
@@ -133,7 +135,7 @@ func (l *leg) offer(c *chunk) (mustWait bool) {
 func (l *leg) pushBlocking(c *chunk) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for l.failed == nil && c.off < l.end && l.queued > 0 && l.queued+len(c.b) > l.opts.queueLimit() {
+	for l.failed == nil && c.off < l.end && l.queued > 0 && l.queued+len(c.b) > l.opts.Load().queueLimit() {
 		l.spaceFree.Wait()
 	}
 	if l.failed != nil || c.off >= l.end {

@@ -139,7 +139,7 @@ type Stats struct {
 // an immutable snapshot, so a scrape never takes the tee lock.
 func (t *Tee) Stats() Stats {
 	v := t.view.Load()
-	st := Stats{Name: t.opts.Name, Offset: t.Offset(), InputMode: t.input.mode.String()}
+	st := Stats{Name: t.opts.Name, Offset: t.Offset()}
 	f := &t.front
 	f.mu.Lock()
 	st.Frontend = FrontendStats{
@@ -154,6 +154,7 @@ func (t *Tee) Stats() Stats {
 	m := &t.input
 	m.mu.Lock()
 	st.Frontend.InputPending = m.bytes
+	st.InputMode = m.mode.String()
 	if h := m.holderLocked(time.Now()); h != nil {
 		st.WriteLock = h.name
 	}

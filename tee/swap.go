@@ -42,6 +42,7 @@ func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so Swa
 		return rep, fmt.Errorf("tee %s: swap %q: backend is a source; swap its listener instead", t.opts.Name, name)
 	}
 	opts := b.opts
+	timeout := t.opts.DrainTimeout
 	t.mu.Unlock()
 	if so.Options != nil {
 		opts = *so.Options
@@ -96,7 +97,6 @@ func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so Swa
 		return rep, nil
 	}
 
-	timeout := t.opts.DrainTimeout
 	if so.DrainTimeout > 0 {
 		timeout = so.DrainTimeout
 	}

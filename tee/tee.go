@@ -92,12 +92,15 @@ type Tee struct {
 	view     atomic.Pointer[view]
 	offsetA  atomic.Uint64
 
-	front   frontendState
-	swapCh  chan *frontendSwap
-	input   inputMerge
-	events  eventHub
-	swapsOK [swapKinds]atomic.Uint64
-	swapsKO [swapKinds]atomic.Uint64
+	front  frontendState
+	swapCh chan *frontendSwap
+	// frontDone is closed when the frontend loop, and so its reader, has
+	// stopped: nothing more will be fanned out.
+	frontDone chan struct{}
+	input     inputMerge
+	events    eventHub
+	swapsOK   [swapKinds]atomic.Uint64
+	swapsKO   [swapKinds]atomic.Uint64
 	// swapTimes are the durations of successful swaps, by kind.
 	swapTimes [swapKinds]durationHistogram
 }
@@ -111,11 +114,12 @@ func New(opts Options) (*Tee, error) {
 	}
 	opts = opts.withDefaults()
 	t := &Tee{
-		opts:     opts,
-		chunks:   newChunkPool(opts.ReadSize),
-		inChunks: newChunkPool(4 << 10),
-		backends: map[string]*backend{},
-		swapCh:   make(chan *frontendSwap),
+		opts:      opts,
+		chunks:    newChunkPool(opts.ReadSize),
+		inChunks:  newChunkPool(4 << 10),
+		backends:  map[string]*backend{},
+		swapCh:    make(chan *frontendSwap),
+		frontDone: make(chan struct{}),
 	}
 	t.scroll = newScrollback(opts.Scrollback, t.chunks)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
@@ -450,6 +454,97 @@ func (t *Tee) SwapSource(name string, src chardev.Source, opts *LegOptions) erro
 	return nil
 }
 
+// SetLegOptions changes backend name's options in place, for its current
+// legs and those it accepts later, without reopening anything: queue
+// bound, overflow policy, input and control rights. Replay applies to
+// legs attached from now on.
+func (t *Tee) SetLegOptions(name string, opts LegOptions) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b, ok := t.backends[name]
+	if !ok {
+		return fmt.Errorf("tee %s: options for %q: %w", t.opts.Name, name, ErrNotFound)
+	}
+	b.opts = opts
+	for _, l := range b.legs {
+		o := opts
+		l.opts.Store(&o)
+		l.mu.Lock()
+		l.spaceFree.Broadcast() // a larger queue may unblock the frontend
+		l.mu.Unlock()
+	}
+	t.publishLocked()
+	return nil
+}
+
+// RebindSource replaces backend name's source when the new one must bind
+// the address the old one holds (a listener whose address did not change
+// but whose other options did): the old source is closed first, then open
+// is called. Clients already accepted stay attached. If open fails the
+// backend keeps its legs but accepts no one until the next swap, and the
+// error is returned.
+func (t *Tee) RebindSource(name string, open func() (chardev.Source, error), opts *LegOptions) error {
+	t.mu.Lock()
+	b, ok := t.backends[name]
+	switch {
+	case t.closed:
+		t.mu.Unlock()
+		return ErrClosed
+	case !ok:
+		t.mu.Unlock()
+		return fmt.Errorf("tee %s: rebind %q: %w", t.opts.Name, name, ErrNotFound)
+	case b.source == nil:
+		t.mu.Unlock()
+		return fmt.Errorf("tee %s: rebind %q: backend is a single stream, not a source", t.opts.Name, name)
+	}
+	old, oldDone := b.source, b.acceptDone
+	t.mu.Unlock()
+	start := time.Now()
+	old.Close()
+	<-oldDone
+	src, err := open()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		t.swapsKO[swapSource].Add(1)
+		return fmt.Errorf("tee %s: rebind %s: %w", t.opts.Name, name, err)
+	}
+	if t.closed || t.backends[name] != b {
+		src.Close()
+		return fmt.Errorf("tee %s: rebind %s: backend went away", t.opts.Name, name)
+	}
+	b.source = src
+	b.acceptDone = make(chan struct{})
+	if opts != nil {
+		b.opts = *opts
+	}
+	t.publishLocked()
+	t.wg.Add(1)
+	go t.acceptLoop(b, src, b.acceptDone)
+	t.swapsOK[swapSource].Add(1)
+	t.swapTimes[swapSource].observe(time.Since(start))
+	t.emit(Event{Kind: EventSwap, Backend: name, Reason: "source rebound on " + src.Addr()})
+	return nil
+}
+
+// Configure changes the tee settings that can change while it runs: input
+// mode and exclusive idle time, input buffer, drain timeout and reconnect
+// backoff. Frontend, failover, scrollback and read size are not touched.
+func (t *Tee) Configure(o Options) {
+	o = o.withDefaults()
+	t.mu.Lock()
+	t.opts.DrainTimeout = o.DrainTimeout
+	t.opts.Reconnect = o.Reconnect
+	t.mu.Unlock()
+	m := &t.input
+	m.mu.Lock()
+	if m.mode != o.Input {
+		m.holder = nil
+	}
+	m.mode, m.idle, m.limit = o.Input, o.ExclusiveIdle, o.InputBuffer
+	m.mu.Unlock()
+}
+
 // Device returns the device of single-stream backend name (to read a ring
 // buffer, reopen a capture file).
 func (t *Tee) Device(name string) (chardev.Chardev, bool) {
@@ -473,6 +568,15 @@ func (t *Tee) Devices(fn func(backend string, dev chardev.Chardev)) {
 // already given (block legs lose nothing) until ctx ends, then closes.
 func (t *Tee) Shutdown(ctx context.Context) error {
 	t.front.stopReading(t)
+	// Whatever the reader already took from the device is owed to the
+	// legs: wait until it has been fanned out before cutting. A reader
+	// stuck behind a block leg that never drains is cut off by ctx.
+	select {
+	case <-t.frontDone:
+	case <-ctx.Done():
+		t.Close()
+		return fmt.Errorf("tee %s: shutdown: %w", t.opts.Name, ctx.Err())
+	}
 	t.mu.Lock()
 	legs := slices.Clone(t.legs)
 	for _, l := range legs {

@@ -790,3 +790,76 @@ func TestSwapDurationsAndCounts(t *testing.T) {
 		}
 	}
 }
+
+func TestLiveReconfiguration(t *testing.T) {
+	h := newHarness(t, Options{})
+	d := h.attach("cap", LegOptions{Queue: 1024})
+	d.Stall()
+	h.emit(pattern(1000, 1))
+	h.emit(pattern(1000, 2)) // dropped: the queue is full
+	eventually(t, "drop counted", func() bool { ls, _ := legStats(h.tee, "cap"); return ls.Dropped == 1000 })
+	if err := h.tee.SetLegOptions("cap", LegOptions{Queue: 1 << 20, Input: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.emit(pattern(1000, 3)) // fits now
+	d.Resume()
+	waitBytes(t, d, append(pattern(1000, 1), pattern(1000, 3)...))
+	d.Feed([]byte("x")) // input was granted
+	eventually(t, "input after options change", func() bool { return string(h.front.Written()) == "x" })
+	if err := h.tee.SetLegOptions("nope", LegOptions{}); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+
+	h.tee.Configure(Options{Input: Exclusive, ExclusiveIdle: time.Hour})
+	if st := h.tee.Stats(); st.InputMode != "exclusive" {
+		t.Fatalf("input mode %s", st.InputMode)
+	}
+}
+
+func TestRebindSourceKeepsClients(t *testing.T) {
+	h := newHarness(t, Options{})
+	src := newMemSource("mem:1")
+	if err := h.tee.AttachSource("ops", LegOptions{}, src); err != nil {
+		t.Fatal(err)
+	}
+	c1 := memdev.New("c1")
+	src.connect(c1)
+	eventually(t, "client", func() bool { return len(h.tee.Stats().Legs) == 1 })
+	src2 := newMemSource("mem:1")
+	if err := h.tee.RebindSource("ops", func() (chardev.Source, error) {
+		select {
+		case <-src.closed: // the old one must be closed first
+		default:
+			return nil, errors.New("old source still open")
+		}
+		return src2, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c2 := memdev.New("c2")
+	src2.connect(c2)
+	h.emit([]byte("hi"))
+	waitBytes(t, c1, []byte("hi"))
+	waitBytes(t, c2, []byte("hi"))
+	if err := h.tee.RebindSource("ops", func() (chardev.Source, error) { return nil, errors.New("address in use") }, nil); err == nil {
+		t.Fatal("rebind error not returned")
+	}
+	h.emit([]byte("!"))
+	waitBytes(t, c1, []byte("hi!")) // clients survive a failed rebind
+}
+
+func TestShutdownIsBoundedByItsContext(t *testing.T) {
+	h := newHarness(t, Options{})
+	stuck := h.attach("cap", LegOptions{Overflow: Block, Queue: 1024})
+	stuck.Stall() // never drains: the frontend reader blocks behind it
+	h.front.Feed(pattern(8192, 1))
+	eventually(t, "queue full", func() bool { ls, _ := legStats(h.tee, "cap"); return ls.QueueBytes >= 1024 })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := h.tee.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if !stuck.Closed() {
+		t.Fatal("stuck leg not closed")
+	}
+}

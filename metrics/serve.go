@@ -1,0 +1,142 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
+)
+
+// Path is where Serve's mux answers scrapes.
+const Path = "/metrics"
+
+// Server limits. A scrape is one small request answered in milliseconds;
+// anything slower than these is a broken or hostile client.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 16 << 10
+	// gatherTimeout is below writeTimeout so a stuck collection is
+	// answered with 503 rather than a cut connection.
+	gatherTimeout = 20 * time.Second
+	// maxConns bounds open connections: a client opening many and sending
+	// nothing ties up at most this many, each for readHeaderTimeout.
+	maxConns = 64
+	// maxInFlight bounds concurrent collections.
+	maxInFlight = 8
+)
+
+// NewRegistry returns a registry with c and the standard Go runtime and
+// process collectors.
+func NewRegistry(c *Collector) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		c,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+// Handler serves reg in the Prometheus exposition formats. Collection
+// errors are logged to logger (nil: slog.Default()) and counted in
+// promhttp_metric_handler_errors_total; the series that could be collected
+// are still served. Scrapes are counted in
+// promhttp_metric_handler_requests_total.
+func Handler(reg *prometheus.Registry, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		ErrorHandling:       promhttp.ContinueOnError,
+		Registry:            reg,
+		MaxRequestsInFlight: maxInFlight,
+		Timeout:             gatherTimeout,
+	})
+	return promhttp.InstrumentMetricHandler(reg, h)
+}
+
+// NewServer returns an http.Server that answers Path with h (and 404
+// elsewhere), with every timeout and the header size bounded. It has no
+// address: Serve binds it.
+func NewServer(h http.Handler) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle(Path, h)
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
+}
+
+// CheckListen validates a metrics listen address: host:port with an
+// explicit host, since an empty host (":9100") would bind every interface
+// by accident. Binding everything needs an explicit "0.0.0.0:9100" or
+// "[::]:9100".
+func CheckListen(listen string) error {
+	if listen == "" {
+		return errors.New("metrics: listen: an address is required (host:port)")
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("metrics: listen %q: %w", listen, err)
+	}
+	if host == "" {
+		return fmt.Errorf("metrics: listen %q: the host is empty, which would bind every interface; name one (127.0.0.1%s, or 0.0.0.0%s on purpose)", listen, listen, listen)
+	}
+	if port == "" {
+		return fmt.Errorf("metrics: listen %q: a port is required", listen)
+	}
+	return nil
+}
+
+// Serve listens on listen (see CheckListen) and serves h there with
+// NewServer's limits until stop is called. It returns the bound address
+// (useful with port 0). ctx bounds the listen and is the base context of
+// every request. stop shuts the server down gracefully until its ctx ends,
+// then closes the remaining connections; it may be called more than once.
+func Serve(ctx context.Context, listen string, h http.Handler) (addr string, stop func(context.Context) error, err error) {
+	if err := CheckListen(listen); err != nil {
+		return "", nil, err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", listen)
+	if err != nil {
+		return "", nil, fmt.Errorf("metrics: %w", err)
+	}
+	srv := NewServer(h)
+	srv.BaseContext = func(net.Listener) context.Context { return ctx }
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(netutil.LimitListener(ln, maxConns)) }()
+
+	var once sync.Once
+	var stopErr error
+	stop = func(sctx context.Context) error {
+		once.Do(func() {
+			stopErr = srv.Shutdown(sctx)
+			if stopErr != nil {
+				srv.Close()
+			}
+			if err := <-served; !errors.Is(err, http.ErrServerClosed) && stopErr == nil {
+				stopErr = fmt.Errorf("metrics: serve: %w", err)
+			}
+		})
+		return stopErr
+	}
+	return ln.Addr().String(), stop, nil
+}
