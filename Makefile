@@ -21,3 +21,15 @@ build:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./tee/
+
+# Fuzzing (docs/FUZZING.md). fuzz-short runs every native fuzz target for a
+# few seconds and fails on any finding; fuzz-campaign is the long run,
+# FUZZTIME per target (go test -fuzz takes one target per invocation).
+.PHONY: fuzz-short fuzz-campaign
+FUZZTIME ?= 10m
+
+fuzz-short:
+	GO=$(GO) .ci/fuzz-short
+
+fuzz-campaign:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZMINTIME=2s FUZZTIMEOUT=0 .ci/fuzz-short

@@ -130,6 +130,11 @@ type NetServeOptions struct {
 	TLS *NetServerTLS `yaml:"tls" json:"tls"`
 }
 
+// GrantsControl makes the `control` key the legs' permission to change the
+// frontend's line settings and modem lines (chardev.ControlGranter): without
+// it the engine refuses every RFC 2217 change however the key is set.
+func (o *NetServeOptions) GrantsControl() bool { return o.Control }
+
 // Validate checks the shared listening options.
 func (o *NetServeOptions) Validate() error {
 	if o.MaxClients < 0 {

@@ -72,8 +72,10 @@ type Peer interface {
 
 // InputRecorder is implemented by capture devices that also log what is
 // typed into the frontend (a file with direction in or both). The engine
-// calls RecordInput with each chunk after it was written to the frontend;
-// an error fails that leg like a write error would.
+// calls RecordInput with each chunk just before writing it to the frontend
+// (so a key is recorded before the echo it causes; a chunk whose write then
+// fails is still recorded: it is what was sent); an error fails that leg
+// like a write error would.
 type InputRecorder interface {
 	RecordInput(p []byte) error
 }

@@ -256,10 +256,12 @@ func boolFloat(b bool) float64 {
 	return 0
 }
 
-// unixSeconds is t as fractional Unix seconds; the zero time is 0.
+// unixSeconds is t as fractional Unix seconds; the zero time is 0. Whole
+// seconds and the fraction are converted apart: UnixNano is beyond
+// float64's 53-bit mantissa, so dividing it would blur the fraction.
 func unixSeconds(t time.Time) float64 {
 	if t.IsZero() {
 		return 0
 	}
-	return float64(t.UnixNano()) / 1e9
+	return float64(t.Unix()) + float64(t.Nanosecond())/1e9
 }

@@ -45,18 +45,33 @@ type rig struct {
 	t     testing.TB
 	tee   *tee.Tee
 	front *memdev.Device
+	// open is the frontend's opener: memdev.Add gives it the device a
+	// reconnect will get.
+	open chardev.Opener
 }
 
 func newRig(t testing.TB, name string) *rig {
 	t.Helper()
-	front := memdev.New(name + "-front")
-	tt, err := tee.New(tee.Options{Name: name, Frontend: memdev.Opener(nil, front)})
+	return newRigOpts(t, tee.Options{Name: name})
+}
+
+// newRigOpts is newRig with tee options; a nil Frontend gets a memdev.
+func newRigOpts(t testing.TB, opts tee.Options) *rig {
+	t.Helper()
+	r := &rig{t: t}
+	if opts.Frontend == nil {
+		r.front = memdev.New(opts.Name + "-front")
+		r.open = memdev.Opener(nil, r.front)
+		opts.Frontend = r.open
+	}
+	tt, err := tee.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.tee = tt
 	t.Cleanup(func() { tt.Close() })
 	eventually(t, "frontend up", func() bool { return tt.Stats().Frontend.Up })
-	return &rig{t: t, tee: tt, front: front}
+	return r
 }
 
 // attach attaches a single-stream memdev backend.
@@ -82,10 +97,22 @@ func (r *rig) attachSource(name string, opts tee.LegOptions) *memSource {
 // connect makes a client of src and waits until the tee has its leg.
 func (r *rig) connect(src *memSource, name string) *memdev.Device {
 	r.t.Helper()
-	before := len(r.tee.Stats().Legs)
+	// Client legs are named "backend#N" and names never repeat: wait for
+	// a new one (counting legs would be fooled by a client still leaving).
+	before := map[string]bool{}
+	for _, l := range r.tee.Stats().Legs {
+		before[l.Name] = true
+	}
 	d := memdev.New(name)
 	src.connect(d)
-	eventually(r.t, "client leg "+name, func() bool { return len(r.tee.Stats().Legs) == before+1 })
+	eventually(r.t, "client leg "+name, func() bool {
+		for _, l := range r.tee.Stats().Legs {
+			if strings.Contains(l.Name, "#") && !before[l.Name] {
+				return true
+			}
+		}
+		return false
+	})
 	return d
 }
 

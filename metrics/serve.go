@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,20 +54,47 @@ func NewRegistry(c *Collector) *prometheus.Registry {
 // Handler serves reg in the Prometheus exposition formats. Collection
 // errors are logged to logger (nil: slog.Default()) and counted in
 // promhttp_metric_handler_errors_total; the series that could be collected
-// are still served. Scrapes are counted in
+// are still served. A scrape its client abandoned (hung up, timed out) is
+// logged at debug level only. Scrapes are counted in
 // promhttp_metric_handler_requests_total.
 func Handler(reg *prometheus.Registry, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		ErrorLog:            handlerLog{logger},
 		ErrorHandling:       promhttp.ContinueOnError,
 		Registry:            reg,
 		MaxRequestsInFlight: maxInFlight,
 		Timeout:             gatherTimeout,
 	})
 	return promhttp.InstrumentMetricHandler(reg, h)
+}
+
+// handlerLog is promhttp's error log. promhttp logs once per metric
+// family when sending fails, so a scraper that hangs up or times out
+// mid-scrape would write a hundred identical errors; those are the
+// client's doing and go to debug. Everything else (collection errors) is
+// an error.
+type handlerLog struct{ l *slog.Logger }
+
+func (h handlerLog) Println(v ...any) {
+	msg := strings.TrimSpace(fmt.Sprintln(v...))
+	for _, x := range v {
+		if err, ok := x.(error); ok && clientGone(err) {
+			h.l.Debug("metrics: scrape abandoned by the client", "err", err)
+			return
+		}
+	}
+	h.l.Error("metrics: " + msg)
+}
+
+// clientGone reports whether a write failed because the scraper went
+// away or its request timed out.
+func clientGone(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, http.ErrHandlerTimeout) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
 }
 
 // NewServer returns an http.Server that answers Path with h (and 404

@@ -64,6 +64,48 @@ type eventHub struct {
 	mu     sync.Mutex
 	subs   map[*Subscription]struct{}
 	closed bool
+
+	// hook is the subscription feeding Options.Events, made before the
+	// tee starts so it sees every event; hookDone is closed when the
+	// goroutine calling Options.Events has delivered the last one.
+	hook     *Subscription
+	hookDone chan struct{}
+}
+
+// startHook subscribes Options.Events before anything can emit, and runs
+// the goroutine that calls it. Close waits for that goroutine after
+// closing the subscription, so every event emitted before Close returns
+// is delivered (or counted as missed).
+func (t *Tee) startHook() {
+	fn := t.opts.Events
+	if fn == nil {
+		return
+	}
+	h := &t.events
+	h.hook = t.Subscribe(t.opts.EventBuffer)
+	h.hookDone = make(chan struct{})
+	go func(c <-chan Event, done chan struct{}) {
+		defer close(done)
+		for e := range c {
+			fn(e)
+		}
+	}(h.hook.C, h.hookDone)
+}
+
+// waitHook waits until Options.Events has been given the last event.
+func (h *eventHub) waitHook() {
+	if h.hookDone != nil {
+		<-h.hookDone
+	}
+}
+
+// EventsMissed is how many events Options.Events did not get because it
+// fell more than EventBuffer events behind.
+func (t *Tee) EventsMissed() uint64 {
+	if h := t.events.hook; h != nil {
+		return h.Missed()
+	}
+	return 0
 }
 
 // Subscribe returns a subscription with room for buf events.

@@ -14,13 +14,29 @@ import (
 // writer. Each leg read is one chunk and chunks are written whole, so input
 // from different legs interleaves by chunk and is never split.
 type inputMerge struct {
-	mu      sync.Mutex
-	ready   sync.Cond
-	q       spanQueue
-	bytes   int
-	limit   int
-	closed  bool
-	writing bool // the writer is writing the head chunk
+	mu     sync.Mutex
+	ready  sync.Cond
+	q      spanQueue
+	bytes  int
+	limit  int
+	closed bool
+	// writing: someone holds the writer token and is writing the head
+	// chunk — the frontend writer, or a leg reader writing its own
+	// chunk directly (see writeInputDirect). Whoever holds it is the
+	// only one writing to the frontend, so chunks stay whole and ordered.
+	writing bool
+	// recovering: the frontend writer is handling a failed write (it
+	// waits for the frontend loop to replace the device); no direct
+	// write is started meanwhile.
+	recovering bool
+	// failErr and failGen: a direct write failed on the device of that
+	// generation; the frontend writer handles it as its own failure.
+	failErr error
+	failGen uint64
+	// recorded is how many bytes of the head chunk have been handed to
+	// input recorders: a chunk written in several parts, or merged into
+	// between two writes, is recorded once and in full.
+	recorded int
 
 	mode    InputMode
 	idle    time.Duration
@@ -58,9 +74,12 @@ func (m *inputMerge) holderLocked(now time.Time) *leg {
 	return m.holder
 }
 
-// legGone releases the write lock if the leaving leg held it.
+// legGone releases the write lock if the leaving leg held it. From now on
+// its reader (which may still be finishing a direct write) gets no input
+// accepted, so it cannot take the lock back.
 func (m *inputMerge) legGone(l *leg) {
 	m.mu.Lock()
+	l.inputGone = true
 	if m.holder == l {
 		m.holder = nil
 	}
@@ -80,6 +99,13 @@ func (t *Tee) acceptInput(l *leg, c *chunk) {
 		return
 	}
 	m.mu.Lock()
+	if l.inputGone {
+		m.mu.Unlock()
+		l.c.discarded.Add(n)
+		l.backend.c.discarded.Add(n)
+		t.inChunks.release(c)
+		return
+	}
 	now := time.Now()
 	if m.mode == Exclusive {
 		h := m.holderLocked(now)
@@ -103,12 +129,100 @@ func (t *Tee) acceptInput(l *leg, c *chunk) {
 		t.inChunks.release(c)
 		return
 	}
-	m.q.push(span{c: c})
-	m.bytes += len(c.b)
-	m.ready.Signal()
+	direct := false
+	if tail := m.appendableTailLocked(len(c.b)); tail != nil {
+		// Keystroke-sized reads are copied into the last queued chunk
+		// instead of each pinning a 4 KiB buffer: a client typing byte
+		// by byte during an outage would otherwise hold 4 KiB per byte
+		// of the input bound. Each read's bytes stay contiguous and in
+		// order, so input still interleaves by whole reads.
+		tail.b = append(tail.b, c.b...)
+		t.inChunks.release(c)
+	} else {
+		// Nothing queued and nobody writing: this reader takes the
+		// writer token and writes its chunk itself, saving the
+		// handoff to the frontend writer goroutine (a thread wakeup
+		// per keystroke). The chunk is queued all the same, as the
+		// head being written, so purge, close and a failed or partial
+		// write treat it exactly like one the writer took.
+		direct = m.q.len() == 0 && !m.writing && !m.recovering && m.failErr == nil
+		m.q.push(span{c: c})
+		if direct {
+			m.writing = true
+			m.recorded = len(c.b)
+		}
+	}
+	m.bytes += int(n) // not len(c.b): a merged c is back in the pool
+	if !direct {
+		m.ready.Signal()
+	}
 	m.mu.Unlock()
 	l.c.in.Add(n)
 	l.backend.c.in.Add(n)
+	if direct {
+		t.writeInputDirect(l, c.b)
+	}
+}
+
+// writeInputDirect writes b, the head input chunk, to the frontend from
+// the leg reader that read it; the caller holds the writer token. It
+// never waits for a frontend that is down and never handles a failure
+// itself (both can take long, and the leg's reader must keep reading):
+// it hands those, and any rest of the chunk, to the frontend writer.
+func (t *Tee) writeInputDirect(l *leg, b []byte) {
+	m := &t.input
+	dev, gen := t.front.now()
+	n, err := 0, error(nil)
+	wrote := dev != nil && l.enterFrontWrite()
+	if wrote {
+		// Recorded before writing, as the frontend writer does.
+		t.recordInput(b)
+		n, err = dev.Write(b)
+		l.leaveFrontWrite()
+	}
+	m.mu.Lock()
+	m.writing = false
+	if !wrote {
+		m.recorded = 0 // not recorded yet: the writer records it
+	}
+	if n > 0 {
+		s := m.q.front()
+		s.skip += n
+		m.bytes -= n
+		if s.skip == len(s.c.b) {
+			t.inChunks.release(m.q.pop().c)
+			m.recorded = 0
+		}
+	}
+	if err != nil {
+		m.failErr, m.failGen = err, gen
+	}
+	if m.q.len() > 0 || m.closed || m.failErr != nil {
+		m.ready.Signal()
+	}
+	m.mu.Unlock()
+	if n > 0 {
+		t.front.bytesIn.Add(uint64(n))
+	}
+}
+
+// smallInput is the largest read appendableTailLocked merges: a quarter
+// of an input buffer, so a merged buffer is at least a quarter full.
+const smallInput = 1 << 10
+
+// appendableTailLocked returns the last queued input chunk if n more bytes
+// fit in its buffer and n is small; never the chunk the writer is writing
+// (it reads that one's bytes without the lock).
+func (m *inputMerge) appendableTailLocked(n int) *chunk {
+	k := m.q.len()
+	if n > smallInput || k == 0 || (k == 1 && m.writing) {
+		return nil
+	}
+	tail := m.q.at(k - 1).c
+	if len(tail.b)+n > cap(tail.buf) {
+		return nil
+	}
+	return tail
 }
 
 // frontendWriteLoop is the single frontend writer. It writes each queued
@@ -120,24 +234,51 @@ func (t *Tee) frontendWriteLoop() {
 	m := &t.input
 	for {
 		m.mu.Lock()
-		for m.q.len() == 0 && !m.closed {
+		for (m.q.len() == 0 || m.writing) && !m.closed && m.failErr == nil {
 			m.ready.Wait()
 		}
+		if m.failErr != nil && !m.closed {
+			// A direct write failed: handle it as if it were ours.
+			err, gen := m.failErr, m.failGen
+			m.failErr = nil
+			m.recovering = true
+			m.mu.Unlock()
+			t.frontendWriteFailed(gen, err)
+			m.mu.Lock()
+			m.recovering = false
+			m.mu.Unlock()
+			continue
+		}
 		if m.closed {
+			for m.writing { // a direct write finishes with the head first
+				m.ready.Wait()
+			}
 			for m.q.len() > 0 {
 				t.inChunks.release(m.q.pop().c)
 			}
-			m.bytes = 0
+			m.bytes, m.recorded = 0, 0
 			m.mu.Unlock()
 			return
 		}
-		b := m.q.front().bytes()
+		head := m.q.front()
+		b := head.bytes()
+		// The bytes not yet recorded; nothing is appended to the head
+		// chunk while it is being written, so they are stable.
+		record := head.c.b[m.recorded:]
+		m.recorded = len(head.c.b)
 		m.writing = true
 		m.mu.Unlock()
 
 		dev, gen := t.front.wait()
 		n, err := 0, error(nil)
 		if dev != nil {
+			// Record before writing: the frontend may echo at once,
+			// and a capture of both directions must show the key
+			// before its echo. So a capture records what was sent
+			// to the frontend, even if that write then fails (the
+			// rest is written to the next device, and not recorded
+			// twice).
+			t.recordInput(record)
 			n, err = dev.Write(b)
 		}
 
@@ -149,18 +290,24 @@ func (t *Tee) frontendWriteLoop() {
 			m.bytes -= n
 			if s.skip == len(s.c.b) {
 				t.inChunks.release(m.q.pop().c)
+				m.recorded = 0
 			}
 		}
 		m.mu.Unlock()
 		if n > 0 {
 			t.front.bytesIn.Add(uint64(n))
-			t.recordInput(b[:n])
 		}
 		if dev == nil {
 			continue // closing: the loop top sees it
 		}
 		if err != nil {
+			m.mu.Lock()
+			m.recovering = true
+			m.mu.Unlock()
 			t.frontendWriteFailed(gen, err)
+			m.mu.Lock()
+			m.recovering = false
+			m.mu.Unlock()
 		}
 	}
 }
@@ -189,8 +336,12 @@ func (t *Tee) frontendWriteFailed(gen uint64, err error) {
 	}
 }
 
-// recordInput hands what reached the frontend to legs that log input.
+// recordInput hands input about to be written to the frontend to legs
+// that log input.
 func (t *Tee) recordInput(p []byte) {
+	if len(p) == 0 {
+		return
+	}
 	for _, l := range t.view.Load().legs {
 		if l.recorder != nil {
 			if err := l.recorder.RecordInput(p); err != nil {
@@ -209,6 +360,9 @@ func (t *Tee) PurgeInput() {
 	keep := 0
 	if m.writing {
 		keep = 1
+	}
+	if keep == 0 && m.q.len() > 0 {
+		m.recorded = 0 // the head chunk goes
 	}
 	for m.q.len() > keep {
 		// Pop from the tail side by rebuilding: purges are rare.

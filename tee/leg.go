@@ -33,10 +33,16 @@ type leg struct {
 	spaceFree sync.Cond // a blocked frontend read waits for room
 	q         spanQueue
 	queued    int    // bytes in q
-	next      uint64 // stream offset of the next byte to write
+	next      uint64 // stream offset of the next byte to write (with q empty: every byte before it was written or dropped)
 	end       uint64 // bytes at or past end are not for this leg
+	dropEnd   uint64 // end offset of the last chunk dropped for this leg
+	// successor is the new leg of a handover swap: a chunk before the cut
+	// that this leg can no longer take (it failed while the frontend
+	// reader waited for room) is owed to it.
+	successor *leg
 	held      bool   // writer paused: new leg of a handover waiting for the old
 	swapping  bool   // a swap owns this leg's end of life
+	finishing bool   // its own writer owns its end of life: a swap must not take it
 	overlapAt uint64 // overlap swap: cut as soon as idle at or past this offset
 	overlap   bool
 	failed    error
@@ -44,9 +50,21 @@ type leg struct {
 	wbacking  [][]byte
 	wbufs     net.Buffers
 
+	// inputGone is set (under input.mu) when the leg is finished: no
+	// more of its input is accepted.
+	inputGone bool
+	// inFront: the reader is writing its own input chunk to the
+	// frontend (writeInputDirect); readerOut: the read loop has
+	// returned. Both under mu; readerIdle is signalled when either is
+	// set, for finishLeg.
+	inFront    bool
+	readerOut  bool
+	readerIdle sync.Cond
+
 	writerDone chan struct{} // closed when the write loop has returned
 	readerDone chan struct{} // closed when the read loop has returned
 	gone       chan struct{} // closed when the leg is fully removed
+	devClosed  chan struct{} // closed when the device's Close has returned
 
 	c legCounters
 }
@@ -78,10 +96,12 @@ func newLeg(t *Tee, b *backend, dev chardev.Chardev, opts LegOptions, at uint64)
 		t: t, backend: b, dev: dev, since: time.Now(),
 		next: at, end: math.MaxUint64,
 		writerDone: make(chan struct{}), readerDone: make(chan struct{}), gone: make(chan struct{}),
+		devClosed: make(chan struct{}),
 	}
 	l.opts.Store(&opts)
 	l.dataReady.L = &l.mu
 	l.spaceFree.L = &l.mu
+	l.readerIdle.L = &l.mu
 	if p, ok := dev.(chardev.Peer); ok {
 		l.peer = p.Peer()
 	}
@@ -116,6 +136,7 @@ func (l *leg) offer(c *chunk) (mustWait bool) {
 		default:
 			l.c.dropped.Add(uint64(len(c.b)))
 			l.backend.c.dropped.Add(uint64(len(c.b)))
+			l.dropEnd = c.off + uint64(len(c.b))
 			if !l.dropping {
 				l.dropping = true
 				l.t.emit(Event{Kind: EventDrop, Backend: l.backend.name, Leg: l.name, Offset: c.off,
@@ -134,17 +155,61 @@ func (l *leg) offer(c *chunk) (mustWait bool) {
 // the meantime still counts c as owed when c.off is before the cut.
 func (l *leg) pushBlocking(c *chunk) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	for l.failed == nil && c.off < l.end && l.queued > 0 && l.queued+len(c.b) > l.opts.Load().queueLimit() {
 		l.spaceFree.Wait()
 	}
-	if l.failed != nil || c.off >= l.end {
-		return
+	switch {
+	case c.off >= l.end:
+		l.mu.Unlock()
+	case l.failed != nil:
+		next := l.successor
+		l.mu.Unlock()
+		if next != nil {
+			// A handover swap cut this leg after c and then timed it out
+			// (or it died) while we waited: c is owed to the new leg,
+			// like the spans the swap hands over, or the stream would
+			// have a gap.
+			next.pushOwed(c)
+		}
+	default:
+		l.pushLocked(c)
+		l.mu.Unlock()
 	}
-	l.pushLocked(c)
 }
 
+// pushOwed queues c, which is before this leg's first live chunk, past
+// the queue bound: it is at most one chunk, and dropping it would leave a
+// gap a handover promises not to leave. If this leg failed too, c goes on
+// to its own successor.
+func (l *leg) pushOwed(c *chunk) {
+	l.mu.Lock()
+	if c.off >= l.end {
+		l.mu.Unlock()
+		return
+	}
+	if l.failed != nil {
+		next := l.successor
+		l.mu.Unlock()
+		if next != nil {
+			next.pushOwed(c)
+		}
+		return
+	}
+	if l.q.len() == 0 && l.c.out.Load() == 0 {
+		l.c.first.Store(c.off)
+	}
+	l.pushLocked(c)
+	l.mu.Unlock()
+}
+
+// pushLocked queues c. Into an empty queue it also moves next to c: with
+// nothing queued, next may still be at the end of the last chunk written
+// before a dropped one, or at a new leg's start when an owed chunk comes.
 func (l *leg) pushLocked(c *chunk) {
+	if l.q.len() == 0 {
+		l.next = c.off
+		l.c.next.Store(l.next)
+	}
 	c.refs.Add(1)
 	l.q.push(span{c: c})
 	l.queued += len(c.b)
@@ -168,9 +233,12 @@ func (l *leg) failLocked(err error) {
 	l.dataReady.Broadcast()
 	l.spaceFree.Broadcast()
 	// Closing may block on some devices; never do it under our lock.
+	// Detach and Swap wait (bounded) for devClosed, so when they return
+	// a capture is flushed and a pty link is gone.
 	l.t.wg.Add(1)
 	go func() {
 		defer l.t.wg.Done()
+		defer close(l.devClosed)
 		l.dev.Close()
 	}()
 }
@@ -223,15 +291,17 @@ func (l *leg) cutReachedLocked() bool {
 	return l.end != math.MaxUint64 && l.q.len() == 0 && l.next >= l.end
 }
 
-// consumeLocked retires n written bytes from the head of the queue.
+// consumeLocked retires n written bytes from the head of the queue. next
+// follows the chunks' own offsets, so a chunk dropped between two queued
+// ones (drop policy) does not leave it behind the stream; once the queue
+// is empty it also covers chunks dropped after the last one written, so a
+// cut at the current offset is reached.
 func (l *leg) consumeLocked(n int) {
 	if n == 0 {
 		return
 	}
 	l.c.out.Add(uint64(n))
 	l.backend.c.out.Add(uint64(n))
-	l.next += uint64(n)
-	l.c.next.Store(l.next)
 	l.queued -= n
 	l.c.queued.Store(int64(l.queued))
 	for n > 0 {
@@ -239,11 +309,20 @@ func (l *leg) consumeLocked(n int) {
 		rest := len(s.c.b) - s.skip
 		if n < rest {
 			s.skip += n
+			l.next = s.c.off + uint64(s.skip)
 			break
 		}
 		n -= rest
+		l.next = s.c.off + uint64(len(s.c.b))
 		l.t.chunks.release(l.q.pop().c)
 	}
+	if l.q.len() > 0 {
+		s := l.q.front()
+		l.next = s.c.off + uint64(s.skip)
+	} else {
+		l.next = max(l.next, l.dropEnd)
+	}
+	l.c.next.Store(l.next)
 	l.spaceFree.Broadcast()
 }
 
@@ -272,6 +351,12 @@ func (l *leg) releaseQueue() {
 // A read error or EOF fails the leg (a client hung up).
 func (l *leg) legReadLoop() {
 	defer close(l.readerDone)
+	defer func() {
+		l.mu.Lock()
+		l.readerOut = true
+		l.readerIdle.Broadcast()
+		l.mu.Unlock()
+	}()
 	for {
 		c := l.t.inChunks.get()
 		n, err := l.dev.Read(c.buf)
@@ -286,4 +371,38 @@ func (l *leg) legReadLoop() {
 			return
 		}
 	}
+}
+
+// enterFrontWrite marks the reader as writing its input to the frontend,
+// unless the leg has failed: then the frontend writer writes the chunk,
+// so that finishing the leg never waits for a frontend write.
+func (l *leg) enterFrontWrite() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed != nil {
+		return false
+	}
+	l.inFront = true
+	l.readerIdle.Broadcast()
+	return true
+}
+
+func (l *leg) leaveFrontWrite() {
+	l.mu.Lock()
+	l.inFront = false
+	l.mu.Unlock()
+}
+
+// waitReaderIdle returns once the leg's reader has returned, or is busy
+// writing its own input to the frontend: a frontend write can block for
+// as long as the frontend does not read (flow control, a paused VM), and
+// a detach must not wait for it. The reader's device is closed by then,
+// so it returns after that write; its input is no longer accepted
+// (inputGone).
+func (l *leg) waitReaderIdle() {
+	l.mu.Lock()
+	for !l.readerOut && !l.inFront {
+		l.readerIdle.Wait()
+	}
+	l.mu.Unlock()
 }

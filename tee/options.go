@@ -154,7 +154,23 @@ type Options struct {
 	// ReadSize is the frontend read size, and so the largest chunk (0: 32 KiB).
 	ReadSize int
 	// DrainTimeout bounds how long a swap waits for the old leg (0: 5s).
+	// It also bounds how long Detach and a swap wait for a removed
+	// device's Close to finish.
 	DrainTimeout time.Duration
+	// Events, when set, is called with every event of the tee from the
+	// very first (the frontend opening, which New may already emit), in
+	// order, from a goroutine of the tee's own, until Close. Unlike
+	// Subscribe after New it cannot miss the start. It may block for a
+	// while (to log); past EventBuffer waiting events, further events
+	// are dropped and counted by EventsMissed rather than slowing the
+	// tee. It must not call Close or Shutdown.
+	Events func(Event)
+	// EventBuffer is how many events may wait for Events (0: 256).
+	EventBuffer int
+	// Hold keeps the frontend closed until Start, so that the legs a
+	// configuration attaches first see the stream from its first byte (a
+	// capture that misses the first boot-log line is no capture).
+	Hold bool
 }
 
 func (o Options) withDefaults() Options {
@@ -173,6 +189,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 5 * time.Second
+	}
+	if o.EventBuffer <= 0 {
+		o.EventBuffer = 256
 	}
 	return o
 }

@@ -64,14 +64,23 @@ func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so Swa
 	var old *leg
 	if len(b.legs) > 0 {
 		old = b.legs[len(b.legs)-1]
+		old.mu.Lock()
+		if old.finishing {
+			// It failed and its writer is already removing it: there
+			// is no previous leg to drain or hand over from.
+			old.mu.Unlock()
+			old = nil
+		} else {
+			old.swapping = true
+			old.mu.Unlock()
+		}
 	}
 	x := t.offset
 	rep.Cut = x
-	var oldNext uint64
+	var oldOut uint64
 	if old != nil {
 		old.mu.Lock()
-		old.swapping = true
-		oldNext = old.next
+		oldOut = old.c.out.Load()
 		if so.Mode == Overlap {
 			old.overlap, old.overlapAt = true, x
 		} else {
@@ -85,6 +94,12 @@ func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so Swa
 	nl := t.newLegLocked(b, dev, opts, false)
 	if old != nil && so.Mode == Handover {
 		nl.held = true
+		// A chunk before the cut that the frontend reader is still
+		// waiting to give the old leg goes to the new one if the old
+		// one fails first (see pushBlocking).
+		old.mu.Lock()
+		old.successor = nl
+		old.mu.Unlock()
 	}
 	t.mu.Unlock()
 	t.startLeg(nl)
@@ -119,17 +134,20 @@ func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so Swa
 	oldEnd := old.next
 	old.mu.Unlock()
 	owed, owedBytes := old.takeOwed()
+	rep.Drained = old.c.out.Load() - oldOut
 	if so.Mode == Handover {
 		// Whatever the old leg could not write goes to the new leg first.
-		rep.Drained = oldEnd - oldNext
 		rep.Handed = owedBytes
 		nl.mu.Lock()
 		nl.q.pushFront(owed)
 		nl.queued += int(owedBytes)
 		nl.c.queued.Store(int64(nl.queued))
-		if len(owed) > 0 {
-			// Not nl.next - owedBytes: a drop leg may have gaps.
-			nl.next = owed[0].c.off + uint64(owed[0].skip)
+		if nl.q.len() > 0 {
+			// The first byte owed: a handed-over span, or a chunk the
+			// reader passed on from the old leg (pushOwed). Not
+			// nl.next - owedBytes: a drop leg may have gaps.
+			f := nl.q.front()
+			nl.next = f.c.off + uint64(f.skip)
 		}
 		rep.NewStart = nl.next
 		nl.c.first.Store(nl.next)
@@ -142,12 +160,14 @@ func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so Swa
 		for _, s := range owed {
 			t.chunks.release(s.c)
 		}
-		rep.Drained = oldEnd - oldNext
 		if oldEnd > x {
 			rep.Both = oldEnd - x
 		}
 	}
 	t.finishLeg(old, errSwappedOut)
+	// The old device is closed once the swap returns (a capture flushed,
+	// a pty link removed), unless its Close hangs past the drain timeout.
+	t.waitDevicesClosed([]*leg{old}, timeout)
 	rep.Elapsed = time.Since(start)
 	t.swapDone(rep, nl)
 	return rep, nil

@@ -46,8 +46,11 @@ type backend struct {
 	name   string
 	opts   LegOptions
 	source chardev.Source // nil for a single-stream backend
-	legs   []*leg
-	seq    uint64
+	// sourceClosed: source has been closed (or is being closed) by
+	// whoever set it, so no one else closes it again.
+	sourceClosed bool
+	legs         []*leg
+	seq          uint64
 
 	acceptDone chan struct{} // closed when the current accept loop returns
 
@@ -81,22 +84,33 @@ type Tee struct {
 	wg     sync.WaitGroup
 
 	// mu is the tee lock: stream offset, scrollback, legs and backends.
-	mu       sync.Mutex
-	closed   bool
+	mu     sync.Mutex
+	closed bool
+	// noAccept: StopAccepting ran (Shutdown): sources are closed and no
+	// new client becomes a leg.
+	noAccept bool
 	offset   uint64
 	scroll   scrollback
 	legs     []*leg
 	backends map[string]*backend
-	pending  []*leg
 	nextLeg  uint64
 	view     atomic.Pointer[view]
 	offsetA  atomic.Uint64
+
+	// pending is fanout's scratch list of block legs to wait for. Only
+	// the frontend reader uses it, and there is one reader at a time
+	// (the frontend loop waits for the old reader before starting a new
+	// one), so it needs no lock and no per-chunk copy.
+	pending []*leg
 
 	front  frontendState
 	swapCh chan *frontendSwap
 	// frontDone is closed when the frontend loop, and so its reader, has
 	// stopped: nothing more will be fanned out.
 	frontDone chan struct{}
+	// startOnce starts the frontend loop (Start), or, for a held tee
+	// closed before Start, closes frontDone in its place.
+	startOnce sync.Once
 	input     inputMerge
 	events    eventHub
 	swapsOK   [swapKinds]atomic.Uint64
@@ -126,10 +140,29 @@ func New(opts Options) (*Tee, error) {
 	t.view.Store(&view{})
 	t.front.init(opts)
 	t.input.init(opts)
-	t.wg.Add(2)
-	go t.frontendLoop()
+	t.startHook() // before anything can emit
+	t.wg.Add(1)
 	go t.frontendWriteLoop()
+	if !opts.Hold {
+		t.Start()
+	}
 	return t, nil
+}
+
+// Start opens the frontend and starts fanning its output out, for a tee
+// made with Options.Hold; otherwise New has already called it. Calls after
+// the first, or after Close, do nothing.
+func (t *Tee) Start() {
+	t.startOnce.Do(func() {
+		t.wg.Add(1)
+		go t.frontendLoop()
+	})
+}
+
+// neverStarted closes frontDone for a held tee that is closed before it
+// was started, so that Shutdown and Close need not know whether it ran.
+func (t *Tee) neverStarted() {
+	t.startOnce.Do(func() { close(t.frontDone) })
 }
 
 // Name is the tee's name.
@@ -154,16 +187,12 @@ func (t *Tee) fanout(c *chunk) {
 			pending = append(pending, l)
 		}
 	}
-	t.pending = pending[:0]
-	if len(pending) > 0 {
-		// Another fanout cannot run until we return (one reader), but
-		// keep our own copy: t.pending is reused.
-		pending = slices.Clone(pending)
-	}
 	t.mu.Unlock()
 	for _, l := range pending {
 		l.pushBlocking(c)
 	}
+	clear(pending) // do not keep departed legs alive
+	t.pending = pending[:0]
 	t.offsetA.Store(end)
 	t.chunks.release(c)
 }
@@ -250,8 +279,9 @@ func (t *Tee) AttachSource(name string, opts LegOptions, src chardev.Source) err
 		return err
 	}
 	t.mu.Lock()
-	if t.closed {
+	if t.closed || t.noAccept {
 		t.mu.Unlock()
+		t.unreserve(b)
 		return ErrClosed
 	}
 	b.source = src
@@ -302,7 +332,7 @@ func (t *Tee) acceptLoop(b *backend, src chardev.Source, done chan struct{}) {
 // with replay if asked.
 func (t *Tee) attachLeg(b *backend, dev chardev.Chardev, opts LegOptions, fromSource bool) (*leg, error) {
 	t.mu.Lock()
-	if t.closed || t.backends[b.name] != b {
+	if t.closed || t.backends[b.name] != b || (fromSource && t.noAccept) {
 		t.mu.Unlock()
 		return nil, ErrClosed
 	}
@@ -359,8 +389,11 @@ func (t *Tee) startLeg(l *leg) {
 func (t *Tee) runLeg(l *leg) {
 	defer t.wg.Done()
 	l.legWriteLoop()
+	// Exactly one of this goroutine and a swap finishes the leg: whoever
+	// marks it first under its lock.
 	l.mu.Lock()
 	swapping := l.swapping
+	l.finishing = !swapping
 	l.mu.Unlock()
 	if !swapping {
 		t.finishLeg(l, nil)
@@ -378,7 +411,7 @@ func (t *Tee) finishLeg(l *leg, reason error) {
 	}
 	l.fail(reason)
 	<-l.writerDone
-	<-l.readerDone
+	l.waitReaderIdle()
 	t.mu.Lock()
 	t.legs = slices.DeleteFunc(t.legs, func(x *leg) bool { return x == l })
 	l.backend.legs = slices.DeleteFunc(l.backend.legs, func(x *leg) bool { return x == l })
@@ -391,7 +424,10 @@ func (t *Tee) finishLeg(l *leg, reason error) {
 }
 
 // Detach removes backend name: its source stops accepting and all its legs
-// are closed. It returns when they are gone.
+// are closed. It returns when they are gone and their devices' Close has
+// returned — a capture file flushed, a pty's link removed — or, for a
+// device whose Close hangs, once the drain timeout has passed (an error
+// event says so; the backend is detached all the same).
 func (t *Tee) Detach(name string) error {
 	t.mu.Lock()
 	b, ok := t.backends[name]
@@ -401,11 +437,14 @@ func (t *Tee) Detach(name string) error {
 	}
 	delete(t.backends, name)
 	t.publishLocked()
-	src, done := b.source, b.acceptDone
+	src, done := b.takeSourceLocked()
 	legs := slices.Clone(b.legs)
+	timeout := t.opts.DrainTimeout
 	t.mu.Unlock()
 	if src != nil {
 		src.Close()
+	}
+	if done != nil {
 		<-done
 	}
 	for _, l := range legs {
@@ -414,7 +453,68 @@ func (t *Tee) Detach(name string) error {
 	for _, l := range legs {
 		<-l.gone
 	}
+	t.waitDevicesClosed(legs, timeout)
 	return nil
+}
+
+// waitDevicesClosed waits until the Close of every leg's device has
+// returned, for at most timeout in all: a device whose Close hangs must
+// not hang the caller (the API) forever. It is told by an error event.
+func (t *Tee) waitDevicesClosed(legs []*leg, timeout time.Duration) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for _, l := range legs {
+		select {
+		case <-l.devClosed:
+		case <-timer.C:
+			t.emit(Event{Kind: EventError, Backend: l.backend.name, Leg: l.name,
+				Reason: fmt.Sprintf("device close still running after %s; not waiting for it", timeout)})
+			return
+		}
+	}
+}
+
+// takeSourceLocked returns b's source for its caller to close, unless
+// someone already closes it, and the channel closed when its accept loop
+// has returned (nil for a single-stream backend).
+func (b *backend) takeSourceLocked() (chardev.Source, chan struct{}) {
+	if b.source == nil {
+		return nil, nil
+	}
+	if b.sourceClosed {
+		return nil, b.acceptDone
+	}
+	b.sourceClosed = true
+	return b.source, b.acceptDone
+}
+
+// StopAccepting closes every source (listener) of the tee and waits until
+// their accept loops have returned: from then on a client connecting is
+// refused, and none becomes a leg. Clients already attached stay and keep
+// receiving. Sources cannot be attached, swapped or rebound afterwards.
+// Shutdown calls it first, so no client is attached during the drain only
+// to be closed at its end.
+func (t *Tee) StopAccepting() {
+	t.mu.Lock()
+	t.noAccept = true
+	var srcs []chardev.Source
+	var dones []chan struct{}
+	for _, b := range t.backends {
+		src, done := b.takeSourceLocked()
+		if src != nil {
+			srcs = append(srcs, src)
+		}
+		if done != nil {
+			dones = append(dones, done)
+		}
+	}
+	t.mu.Unlock()
+	for _, s := range srcs {
+		s.Close()
+	}
+	for _, d := range dones {
+		<-d
+	}
 }
 
 // SwapSource replaces backend name's source (a listener moved to a new
@@ -424,7 +524,7 @@ func (t *Tee) SwapSource(name string, src chardev.Source, opts *LegOptions) erro
 	t.mu.Lock()
 	b, ok := t.backends[name]
 	switch {
-	case t.closed:
+	case t.closed || t.noAccept:
 		t.mu.Unlock()
 		return ErrClosed
 	case !ok:
@@ -434,8 +534,8 @@ func (t *Tee) SwapSource(name string, src chardev.Source, opts *LegOptions) erro
 		t.mu.Unlock()
 		return fmt.Errorf("tee %s: swap source %q: backend is a single stream, not a source", t.opts.Name, name)
 	}
-	old, oldDone := b.source, b.acceptDone
-	b.source = src
+	old, oldDone := b.takeSourceLocked()
+	b.source, b.sourceClosed = src, false
 	b.acceptDone = make(chan struct{})
 	if opts != nil {
 		b.opts = *opts
@@ -446,11 +546,15 @@ func (t *Tee) SwapSource(name string, src chardev.Source, opts *LegOptions) erro
 	t.mu.Unlock()
 	start := time.Now()
 	go t.acceptLoop(b, src, done)
-	old.Close()
+	oldAddr := "(closed)"
+	if old != nil {
+		oldAddr = old.Addr()
+		old.Close()
+	}
 	<-oldDone
 	t.swapsOK[swapSource].Add(1)
 	t.swapTimes[swapSource].observe(time.Since(start))
-	t.emit(Event{Kind: EventSwap, Backend: name, Reason: fmt.Sprintf("source %s -> %s", old.Addr(), src.Addr())})
+	t.emit(Event{Kind: EventSwap, Backend: name, Reason: fmt.Sprintf("source %s -> %s", oldAddr, src.Addr())})
 	return nil
 }
 
@@ -487,7 +591,7 @@ func (t *Tee) RebindSource(name string, open func() (chardev.Source, error), opt
 	t.mu.Lock()
 	b, ok := t.backends[name]
 	switch {
-	case t.closed:
+	case t.closed || t.noAccept:
 		t.mu.Unlock()
 		return ErrClosed
 	case !ok:
@@ -497,10 +601,12 @@ func (t *Tee) RebindSource(name string, open func() (chardev.Source, error), opt
 		t.mu.Unlock()
 		return fmt.Errorf("tee %s: rebind %q: backend is a single stream, not a source", t.opts.Name, name)
 	}
-	old, oldDone := b.source, b.acceptDone
+	old, oldDone := b.takeSourceLocked()
 	t.mu.Unlock()
 	start := time.Now()
-	old.Close()
+	if old != nil {
+		old.Close()
+	}
 	<-oldDone
 	src, err := open()
 	t.mu.Lock()
@@ -509,11 +615,11 @@ func (t *Tee) RebindSource(name string, open func() (chardev.Source, error), opt
 		t.swapsKO[swapSource].Add(1)
 		return fmt.Errorf("tee %s: rebind %s: %w", t.opts.Name, name, err)
 	}
-	if t.closed || t.backends[name] != b {
+	if t.closed || t.noAccept || t.backends[name] != b {
 		src.Close()
 		return fmt.Errorf("tee %s: rebind %s: backend went away", t.opts.Name, name)
 	}
-	b.source = src
+	b.source, b.sourceClosed = src, false
 	b.acceptDone = make(chan struct{})
 	if opts != nil {
 		b.opts = *opts
@@ -564,10 +670,13 @@ func (t *Tee) Devices(fn func(backend string, dev chardev.Chardev)) {
 	}
 }
 
-// Shutdown stops reading the frontend, lets every leg write what it was
-// already given (block legs lose nothing) until ctx ends, then closes.
+// Shutdown stops accepting clients (StopAccepting) and reading the
+// frontend, lets every leg write what it was already given (block legs
+// lose nothing) until ctx ends, then closes.
 func (t *Tee) Shutdown(ctx context.Context) error {
+	t.StopAccepting()
 	t.front.stopReading(t)
+	t.neverStarted()
 	// Whatever the reader already took from the device is owed to the
 	// legs: wait until it has been fanned out before cutting. A reader
 	// stuck behind a block leg that never drains is cut off by ctx.
@@ -609,24 +718,31 @@ func (t *Tee) Close() error {
 	if t.closed {
 		t.mu.Unlock()
 		t.wg.Wait()
+		t.events.waitHook()
 		return nil
 	}
 	t.closed = true
 	var sources []chardev.Source
 	var dones []chan struct{}
 	for _, b := range t.backends {
-		if b.source != nil {
-			sources = append(sources, b.source)
-			dones = append(dones, b.acceptDone)
+		src, done := b.takeSourceLocked()
+		if src != nil {
+			sources = append(sources, src)
+		}
+		if done != nil {
+			dones = append(dones, done)
 		}
 	}
 	legs := slices.Clone(t.legs)
 	t.mu.Unlock()
 
 	t.cancel()
-	for i, s := range sources {
+	t.neverStarted()
+	for _, s := range sources {
 		s.Close()
-		<-dones[i]
+	}
+	for _, d := range dones {
+		<-d
 	}
 	for _, l := range legs {
 		l.fail(errTeeClosed)
@@ -641,5 +757,6 @@ func (t *Tee) Close() error {
 	t.scroll.reset()
 	t.mu.Unlock()
 	t.events.closeAll()
+	t.events.waitHook()
 	return nil
 }

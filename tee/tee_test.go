@@ -65,13 +65,17 @@ func (h *harness) attach(name string, opts LegOptions) *memdev.Device {
 	return d
 }
 
-// emit feeds output and waits until the tee has read it.
+// emit feeds output and waits until the tee has read it and given it its
+// stream offsets, so a swap or attach that follows cuts after it. (It does
+// not wait for block legs to take it: a stalled one may hold the reader.)
 func (h *harness) emit(p []byte) {
 	h.t.Helper()
+	before := internalOffset(h.tee)
 	h.front.Feed(p)
 	if !h.front.WaitFed(wait) {
 		h.t.Fatalf("frontend output not consumed")
 	}
+	eventually(h.t, "output given its offsets", func() bool { return internalOffset(h.tee) >= before+uint64(len(p)) })
 }
 
 func eventually(t testing.TB, what string, cond func() bool) {

@@ -89,6 +89,10 @@ type ServerConn struct {
 	told      toldLine
 	pending   *chardev.LineSettings // from LineChanged, not yet sent
 	peerSig   string
+	// applying is the line state this client's own request is setting,
+	// while the request is being carried out; nil otherwise. See
+	// LineChanged.
+	applying *chardev.LineSettings
 
 	droppedSubneg atomic.Uint64
 	badComPort    atomic.Uint64
@@ -468,7 +472,14 @@ func (s *ServerConn) setLine(ctl chardev.Control, apply bool, change func(*chard
 	if want == line || want.Validate() != nil {
 		return line
 	}
-	if err := ctl.SetLineSettings(want); err != nil {
+	s.mu.Lock()
+	s.applying = &want
+	s.mu.Unlock()
+	err := ctl.SetLineSettings(want)
+	s.mu.Lock()
+	s.applying = nil
+	s.mu.Unlock()
+	if err != nil {
 		return ctl.LineSettings()
 	}
 	return want
@@ -570,6 +581,15 @@ func (s *ServerConn) setModemLine(ctl chardev.Control, apply, on, dtr bool) bool
 
 // sendModemState notifies the client of the frontend's modem lines if they
 // changed since the last notification, or always when force is set.
+//
+// A frontend without modem lines (a pty, a spawned command, a TCP peer) is
+// reported as a modem state of 0: no line asserted, as on a cable with
+// only RX, TX and ground. Saying nothing would break clients that insist
+// on an answer: pyserial's port.cts raises "remote sends no
+// NOTIFY_MODEMSTATE". A forced notification (the client asked, or RFC
+// 2217 just came up) is answered the same way when the lines cannot be
+// read for another reason (the frontend is down); an unforced one is then
+// skipped, so a passing outage does not look like a line change.
 func (s *ServerConn) sendModemState(force bool) {
 	ctl := s.control()
 	if ctl == nil {
@@ -577,7 +597,10 @@ func (s *ServerConn) sendModemState(force bool) {
 	}
 	ms, err := ctl.ModemStatus()
 	if err != nil {
-		return // no modem lines to report
+		if !force && !chardev.IsUnsupported(err) {
+			return
+		}
+		ms = chardev.ModemStatus{}
 	}
 	state := ModemStateByte(ms)
 	s.mu.Lock()
@@ -668,11 +691,24 @@ func (t toldLine) changes(l chardev.LineSettings) []ComPortMsg {
 // LineChanged queues a notification of the tee's new line state for an
 // RFC 2217 client. It never blocks; the notification is written by the
 // connection's own goroutine.
+//
+// The change this client's own request makes is not notified: the reply
+// to the request tells it. Notifying it as well would send values the
+// client did not ask about, and pyserial cannot take that while it opens
+// the port: it sets baud rate, data size, parity and stop size first and
+// only then flow control, and a SET-CONTROL answer arriving before its
+// own request kills its reader thread (check_answer on an option with no
+// value yet). That is what happened to every pyserial client opening at
+// a baud rate other than the device's.
 func (s *ServerConn) LineChanged(l chardev.LineSettings) {
 	if !s.cfg.RFC2217 {
 		return
 	}
 	s.mu.Lock()
+	if s.applying != nil && lineSame(*s.applying, l) {
+		s.mu.Unlock()
+		return
+	}
 	s.pending = &l
 	s.mu.Unlock()
 	select {
@@ -704,4 +740,17 @@ func (s *ServerConn) notifyLoop() {
 			s.sendModemState(false)
 		}
 	}
+}
+
+// lineSame reports whether the engine's notified state b is the state a
+// requested, where the engine fills a zero baud rate or data size with the
+// value in force.
+func lineSame(a, b chardev.LineSettings) bool {
+	if a.Baud == 0 {
+		a.Baud = b.Baud
+	}
+	if a.DataBits == 0 {
+		a.DataBits = b.DataBits
+	}
+	return a == b
 }

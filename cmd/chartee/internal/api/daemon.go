@@ -2,8 +2,26 @@
 // (mode 0600) and, optionally, a token-protected TCP listener. Each
 // operation has its own endpoint — the review of QEMU's hotswap patch
 // rejected overloading one "change" command — and every error is JSON
-// {"error": "...", "code": "..."} with a fitting status; a failed operation
-// changes nothing.
+// {"error": "...", "code": "...", "details": [...]} with a fitting status;
+// a failed operation changes nothing.
+//
+// Endpoints (bodies and answers are JSON unless said otherwise):
+//
+//	GET    /healthz                                  {"status":"ok"}; open on TCP too
+//	GET    /v1/tees                                  TeeList
+//	GET    /v1/tees/{tee}                            TeeStatus
+//	POST   /v1/tees/{tee}/backends                   body: a backend as in the config file; 201 + TeeStatus
+//	DELETE /v1/tees/{tee}/backends/{name}            TeeStatus
+//	POST   /v1/tees/{tee}/backends/{name}/swap       body: SwapRequest; tee.SwapReport
+//	POST   /v1/tees/{tee}/frontend/swap              body: {"spec": {device}}; tee.FrontendSwapReport
+//	GET    /v1/tees/{tee}/backends/{name}/data       ?offset=N&follow=1; raw bytes (see HeaderOffset)
+//	GET    /v1/events                                NDJSON stream of tee.Event
+//	POST   /v1/reload                                ReloadReport
+//
+// Statuses: 400 bad_request, invalid_config (Details: every problem) or
+// not_a_ringbuf; 401 unauthorized; 404 not_found; 405 method_not_allowed;
+// 409 exists; 413 too_large; 422 open_failed (a device would not open);
+// 500 internal; 503 closed; 504 timeout.
 package api
 
 import (

@@ -122,23 +122,3 @@ func decodesItself(t reflect.Type) bool {
 	return p.Implements(yamlUnmarshalerType) || p.Implements(obsoleteUnmarshalerType) ||
 		p.Implements(textUnmarshalerType)
 }
-
-// lookup finds a key given with dots ("tls.cert") in s.
-func (s *schema) lookup(dotted string) (schemaField, bool) {
-	cur := s
-	parts := strings.Split(dotted, ".")
-	for i, part := range parts {
-		if cur == nil {
-			return schemaField{}, false
-		}
-		f, ok := cur.fields[part]
-		if !ok {
-			return schemaField{}, false
-		}
-		if i == len(parts)-1 {
-			return f, true
-		}
-		cur = f.sub
-	}
-	return schemaField{}, false
-}

@@ -1,9 +1,3 @@
-// Package config reads chartee's YAML configuration strictly: every
-// unknown key, wrong type, duplicate name, missing required key or
-// impossible combination is reported with file, line and column, all of
-// them at once, never just the first. It also parses backend specs from the
-// command line (QEMU-style "TYPE,key=value,...") and from API bodies (JSON),
-// with the same keys and the same checks as the file.
 package config
 
 import (
@@ -22,6 +16,9 @@ type Config struct {
 	Metrics Metrics
 	Log     Log
 	Tees    []*Tee
+	// Warnings are problems that do not stop the config from working but
+	// deserve a look, like a listener open to the network without TLS.
+	Warnings ErrorList
 }
 
 // Control configures the HTTP+JSON control API.
@@ -48,6 +45,7 @@ type Tee struct {
 	Input         tee.InputMode
 	ExclusiveIdle time.Duration // 0: engine default
 	InputBuffer   int           // 0: engine default
+	Scrollback    int           // 0: engine default
 	DrainTimeout  time.Duration // 0: engine default
 	Frontend      Frontend
 	Backends      []*Backend

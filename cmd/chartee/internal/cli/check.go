@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"chartee/cmd/chartee/internal/config"
+)
+
+const checkUsage = `Usage: chartee check -c FILE
+
+Validates FILE the way "chartee run" would load it — every key, type, name
+and combination — and prints every problem with its file:line:col, and
+every warning. It opens no device and binds no socket. Exit status 0 means
+the file is valid.
+`
+
+func (a *app) check(args []string) int {
+	fs := newFlagSet("chartee check", a.stderr, checkUsage)
+	var path string
+	fs.StringVar(&path, "c", "", "config file to validate")
+	fs.StringVar(&path, "config", "", "same as -c")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	// `chartee check FILE` is accepted too: there is nothing else a
+	// positional argument could mean.
+	if path == "" && len(pos) == 1 {
+		path, pos = pos[0], nil
+	}
+	if path == "" || len(pos) > 0 {
+		fmt.Fprint(a.stderr, checkUsage)
+		return exitUsage
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		printConfigError(a.stderr, err)
+		return exitError
+	}
+	printWarnings(a.stderr, cfg.Warnings)
+	backends := 0
+	for _, t := range cfg.Tees {
+		backends += len(t.Backends)
+	}
+	fmt.Fprintf(a.stdout, "%s: ok (%s, %s)\n", path, plural(len(cfg.Tees), "tee"), plural(backends, "backend"))
+	return exitOK
+}
+
+// printConfigError prints every problem of a config error, one per line
+// (each with its file:line:col), then how many there were.
+func printConfigError(w io.Writer, err error) {
+	var list config.ErrorList
+	if !errors.As(err, &list) {
+		fmt.Fprintf(w, "chartee: %v\n", err)
+		return
+	}
+	for _, e := range list {
+		fmt.Fprintln(w, e.Error())
+	}
+	fmt.Fprintf(w, "chartee: the config has %s\n", plural(len(list), "error"))
+}
+
+// printWarnings prints non-fatal config findings.
+func printWarnings(w io.Writer, warnings config.ErrorList) {
+	for _, e := range warnings {
+		fmt.Fprintf(w, "warning: %s\n", e.Error())
+	}
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}

@@ -1,0 +1,399 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"chartee/chardev"
+	"chartee/cmd/chartee/internal/api"
+	"chartee/cmd/chartee/internal/config"
+	"chartee/tee"
+)
+
+// defaultSocket is where a packaged chartee serves its control API (the
+// systemd unit's RuntimeDirectory).
+const defaultSocket = "/run/chartee/control.sock"
+
+const ctlUsage = `Usage: chartee ctl [--socket PATH | --url URL --token-file FILE] [--json] COMMAND
+
+Commands:
+  list                                  the tees, one line each
+  show TEE                              a tee's frontend, line settings, backends and legs
+  attach TEE SPEC                       add a backend (SPEC has name=...)
+  detach TEE NAME                       remove a backend and its legs
+  swap TEE NAME SPEC [--mode overlap] [--drain-timeout 2s]
+                                        hot-swap a backend to a new device
+  swap-frontend TEE SPEC                replace the tee's frontend device
+  reload                                re-read the daemon's config file
+  tail TEE NAME [-f] [--offset N]       print what a ringbuf backend holds (-f: keep following;
+                                        N counts the bytes it received, 0: its oldest kept)
+  events                                follow events of every tee (Ctrl-C ends)
+
+SPEC is QEMU-style "TYPE,key=value,..." with the keys of the config file,
+for example "file,name=cap,path=/var/log/console.log,format=timestamped" or
+"tcp-listen,name=ro,listen=127.0.0.1:7001,protocol=telnet", or @FILE.yaml
+holding one backend (or device) as YAML.
+
+The socket is --socket, else $CHARTEE_SOCKET, else ` + defaultSocket + `
+(or, when that does not exist, the socket of a running "chartee" demo).
+`
+
+// ctlFlags are every ctl flag; which command takes which is checked after
+// parsing, so that flags may go anywhere on the line.
+type ctlFlags struct {
+	socket, url, tokenFile string
+	json                   bool
+	mode                   string
+	drainTimeout           time.Duration
+	follow                 bool
+	offset                 uint64
+}
+
+// ctlFlagCommands says which commands take a command-specific flag.
+var ctlFlagCommands = map[string][]string{
+	"mode":          {"swap"},
+	"drain-timeout": {"swap"},
+	"f":             {"tail"},
+	"follow":        {"tail"},
+	"offset":        {"tail"},
+}
+
+// ctlArgs is how many arguments each command takes.
+var ctlArgs = map[string]struct {
+	n     int
+	usage string
+}{
+	"list":          {0, "list"},
+	"show":          {1, "show TEE"},
+	"attach":        {2, "attach TEE SPEC"},
+	"detach":        {2, "detach TEE NAME"},
+	"swap":          {3, "swap TEE NAME SPEC [--mode handover|overlap] [--drain-timeout D]"},
+	"swap-frontend": {2, "swap-frontend TEE SPEC"},
+	"reload":        {0, "reload"},
+	"tail":          {2, "tail TEE NAME [-f] [--offset N]"},
+	"events":        {0, "events"},
+}
+
+func (a *app) ctl(args []string) int {
+	fs := newFlagSet("chartee ctl", a.stderr, ctlUsage)
+	var f ctlFlags
+	fs.StringVar(&f.socket, "socket", "", "control socket `path`")
+	fs.StringVar(&f.url, "url", "", "control API over TCP, like http://127.0.0.1:7070 (needs --token-file)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "`file` holding the bearer token for --url")
+	fs.BoolVar(&f.json, "json", false, "print JSON instead of tables")
+	fs.StringVar(&f.mode, "mode", "", "swap: handover (default) or overlap")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", 0, "swap: how long the old leg may drain (default: the tee's)")
+	fs.BoolVar(&f.follow, "f", false, "tail: keep following new output")
+	fs.BoolVar(&f.follow, "follow", false, "same as -f")
+	fs.Uint64Var(&f.offset, "offset", 0, "tail: where to start, counted in bytes the ringbuf has received (0: the oldest byte it still holds)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if len(pos) == 0 {
+		fmt.Fprint(a.stderr, ctlUsage)
+		return exitUsage
+	}
+	cmd, rest := pos[0], pos[1:]
+	spec, ok := ctlArgs[cmd]
+	if !ok {
+		fmt.Fprintf(a.stderr, "chartee ctl: unknown command %q\n\n", cmd)
+		fmt.Fprint(a.stderr, ctlUsage)
+		return exitUsage
+	}
+	if len(rest) != spec.n {
+		fmt.Fprintf(a.stderr, "chartee ctl: usage: chartee ctl %s\n", spec.usage)
+		return exitUsage
+	}
+	var misplaced error
+	fs.Visit(func(fl *flag.Flag) {
+		if cmds, ok := ctlFlagCommands[fl.Name]; ok && !slices.Contains(cmds, cmd) && misplaced == nil {
+			misplaced = fmt.Errorf("chartee ctl: flag -%s applies to %s only", fl.Name, strings.Join(cmds, ", "))
+		}
+	})
+	if misplaced != nil {
+		fmt.Fprintln(a.stderr, misplaced)
+		return exitUsage
+	}
+
+	c, where, err := a.client(f)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "chartee ctl: %v\n", err)
+		return exitUsage
+	}
+	// Idle keep-alive connections would outlive the command (and, in
+	// tests, trip goleak).
+	defer c.Close()
+	r := &ctlRun{c: c, f: f, out: a.stdout}
+	if err := r.do(a.ctx, cmd, rest); err != nil {
+		a.printCtlError(err, where)
+		if errors.Is(err, errUsage) {
+			return exitUsage
+		}
+		return exitError
+	}
+	return exitOK
+}
+
+// client picks the API endpoint: --url with a token, or a unix socket.
+func (a *app) client(f ctlFlags) (*api.Client, string, error) {
+	if f.url != "" {
+		if f.socket != "" {
+			return nil, "", errors.New("--socket and --url: give one")
+		}
+		if f.tokenFile == "" {
+			return nil, "", errors.New("--url needs --token-file (the file holding the daemon's control token)")
+		}
+		tok, err := readToken(f.tokenFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("--token-file: %w", err)
+		}
+		return api.NewTCPClient(f.url, tok), f.url, nil
+	}
+	if f.tokenFile != "" {
+		return nil, "", errors.New("--token-file goes with --url")
+	}
+	sock := a.socketPath(f.socket)
+	return api.NewClient(sock), sock, nil
+}
+
+// socketPath resolves the control socket: the flag, $CHARTEE_SOCKET, the
+// packaged default, or a running demo's.
+func (a *app) socketPath(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if env := a.getenv("CHARTEE_SOCKET"); env != "" {
+		return env
+	}
+	if _, err := os.Stat(defaultSocket); err == nil {
+		return defaultSocket
+	}
+	if demo, err := demoSocketPath(a.getenv, false); err == nil {
+		if _, err := os.Stat(demo); err == nil {
+			return demo
+		}
+	}
+	return defaultSocket
+}
+
+// printCtlError prints the API's message and details, or a hint when the
+// daemon could not be reached.
+func (a *app) printCtlError(err error, where string) {
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) {
+		fmt.Fprintf(a.stderr, "chartee ctl: %s (%s)\n", apiErr.Message, apiErr.Code)
+		for _, d := range apiErr.Details {
+			fmt.Fprintf(a.stderr, "  %s\n", d)
+		}
+		return
+	}
+	if errors.Is(err, errUsage) {
+		fmt.Fprintf(a.stderr, "chartee ctl: %s\n", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+		return
+	}
+	var list config.ErrorList
+	if errors.As(err, &list) {
+		for _, e := range list {
+			fmt.Fprintf(a.stderr, "chartee ctl: %s\n", e.Error())
+		}
+		return
+	}
+	fmt.Fprintf(a.stderr, "chartee ctl: %v\n", err)
+	if strings.Contains(err.Error(), "connect:") || errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(a.stderr, "chartee ctl: is chartee running? (tried %s; --socket or $CHARTEE_SOCKET name another)\n", where)
+	}
+}
+
+// ctlRun is one ctl command.
+type ctlRun struct {
+	c   *api.Client
+	f   ctlFlags
+	out io.Writer
+}
+
+func (r *ctlRun) do(ctx context.Context, cmd string, args []string) error {
+	switch cmd {
+	case "list":
+		ts, err := r.c.Tees(ctx)
+		if err != nil {
+			return err
+		}
+		if r.f.json {
+			return r.printJSON(api.TeeList{Tees: ts})
+		}
+		return writeList(r.out, ts)
+	case "show":
+		t, err := r.c.Tee(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		if r.f.json {
+			return r.printJSON(t)
+		}
+		return writeShow(r.out, t, time.Now())
+	case "attach":
+		body, name, err := attachBody(args[1])
+		if err != nil {
+			return err
+		}
+		if err := r.c.Attach(ctx, args[0], body); err != nil {
+			return err
+		}
+		if r.f.json {
+			return r.printJSON(map[string]string{"tee": args[0], "attached": name})
+		}
+		fmt.Fprintf(r.out, "attached backend %s to tee %s\n", name, args[0])
+		return nil
+	case "detach":
+		if err := r.c.Detach(ctx, args[0], args[1]); err != nil {
+			return err
+		}
+		if r.f.json {
+			return r.printJSON(map[string]string{"tee": args[0], "detached": args[1]})
+		}
+		fmt.Fprintf(r.out, "detached backend %s from tee %s\n", args[1], args[0])
+		return nil
+	case "swap":
+		if _, err := tee.ParseSwapMode(r.f.mode); err != nil {
+			return usageError("--mode: %v", err)
+		}
+		body, err := swapBody(args[2], args[1])
+		if err != nil {
+			return err
+		}
+		rep, err := r.c.Swap(ctx, args[0], args[1], api.SwapRequest{
+			Spec: body, Mode: r.f.mode, DrainTimeout: chardev.Duration(r.f.drainTimeout),
+		})
+		if err != nil {
+			return err
+		}
+		if r.f.json {
+			return r.printJSON(rep)
+		}
+		writeSwapReport(r.out, args[0], rep)
+		return nil
+	case "swap-frontend":
+		body, err := config.DeviceSpecToJSON(args[1])
+		if err != nil {
+			return err
+		}
+		rep, err := r.c.SwapFrontend(ctx, args[0], body)
+		if err != nil {
+			return err
+		}
+		if r.f.json {
+			return r.printJSON(rep)
+		}
+		writeFrontendSwapReport(r.out, args[0], rep)
+		return nil
+	case "reload":
+		rep, err := r.c.Reload(ctx)
+		if err != nil {
+			return err
+		}
+		if r.f.json {
+			return r.printJSON(rep)
+		}
+		writeReloadReport(r.out, rep)
+		return nil
+	case "tail":
+		// Raw bytes go straight out; a buffered writer would hold back
+		// a followed console's output.
+		err := r.c.Data(ctx, args[0], args[1], r.f.offset, r.f.follow, r.out)
+		if r.f.follow && errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	case "events":
+		bw := bufio.NewWriter(r.out)
+		err := r.c.Events(ctx, func(ev tee.Event) error {
+			if r.f.json {
+				b, err := json.Marshal(ev)
+				if err != nil {
+					return err
+				}
+				bw.Write(append(b, '\n'))
+			} else {
+				writeEvent(bw, ev)
+			}
+			// Flush per event: events are rare and must show at once.
+			return bw.Flush()
+		})
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+	return usageError("unknown command %q", cmd)
+}
+
+func (r *ctlRun) printJSON(v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = r.out.Write(append(b, '\n'))
+	return err
+}
+
+// attachBody converts a command-line spec to the API's JSON body for an
+// attach, and returns the backend name it carries.
+func attachBody(spec string) (json.RawMessage, string, error) {
+	body, err := config.SpecToJSON(spec)
+	if err != nil {
+		return nil, "", err
+	}
+	var named struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(body, &named); err != nil {
+		return nil, "", fmt.Errorf("spec: %w", err)
+	}
+	return body, named.Name, nil
+}
+
+// swapBody converts a command-line spec to the body's spec for a swap of
+// backend name. The spec may leave the name out: it is the backend being
+// swapped, so a "TYPE,key=value" spec without one gets name=NAME.
+func swapBody(spec, name string) (json.RawMessage, error) {
+	if !strings.HasPrefix(spec, "@") && !cliHasKey(spec, "name") {
+		spec += ",name=" + name
+	}
+	return config.SpecToJSON(spec)
+}
+
+// cliHasKey reports whether a "TYPE,key=value,..." spec gives key. Commas
+// inside values are doubled, as in QEMU, so a single comma separates
+// options.
+func cliHasKey(spec, key string) bool {
+	var item strings.Builder
+	check := func() bool {
+		k, _, ok := strings.Cut(item.String(), "=")
+		item.Reset()
+		return ok && k == key
+	}
+	for i := 0; i < len(spec); i++ {
+		switch {
+		case spec[i] == ',' && i+1 < len(spec) && spec[i+1] == ',':
+			item.WriteByte(',')
+			i++
+		case spec[i] == ',':
+			if check() {
+				return true
+			}
+		default:
+			item.WriteByte(spec[i])
+		}
+	}
+	return check()
+}

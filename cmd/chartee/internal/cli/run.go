@@ -1,0 +1,441 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"chartee/cmd/chartee/internal/api"
+	"chartee/cmd/chartee/internal/config"
+	"chartee/cmd/chartee/internal/daemon"
+	"chartee/metrics"
+	"chartee/tee"
+)
+
+const runUsage = `Usage: chartee [run] [-c FILE] [--port N]
+
+Runs the daemon with the config FILE, or the built-in demo without one.
+Signals: SIGHUP reloads FILE (a broken file is logged and the running
+config stays), SIGUSR1 reopens capture files (after logrotate),
+SIGTERM/SIGINT shut down, draining legs for up to 10s (a second one cuts
+that short).
+`
+
+// Bounds of the shutdown and of a reload.
+const (
+	shutdownTimeout    = 10 * time.Second
+	apiShutdownTimeout = 3 * time.Second
+	reloadTimeout      = 60 * time.Second
+)
+
+// readyInfo is what `run` serves once it is up.
+type readyInfo struct {
+	Socket     string            // control socket path ("" when none)
+	ControlTCP string            // bound control TCP address ("" when none)
+	MetricsURL string            // "" when metrics are off
+	Listeners  map[string]string // "tee/backend" -> bound address of a listening backend
+	Demo       *demoSetup        // nil unless running the built-in demo
+}
+
+func (a *app) run(args []string) int {
+	fs := newFlagSet("chartee run", a.stderr, runUsage)
+	var path string
+	fs.StringVar(&path, "c", "", "config file (default: the built-in demo)")
+	fs.StringVar(&path, "config", "", "same as -c")
+	port := fs.Int("port", demoDefaultPort, "the demo's telnet port on 127.0.0.1 (0: any free port)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	portSet := false
+	fs.Visit(func(f *flag.Flag) { portSet = portSet || f.Name == "port" })
+	if len(pos) > 0 {
+		fmt.Fprintf(a.stderr, "chartee run: unexpected argument %q\n\n", pos[0])
+		fmt.Fprint(a.stderr, runUsage)
+		return exitUsage
+	}
+	if path != "" && portSet {
+		fmt.Fprintln(a.stderr, "chartee run: --port applies to the built-in demo only; with -c the config says where to listen")
+		return exitUsage
+	}
+	if *port < 0 || *port > 65535 {
+		fmt.Fprintf(a.stderr, "chartee run: --port %d: want 0 to 65535\n", *port)
+		return exitUsage
+	}
+
+	var cfg *config.Config
+	var demo *demoSetup
+	if path == "" {
+		demoPort := *port
+		if !portSet {
+			demoPort = -1 // the default, which gives way when taken
+		}
+		if demo, err = prepareDemo(demoPort, a.getenv); err != nil {
+			fmt.Fprintf(a.stderr, "chartee: %v\n", err)
+			return exitError
+		}
+		cfg, err = config.Parse(demoFile, demo.YAML)
+	} else {
+		cfg, err = config.Load(path)
+	}
+	if err != nil {
+		printConfigError(a.stderr, err)
+		return exitError
+	}
+	printWarnings(a.stderr, cfg.Warnings)
+	return a.serve(cfg, path, demo)
+}
+
+// newLogger builds the daemon's logger from the log section. The config
+// layer has validated the names; an empty one takes the default.
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	switch strings.ToLower(c.Level) {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(c.Format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs cfg until a termination signal (or a.ctx ends).
+func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
+	log := newLogger(cfg.Log, a.stderr)
+	fail := func(err error) int {
+		fmt.Fprintf(a.stderr, "chartee: %v\n", err)
+		if hint := addrInUseHint(err); hint != "" {
+			if demo != nil {
+				hint = "another program (perhaps another chartee demo) is listening there; `chartee --port 0` picks a free port"
+			}
+			fmt.Fprintf(a.stderr, "chartee: %s\n", hint)
+		}
+		return exitError
+	}
+
+	// Everything that can be checked before starting a tee is, so that a
+	// bad token file does not leave half a daemon behind.
+	var token string
+	if cfg.Control.Listen != "" {
+		var err error
+		if token, err = readToken(cfg.Control.TokenFile); err != nil {
+			return fail(err)
+		}
+	}
+
+	// Signals are caught before anything starts, so a SIGTERM during
+	// startup is a clean shutdown rather than a kill.
+	sigs := make(chan os.Signal, 8)
+	a.notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	defer a.stopNotify(sigs)
+
+	// The collector is made first so that the daemon's OnReload, called for
+	// the initial load too, has somewhere to record it.
+	var running atomic.Pointer[daemon.Daemon]
+	collector := metrics.NewCollector(metrics.SourceFunc(func() []*tee.Tee {
+		if d := running.Load(); d != nil {
+			return d.Tees()
+		}
+		return nil
+	}), version())
+
+	ctx, cancel := context.WithCancel(a.ctx)
+	defer cancel()
+	d, err := daemon.New(ctx, cfg, daemon.Options{
+		Logger: log,
+		OnReload: func(ok bool, at time.Time, _ error) {
+			collector.SetReload(metrics.ReloadState{Success: ok, Time: at})
+		},
+	})
+	if err != nil {
+		return fail(err)
+	}
+	running.Store(d)
+	collector.SetReload(metrics.ReloadState{Success: true, Time: time.Now()})
+	d.SetConfigPath(path)
+
+	info := readyInfo{Demo: demo, Listeners: map[string]string{}}
+	var stopMetrics func(context.Context) error
+	srv := api.NewServer(d, api.Options{Logger: log})
+	shutdown := func(ctx context.Context) {
+		actx, acancel := context.WithTimeout(ctx, apiShutdownTimeout)
+		if err := srv.Shutdown(actx); err != nil {
+			log.Warn("control API shutdown", "err", err)
+		}
+		acancel()
+		if err := d.Shutdown(ctx); err != nil {
+			log.Warn("shutdown did not finish cleanly", "err", err)
+		}
+		if stopMetrics != nil {
+			if err := stopMetrics(ctx); err != nil {
+				log.Warn("metrics shutdown", "err", err)
+			}
+		}
+	}
+	startupFailed := func(err error) int {
+		ctx, c := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer c()
+		shutdown(ctx)
+		return fail(err)
+	}
+
+	if cfg.Metrics.Listen != "" {
+		h := metrics.Handler(metrics.NewRegistry(collector), log)
+		addr, stop, err := metrics.Serve(ctx, cfg.Metrics.Listen, h)
+		if err != nil {
+			return startupFailed(err)
+		}
+		stopMetrics = stop
+		info.MetricsURL = "http://" + addr + metrics.Path
+	}
+	if sock := cfg.Control.Socket; sock != "" {
+		if err := ensureDir(filepath.Dir(sock)); err != nil {
+			return startupFailed(err)
+		}
+		if err := srv.ServeUnix(sock); err != nil {
+			return startupFailed(err)
+		}
+		info.Socket = sock
+	}
+	if cfg.Control.Listen != "" {
+		addr, err := srv.ServeTCP(cfg.Control.Listen, token)
+		if err != nil {
+			return startupFailed(err)
+		}
+		info.ControlTCP = addr.String()
+	}
+	for _, t := range d.Tees() {
+		st := t.Stats()
+		for _, b := range st.Backends {
+			if b.Source != "" {
+				info.Listeners[st.Name+"/"+b.Name] = b.Source
+			}
+		}
+	}
+	a.printReady(cfg, d, info)
+	if a.ready != nil {
+		a.ready(info)
+	}
+
+	for {
+		var sig os.Signal
+		select {
+		case sig = <-sigs:
+		case <-a.ctx.Done():
+			sig = syscall.SIGTERM
+		}
+		switch sig {
+		case syscall.SIGHUP:
+			a.reload(d, log)
+		case syscall.SIGUSR1:
+			if err := d.Reopen(); err != nil {
+				log.Error("reopening capture files failed", "err", err)
+			} else {
+				log.Info("capture files reopened")
+			}
+		default:
+			log.Info("shutting down", "signal", sig.String())
+			sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			// A second signal cuts the drain short.
+			done := make(chan struct{})
+			go func() {
+				for {
+					select {
+					case s := <-sigs:
+						if s == syscall.SIGTERM || s == syscall.SIGINT {
+							log.Warn("second signal: not waiting for legs to drain", "signal", s.String())
+							scancel()
+						}
+					case <-done:
+						return
+					}
+				}
+			}()
+			shutdown(sctx)
+			close(done)
+			scancel()
+			if demo != nil {
+				fmt.Fprintf(a.stderr, "chartee: demo capture kept in %s (remove the directory when done)\n", demo.Capture)
+			}
+			log.Info("stopped")
+			return exitOK
+		}
+	}
+}
+
+// reload re-reads the config file and logs what changed, or why nothing
+// did.
+func (a *app) reload(d *daemon.Daemon, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(a.ctx, reloadTimeout)
+	defer cancel()
+	rep, err := d.Reload(ctx)
+	if err != nil {
+		var list config.ErrorList
+		if errors.As(err, &list) {
+			log.Error("reload failed; the running config stays", "file", rep.File, "errors", len(list))
+			for _, e := range list {
+				log.Error("config error", "problem", e.Error())
+			}
+			return
+		}
+		log.Error("reload failed; the running config stays", "err", err)
+		return
+	}
+	log.Info("config reloaded", "file", rep.File,
+		"tees_started", rep.Started, "tees_stopped", rep.Stopped,
+		"attached", rep.Attached, "detached", rep.Detached, "swapped", rep.Swapped,
+		"updated", rep.Updated, "frontends_swapped", rep.Frontend, "duration", rep.Elapsed)
+	for _, w := range rep.Warnings {
+		log.Warn("config warning", "warning", w)
+	}
+}
+
+// readToken reads the control API's bearer token. A missing or empty file
+// is an error: the TCP listener must never run unauthenticated.
+func readToken(path string) (string, error) {
+	if path == "" {
+		return "", errors.New("control: listen is set but token_file is not; the TCP control API needs a token")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("control: token_file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("control: token_file %s is empty", path)
+	}
+	return tok, nil
+}
+
+// ensureDir creates the socket's directory, private, when it is missing
+// (as /run/chartee is when chartee runs outside systemd). An existing one
+// is left as it is.
+func ensureDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("control: socket directory: %w", err)
+	}
+	return nil
+}
+
+// addrInUseHint explains an "address already in use" error.
+func addrInUseHint(err error) string {
+	if !errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(err.Error(), "address already in use") {
+		return ""
+	}
+	return "another program (perhaps another chartee) is listening there; `ss -ltnp` shows which, or change the address in the config (port 0 picks a free one)"
+}
+
+// printReady tells the user where everything is, on stderr.
+func (a *app) printReady(cfg *config.Config, d *daemon.Daemon, info readyInfo) {
+	w := a.stderr
+	file := cfg.File
+	if file == "" {
+		file = "?"
+	}
+	fmt.Fprintf(w, "chartee %s running %s\n", version(), file)
+	describe := map[string]string{}
+	for _, t := range cfg.Tees {
+		describe[t.Name] = shortDescribe(&t.Frontend.Device)
+		for _, b := range t.Backends {
+			describe[t.Name+"/"+b.Name] = shortDescribe(&b.Device)
+		}
+	}
+	for _, t := range d.Tees() {
+		st := t.Stats()
+		state := "up"
+		if !st.Frontend.Up {
+			state = "connecting"
+		}
+		fmt.Fprintf(w, "  tee %s: frontend %s (%s)\n", st.Name, describe[st.Name], state)
+		for _, b := range st.Backends {
+			where := describe[st.Name+"/"+b.Name]
+			if b.Source != "" {
+				where = "listening on " + b.Source
+			}
+			fmt.Fprintf(w, "    backend %-12s %s\n", b.Name, where)
+		}
+	}
+	if info.Socket != "" {
+		fmt.Fprintf(w, "  control socket: %s\n", info.Socket)
+	} else if info.ControlTCP == "" {
+		fmt.Fprintln(w, "  control socket: none (control.socket is not set: chartee ctl cannot reach this daemon)")
+	}
+	if info.ControlTCP != "" {
+		fmt.Fprintf(w, "  control API:    http://%s (bearer token)\n", info.ControlTCP)
+	}
+	if info.MetricsURL != "" {
+		fmt.Fprintf(w, "  metrics:        %s\n", info.MetricsURL)
+	}
+	if demo := info.Demo; demo != nil {
+		for _, n := range demo.Notes {
+			fmt.Fprintf(w, "note: %s\n", n)
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "This is the built-in demo: a simulated console, nothing in it is real. Try:")
+		if addr, ok := info.Listeners["console/telnet"]; ok {
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				host, port = addr, ""
+			}
+			fmt.Fprintf(w, "  telnet %s %s                       # log in as anyone\n", host, port)
+		}
+		sock := "--socket " + info.Socket
+		if def, _ := demoSocketPath(a.getenv, false); def == info.Socket {
+			sock = "" // ctl finds it by itself
+		}
+		ctl := strings.Join(strings.Fields("chartee ctl "+sock), " ")
+		fmt.Fprintf(w, "  %s list\n", ctl)
+		fmt.Fprintf(w, "  %s tail -f console recent\n", ctl)
+		fmt.Fprintf(w, "  %s attach console file,name=copy,path=%s\n", ctl, filepath.Join(demo.Dir, "copy.log"))
+		if info.MetricsURL != "" {
+			fmt.Fprintf(w, "  curl %s\n", info.MetricsURL)
+		}
+		fmt.Fprintf(w, "The capture is written to %s. Ctrl-C stops the demo.\n", demo.Capture)
+	}
+}
+
+// shortDescribe names a device by its type and its most telling option
+// (path, address, size, ...) rather than its whole canonical spec.
+func shortDescribe(d *config.Device) string {
+	b, err := json.Marshal(d.Spec)
+	var opts map[string]any
+	if err != nil || json.Unmarshal(b, &opts) != nil {
+		return d.Describe()
+	}
+	for _, key := range []string{"path", "listen", "address", "remote", "link", "command", "hostname", "size"} {
+		switch v := opts[key].(type) {
+		case string:
+			if v != "" {
+				return d.Type + " " + v
+			}
+		case []any:
+			if len(v) > 0 {
+				return fmt.Sprintf("%s %v", d.Type, v)
+			}
+		}
+	}
+	return d.Type
+}

@@ -1,0 +1,47 @@
+package config
+
+import (
+	"context"
+	"fmt"
+
+	"chartee/chardev"
+)
+
+// IsSource reports whether the device is a leg source (a listening socket
+// with one leg per client) rather than a single stream.
+func (d *Device) IsSource() bool { return d.Factory.IsSource(d.Spec) }
+
+// Describe names the device for logs and status: its type and canonical
+// options.
+func (d *Device) Describe() string {
+	if d.Canonical != "" {
+		return d.Canonical
+	}
+	return d.Type
+}
+
+// Opener returns an opener for a single-stream device, for the engine to
+// (re)open it whenever it needs: at attach, at every frontend reconnect, at
+// a swap. Each call of Open opens a new device from the same validated spec.
+func (d *Device) Opener() chardev.Opener {
+	return deviceOpener{d}
+}
+
+// Listen builds the leg source of a source device.
+func (d *Device) Listen(ctx context.Context) (chardev.Source, error) {
+	if d.Factory.Listen == nil || !d.IsSource() {
+		return nil, fmt.Errorf("%s: not a listening backend", d.Type)
+	}
+	return d.Factory.Listen(ctx, d.Spec)
+}
+
+type deviceOpener struct{ d *Device }
+
+func (o deviceOpener) Open(ctx context.Context) (chardev.Chardev, error) {
+	if o.d.Factory.Open == nil || o.d.IsSource() {
+		return nil, fmt.Errorf("%s: a listening backend cannot be opened as a single stream", o.d.Type)
+	}
+	return o.d.Factory.Open(ctx, o.d.Spec)
+}
+
+func (o deviceOpener) Describe() string { return o.d.Describe() }
