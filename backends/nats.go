@@ -14,10 +14,10 @@ package backends
 //     published, from 0, and every device (each open: start, reopen, swap)
 //     gets a fresh random Chartee-Session. A consumer that sees the session
 //     change knows the numbering restarted.
-//   - Subject. The issue asked for a default of chartee.<host>.<tee>, but a
-//     backend's spec never learns the name of its tee, so `subject` is
-//     required; "{appliance}" in it is replaced by the appliance name, so
-//     one config file serves a whole fleet.
+//   - Subject. It defaults to chartee.<appliance>.<tee>: the spec learns
+//     its tee's name through chardev.TeeNamer (the config layer and the
+//     daemon call SetTee). "{appliance}" in an explicit subject is replaced
+//     by the appliance name, so one config file serves a whole fleet.
 //   - Input. The `input` key belongs to the leg, not to the spec, so the
 //     device always subscribes to <subject>.in; the engine discards what a
 //     leg without input reads (counted as discarded), exactly as for any
@@ -126,7 +126,17 @@ type NATSSpec struct {
 	JetStream *NATSJetStream `yaml:"jetstream" json:"jetstream"`
 	// ConnectTimeout bounds each connection attempt.
 	ConnectTimeout chardev.Duration `yaml:"connect_timeout" json:"connect_timeout"`
+
+	// tee is the name of the tee the backend is attached to, for the
+	// default subject; set by SetTee, never from config.
+	tee string
 }
+
+var _ chardev.TeeNamer = (*NATSSpec)(nil)
+
+// SetTee tells the spec which tee it belongs to, for the default subject
+// chartee.<appliance>.<tee>.
+func (s *NATSSpec) SetTee(name string) { s.tee = name }
 
 // NATSJetStream is the `jetstream` section of the nats backend.
 type NATSJetStream struct {
@@ -158,11 +168,12 @@ func (s *NATSSpec) Validate() error {
 			return fmt.Errorf("appliance %q: %w", s.Appliance, err)
 		}
 	}
-	if s.Subject == "" {
-		return errors.New("subject: required (like chartee." + natsApplianceToken + ".ttyS0; output goes to <subject>.out, input comes from <subject>.in)")
-	}
-	if _, err := s.subject(); err != nil {
-		return err
+	if s.Subject != "" || s.tee != "" {
+		// Without a subject and before SetTee (an API body being decoded),
+		// the default cannot be judged yet; Open checks it.
+		if _, err := s.subject(); err != nil {
+			return err
+		}
 	}
 	if s.TLS != nil {
 		if err := s.TLS.Validate(); err != nil {
@@ -212,7 +223,14 @@ func NATSDefaultAppliance() string {
 
 // subject is the base subject with the appliance filled in, checked.
 func (s *NATSSpec) subject() (string, error) {
-	subj := strings.ReplaceAll(s.Subject, natsApplianceToken, s.appliance())
+	base := s.Subject
+	if base == "" {
+		if s.tee == "" {
+			return "", errors.New("subject: required outside a tee (the default is chartee." + natsApplianceToken + ".<tee>)")
+		}
+		base = "chartee." + natsApplianceToken + "." + s.tee
+	}
+	subj := strings.ReplaceAll(base, natsApplianceToken, s.appliance())
 	if err := NATSCheckSubject(subj); err != nil {
 		return "", fmt.Errorf("subject %q: %w", s.Subject, err)
 	}
@@ -341,7 +359,10 @@ func natsOpen(ctx context.Context, spec chardev.Spec) (chardev.Chardev, error) {
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	subj, _ := s.subject()
+	subj, err := s.subject()
+	if err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
 	session, err := natsSessionID()
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)

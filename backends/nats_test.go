@@ -106,7 +106,6 @@ func TestNATSValidate(t *testing.T) {
 		{"no servers", "servers: required", func(s *NATSSpec) { s.Servers = nil }},
 		{"bad scheme", "scheme \"http\"", func(s *NATSSpec) { s.Servers = []string{"http://127.0.0.1:4222"} }},
 		{"bad port", "bad port", func(s *NATSSpec) { s.Servers = []string{"nats://127.0.0.1:99999"} }},
-		{"no subject", "subject: required", func(s *NATSSpec) { s.Subject = "" }},
 		{"wildcard subject", "wildcards", func(s *NATSSpec) { s.Subject = "chartee.*.x" }},
 		{"empty token", "empty token", func(s *NATSSpec) { s.Subject = "chartee..x" }},
 		{"space in subject", "spaces", func(s *NATSSpec) { s.Subject = "chartee.a b" }},
@@ -141,6 +140,24 @@ func TestNATSValidate(t *testing.T) {
 	ok.Appliance = ""
 	if subj, _ := ok.subject(); subj != "chartee."+NATSDefaultAppliance()+".ttyS0" || strings.Contains(NATSDefaultAppliance(), ".") {
 		t.Fatalf("default appliance subject = %q", subj)
+	}
+
+	// Without a subject the default is chartee.<appliance>.<tee>: judged
+	// only once the tee is known (an API body is decoded before), and
+	// refused at Open outside a tee.
+	def := natsTestSpec("127.0.0.1:4222", "")
+	if err := def.Validate(); err != nil {
+		t.Fatalf("no subject before SetTee: Validate() = %v, want nil (judged later)", err)
+	}
+	if _, err := natsOpen(context.Background(), def); err == nil || !strings.Contains(err.Error(), "subject: required outside a tee") {
+		t.Fatalf("Open without subject and tee = %v, want subject: required outside a tee", err)
+	}
+	def.SetTee("console0")
+	if err := def.Validate(); err != nil {
+		t.Fatalf("default subject: %v", err)
+	}
+	if subj, _ := def.subject(); subj != "chartee.appliance-1.console0" {
+		t.Fatalf("default subject = %q, want chartee.appliance-1.console0", subj)
 	}
 }
 

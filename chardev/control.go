@@ -85,3 +85,12 @@ type InputRecorder interface {
 type Reopener interface {
 	Reopen() error
 }
+
+// TeeNamer is implemented by specs whose defaults depend on the tee they
+// are attached to (a nats backend's subject defaults to
+// chartee.<appliance>.<tee>). The config layer calls SetTee for every
+// device of a tee before using it; the daemon does the same for specs that
+// come through the API.
+type TeeNamer interface {
+	SetTee(name string)
+}

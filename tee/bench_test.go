@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -342,4 +343,83 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 		b = b[:inputChunk]
 	}
 	return p.benchSource.Read(b)
+}
+
+// BenchmarkKeystrokeRoundTrip measures one key typed by a client through
+// the tee to the frontend and echoed back to the client, over real
+// loopback TCP sockets (so the runtime's network poller and thread
+// wakeups are in the path, as in the daemon): client → leg reader →
+// frontend, the frontend's peer echoes, frontend reader → leg writer →
+// client. One op is one key's round trip; it is the engine's share of
+// the system benchmark's round trip (e2e/bench).
+func BenchmarkKeystrokeRoundTrip(b *testing.B) {
+	frontEnd, devEnd := tcpPair(b)
+	legEnd, client := tcpPair(b)
+	go func() { // the device: echo every byte
+		buf := make([]byte, 4<<10)
+		for {
+			n, err := devEnd.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := devEnd.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}()
+	defer devEnd.Close()
+	defer client.Close()
+	tee, err := New(Options{Frontend: chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) { return frontEnd, nil })})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tee.Close()
+	if err := tee.Attach(context.Background(), "client", LegOptions{Input: true, Overflow: Block},
+		chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) { return legEnd, nil })); err != nil {
+		b.Fatal(err)
+	}
+	key := []byte{'k'}
+	echo := make([]byte, 1)
+	roundTrip := func() {
+		if _, err := client.Write(key); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, echo); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// The frontend is opened in the background: the first key may be
+	// typed before it is up, and waits for it.
+	for range 20 {
+		roundTrip()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		roundTrip()
+	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(b *testing.B) (net.Conn, net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() { c, err := ln.Accept(); ch <- res{c, err} }()
+	dial, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := <-ch
+	if r.err != nil {
+		b.Fatal(r.err)
+	}
+	return dial, r.c
 }

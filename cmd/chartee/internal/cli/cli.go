@@ -69,6 +69,9 @@ Usage:
   chartee [run] -c FILE          run the daemon with a config file
   chartee check -c FILE          validate a config file without running it
   chartee ctl [flags] COMMAND    control a running daemon (chartee ctl -h)
+  chartee console --nats URL SUBJECT
+                                 attach to a console published on NATS
+                                 (chartee console -h)
   chartee version                print the version
 
 Run flags:

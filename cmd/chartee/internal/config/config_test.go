@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -535,5 +536,30 @@ func TestNoSpecKeyCollidesWithLegKeys(t *testing.T) {
 		if _, clash := sch.fields["failover"]; clash {
 			t.Errorf("type %s has a spec key failover", typ)
 		}
+	}
+}
+
+// A nats backend without a subject gets chartee.<appliance>.<tee>: the
+// config layer tells every spec its tee's name (chardev.TeeNamer), even
+// when the tee's name comes after its backends in the file.
+func TestTeeNameReachesSpecs(t *testing.T) {
+	cfg := mustParse(t, `
+tees:
+  - backends:
+      - {name: fleet, type: nats, servers: [nats://127.0.0.1:4222], appliance: app1}
+    frontend: {type: "null"}
+    name: console0
+`)
+	b := cfg.Tees[0].Backend("fleet")
+	if b == nil {
+		t.Fatal("no backend fleet")
+	}
+	dev, err := b.Opener().Open(context.Background())
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer dev.Close()
+	if d := dev.(*backends.NATSConn).Subject(); d != "chartee.app1.console0" {
+		t.Fatalf("subject = %q, want chartee.app1.console0", d)
 	}
 }

@@ -45,3 +45,35 @@ func (o deviceOpener) Open(ctx context.Context) (chardev.Chardev, error) {
 }
 
 func (o deviceOpener) Describe() string { return o.d.Describe() }
+
+// SetTee tells the device's spec which tee it belongs to, for specs whose
+// defaults depend on it (chardev.TeeNamer), and re-validates it then: a
+// default that was not judged before now is.
+func (d *Device) SetTee(name string) error {
+	tn, ok := d.Spec.(chardev.TeeNamer)
+	if !ok {
+		return nil
+	}
+	tn.SetTee(name)
+	if err := d.Spec.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", d.Type, err)
+	}
+	return nil
+}
+
+// nameDevices gives every device of t its tee's name (see Device.SetTee).
+// Validation ran when the device was decoded, and a tee name can only
+// make a default valid, not an explicit value invalid, so errors are not
+// possible here for the registered types; a spec that disagrees still
+// fails when it opens.
+func (t *Tee) nameDevices() {
+	_ = t.Frontend.SetTee(t.Name)
+	for i := range t.Frontend.Failover {
+		_ = t.Frontend.Failover[i].SetTee(t.Name)
+	}
+	for _, b := range t.Backends {
+		if b != nil {
+			_ = b.SetTee(t.Name)
+		}
+	}
+}

@@ -282,6 +282,9 @@ func (w *walker) tee(n *yaml.Node, path string) (*Tee, *yaml.Node) {
 	if feNode == nil {
 		w.errf(n, path, "frontend: required (the device the tee fans out)")
 	}
+	if t.Name != "" {
+		t.nameDevices()
+	}
 	if t.ExclusiveIdle > 0 && t.Input != tee.Exclusive {
 		w.warnf(n, join(path, "exclusive_idle"), "has no effect without input: exclusive")
 	}

@@ -239,6 +239,9 @@ func (d *Daemon) Attach(ctx context.Context, teeName string, b *config.Backend) 
 	}
 	defer rt.mu.Unlock()
 	nb := *b
+	if err := nb.SetTee(teeName); err != nil {
+		return fmt.Errorf("daemon: attach %s/%s: %w: %w", teeName, b.Name, err, api.ErrInvalid)
+	}
 	if err := attachBackend(ctx, rt.t, &nb, nil); err != nil {
 		d.log.Warn("attach failed", "tee", teeName, "backend", b.Name, "err", err)
 		return err
@@ -274,6 +277,9 @@ func (d *Daemon) Swap(ctx context.Context, teeName, backend string, b *config.Ba
 	}
 	if b.Name != "" && b.Name != backend {
 		return rep, fmt.Errorf("daemon: swap %s/%s: the spec names %q; a swap cannot rename: %w", teeName, backend, b.Name, api.ErrInvalid)
+	}
+	if err := b.SetTee(teeName); err != nil {
+		return rep, fmt.Errorf("daemon: swap %s/%s: %w: %w", teeName, backend, err, api.ErrInvalid)
 	}
 	rt, err := d.lockTee(teeName)
 	if err != nil {
@@ -323,6 +329,9 @@ func (d *Daemon) SwapFrontend(ctx context.Context, teeName string, dev *config.D
 		return tee.FrontendSwapReport{}, fmt.Errorf("daemon: swap frontend of %s: no spec: %w", teeName, api.ErrInvalid)
 	}
 	nd := *dev
+	if err := nd.SetTee(teeName); err != nil {
+		return tee.FrontendSwapReport{}, fmt.Errorf("daemon: swap frontend of %s: %w: %w", teeName, err, api.ErrInvalid)
+	}
 	if nd.IsSource() {
 		return tee.FrontendSwapReport{}, fmt.Errorf("daemon: swap frontend of %s: %s is a listener, not a single stream: %w", teeName, nd.Describe(), api.ErrInvalid)
 	}
