@@ -246,14 +246,27 @@ func netTemporaryAcceptError(err error) bool {
 // kick-oldest. It returns nil when the client must be refused.
 func (s *NetSource) admit(conn net.Conn) *NetClient {
 	var victim *NetClient
+	why := "on_full: kick-oldest"
 	s.mu.Lock()
 	if s.cfg.maxClients > 0 && len(s.clients) >= s.cfg.maxClients {
-		if !s.cfg.kickOldest {
-			s.mu.Unlock()
-			return nil
+		// A TLS client that has not finished its handshake has not yet
+		// shown it can talk: it gives up its slot first, whatever the
+		// policy, so that silent connections cannot keep every slot for
+		// the whole handshake timeout.
+		i := -1
+		if s.cfg.tls != nil {
+			i = slices.IndexFunc(s.clients, func(c *NetClient) bool { return !c.ready.Load() })
+			why = "its TLS handshake was still pending when the listener was full"
 		}
-		victim = s.clients[0]
-		s.clients = slices.Delete(s.clients, 0, 1)
+		if i < 0 {
+			if !s.cfg.kickOldest {
+				s.mu.Unlock()
+				return nil
+			}
+			i, why = 0, "on_full: kick-oldest"
+		}
+		victim = s.clients[i]
+		s.clients = slices.Delete(s.clients, i, i+1)
 	}
 	s.nextID++
 	c := s.newClient(conn, s.nextID)
@@ -262,7 +275,7 @@ func (s *NetSource) admit(conn net.Conn) *NetClient {
 	s.accepted.Add(1)
 	if victim != nil {
 		s.kicked.Add(1)
-		victim.kill(fmt.Errorf("closed to make room for %s (on_full: kick-oldest)", c.peer))
+		victim.kill(fmt.Errorf("closed to make room for %s (%s)", c.peer, why))
 	}
 	return c
 }
@@ -343,6 +356,9 @@ type NetClient struct {
 
 	startOnce sync.Once
 	startErr  error
+	// ready is set once the client's start (TLS handshake, protocol
+	// layer) has succeeded.
+	ready atomic.Bool
 
 	idle       time.Duration
 	lastActive atomic.Int64 // netNow at the last byte either way
@@ -443,6 +459,7 @@ func (c *NetClient) start() {
 		return
 	}
 	c.stream = stream
+	c.ready.Store(true)
 	ctl, line := c.ctl, c.line
 	c.mu.Unlock()
 	if ca, ok := stream.(chardev.ControlAware); ok && ctl != nil {

@@ -443,14 +443,56 @@ func TestTCPListenTLSFull(t *testing.T) {
 		s.MaxClients = 1
 	})
 	srv := netServe(t, src)
-	netDial(t, "tcp", src.Addr())
-	srv.next(t)
+	first := tls.Client(netDial(t, "tcp", src.Addr()), pki.clientConfig(t, false))
+	hs := make(chan error, 1)
+	go func() { hs <- first.Handshake() }()
+	dev := srv.next(t)
+	netWrite(t, dev, "hello") // the server side handshakes on first use
+	if err := <-hs; err != nil {
+		t.Fatalf("first client: %v", err)
+	}
+	netReadString(t, first, "hello")
+
 	c := netDial(t, "tcp", src.Addr())
 	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
 		t.Fatalf("second TLS client read %q, %v; want a silent close", b, err)
 	}
-	if st := src.Stats(); st.RefusedFull != 1 {
-		t.Fatalf("stats %+v", st)
+	if st := src.Stats(); st.RefusedFull != 1 || st.Clients != 1 {
+		t.Fatalf("stats %+v, want 1 refused and the first client kept", st)
+	}
+}
+
+// TestTCPListenTLSPendingHandshakeYields: a connection that never starts
+// its TLS handshake does not keep the only slot for the handshake timeout:
+// when the listener is full it gives way to the next client, whatever
+// on_full says.
+func TestTCPListenTLSPendingHandshakeYields(t *testing.T) {
+	pki := netNewPKI(t)
+	src := tcpTestListen(t, func(s *TCPListenSpec) {
+		s.TLS = &NetServerTLS{Cert: pki.ServerCert, Key: pki.ServerKey}
+		s.MaxClients = 1
+	})
+	srv := netServe(t, src)
+	silent := netDial(t, "tcp", src.Addr()) // plain TCP, never handshakes
+	squatter := srv.next(t)
+
+	good := tls.Client(netDial(t, "tcp", src.Addr()), pki.clientConfig(t, false))
+	hs := make(chan error, 1)
+	go func() { hs <- good.Handshake() }()
+	dev := srv.next(t)
+	netWrite(t, dev, "served")
+	if err := <-hs; err != nil {
+		t.Fatalf("client after the silent one: %v", err)
+	}
+	netReadString(t, good, "served")
+	if err := netReadError(t, squatter); err == nil || !strings.Contains(err.Error(), "handshake was still pending") {
+		t.Fatalf("the silent client's leg: Read = %v, want it closed for its pending handshake", err)
+	}
+	if b, _ := io.ReadAll(silent); len(b) != 0 {
+		t.Fatalf("the silent client read %q", b)
+	}
+	if st := src.Stats(); st.Clients != 1 || st.RefusedFull != 0 {
+		t.Fatalf("stats %+v, want 1 client and none refused", st)
 	}
 }
 
