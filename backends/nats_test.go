@@ -87,6 +87,23 @@ func natsTestOpen(t *testing.T, spec *NATSSpec) *NATSConn {
 	return dev.(*NATSConn)
 }
 
+// natsAttach attaches a leg of tt opened from spec and returns its device
+// (the engine owns it and closes it with the leg).
+func natsAttach(t *testing.T, ctx context.Context, tt *tee.Tee, name string, opts tee.LegOptions, spec *NATSSpec) *NATSConn {
+	t.Helper()
+	var dev *NATSConn
+	if err := tt.Attach(ctx, name, opts, chardev.OpenFunc(func(ctx context.Context) (chardev.Chardev, error) {
+		d, err := natsOpen(ctx, spec)
+		if err == nil {
+			dev = d.(*NATSConn)
+		}
+		return d, err
+	})); err != nil {
+		t.Fatal(err)
+	}
+	return dev
+}
+
 func natsWait(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(natsTestTimeout)
@@ -250,17 +267,8 @@ func TestNATSCoreOutputAndInput(t *testing.T) {
 
 	front := memdev.New("front")
 	tt := rcNewTee(t, tee.Options{Frontend: rcOnce(front)})
-	var dev *NATSConn
-	err := tt.Attach(context.Background(), "fleet", tee.LegOptions{Input: true}, chardev.OpenFunc(func(ctx context.Context) (chardev.Chardev, error) {
-		d, err := natsOpen(ctx, natsTestSpec(srv.ClientURL(), "chartee.{appliance}.ttyS0"))
-		if err == nil {
-			dev = d.(*NATSConn)
-		}
-		return d, err
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev := natsAttach(t, context.Background(), tt, "fleet", tee.LegOptions{Input: true},
+		natsTestSpec(srv.ClientURL(), "chartee.{appliance}.ttyS0"))
 	var want []byte
 	for i := range 50 {
 		line := fmt.Appendf(nil, "line %d of console output\r\n", i)
@@ -299,16 +307,7 @@ func TestNATSInputFalse(t *testing.T) {
 	front := memdev.New("front")
 	tt := rcNewTee(t, tee.Options{Frontend: rcOnce(front)})
 	spec := natsTestSpec(srv.ClientURL(), "chartee.ro.ttyS0")
-	var dev *NATSConn
-	if err := tt.Attach(context.Background(), "watch", tee.LegOptions{}, chardev.OpenFunc(func(ctx context.Context) (chardev.Chardev, error) {
-		d, err := natsOpen(ctx, spec)
-		if err == nil {
-			dev = d.(*NATSConn)
-		}
-		return d, err
-	})); err != nil {
-		t.Fatal(err)
-	}
+	dev := natsAttach(t, context.Background(), tt, "watch", tee.LegOptions{}, spec)
 	natsSynced(t, dev)
 	if err := nc.Publish("chartee.ro.ttyS0.in", []byte("rm -rf /\r")); err != nil {
 		t.Fatal(err)
@@ -599,16 +598,7 @@ func TestNATSJetStreamClusterFailover(t *testing.T) {
 	tt := rcNewTee(t, tee.Options{Frontend: rcOnce(front)})
 	spec := natsTestSpec(leader.ClientURL(), "chartee.{appliance}.ttyS0")
 	spec.JetStream = &NATSJetStream{Stream: "CONSOLES", AckTimeout: chardev.Duration(time.Second)}
-	var dev *NATSConn
-	if err := tt.Attach(ctx, "capture", tee.LegOptions{Overflow: tee.Block, Queue: 16 << 10}, chardev.OpenFunc(func(ctx context.Context) (chardev.Chardev, error) {
-		d, err := natsOpen(ctx, spec)
-		if err == nil {
-			dev = d.(*NATSConn)
-		}
-		return d, err
-	})); err != nil {
-		t.Fatal(err)
-	}
+	dev := natsAttach(t, ctx, tt, "capture", tee.LegOptions{Overflow: tee.Block, Queue: 16 << 10}, spec)
 
 	// The frontend writes continuously; the leader is killed once a
 	// third of it has been fed.

@@ -163,15 +163,7 @@ func rcWait(t *testing.T, what string, cond func() bool) {
 // returns its address.
 func rcListen(t *testing.T, tt *tee.Tee, name string, opts tee.LegOptions, edit func(*TCPListenSpec)) string {
 	t.Helper()
-	spec := NewTCPListenSpec()
-	spec.Listen = "127.0.0.1:0"
-	if edit != nil {
-		edit(spec)
-	}
-	src, err := tcpListen(context.Background(), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := tcpTestListen(t, edit)
 	if err := tt.AttachSource(name, opts, src); err != nil {
 		src.Close()
 		t.Fatal(err)

@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -213,36 +210,11 @@ func faultProcFDs(t testing.TB, pid int) int {
 // connection each time, so no idle scrape connection is counted).
 func faultGoroutines(t testing.TB, metricsAddr string) int {
 	t.Helper()
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: timeoutLong}
-	resp, err := c.Get("http://" + metricsAddr + "/metrics")
+	n, err := harness.Goroutines(metricsAddr, timeoutLong)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return int(f)
-		}
-	}
-	t.Fatalf("no go_goroutines in %s/metrics", metricsAddr)
-	return 0
-}
-
-// faultFreeAddr is a loopback port that was free a moment ago.
-func faultFreeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return n
 }
 
 // faultLogged waits until chartee's output (from byte from on) holds

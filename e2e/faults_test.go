@@ -328,7 +328,7 @@ func TestFaultCaptureDiskFull(t *testing.T) {
 // chartee's fds and goroutines are back where they were.
 func TestFaultConnectionFlood(t *testing.T) {
 	harness.Begin(t)
-	metrics := faultFreeAddr(t)
+	metrics := harness.FreeAddr(t)
 	c, front := faultTCPFrontend(t, `      - {name: ops, type: tcp-listen, listen: "127.0.0.1:0", max_clients: 4, on_full: reject}
 `, fmt.Sprintf("metrics:\n  listen: %s", metrics))
 	addr := c.Addr(t, "t", "ops")
@@ -587,7 +587,7 @@ func TestFaultKill9Capture(t *testing.T) {
 	peer := newFaultPeer(t, "tcp", "127.0.0.1:0")
 	c := harness.NewChartee(t, dir)
 	capture := filepath.Join(dir, "capture.raw")
-	clientAddr := faultFreeAddr(t)
+	clientAddr := harness.FreeAddr(t)
 	c.WriteConfig(t, faultConfig(c, "      type: tcp-connect\n      address: "+peer.addr+"\n      reconnect: {initial: 50ms, max: 200ms}",
 		fmt.Sprintf(`      - {name: capture, type: file, path: %q, format: raw, append: true, on_overflow: block}
       - {name: ops, type: tcp-listen, listen: %q, on_overflow: block}

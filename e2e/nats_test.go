@@ -20,15 +20,14 @@ import (
 func natsServer(t *testing.T) string {
 	t.Helper()
 	bin := harness.RequireProgram(t, "/usr/sbin/nats-server", "nats-server")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := harness.FreeAddr(t)
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
 	p := harness.Start(t, "nats-server", bin,
-		"-a", "127.0.0.1", "-p", fmt.Sprint(port), "-js", "-sd", t.TempDir())
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+		"-a", "127.0.0.1", "-p", port, "-js", "-sd", t.TempDir())
+	url := "nats://" + addr
 	waitForState(t, "nats-server to accept clients", func() (bool, string) {
 		if p.Exited() {
 			t.Fatalf("nats-server exited: %s", p.Output())

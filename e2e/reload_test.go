@@ -91,12 +91,7 @@ tees:
 	}
 
 	// A new port for ops, known free a moment ago.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	newAddr := ln.Addr().String()
-	ln.Close()
+	newAddr := harness.FreeAddr(t)
 
 	c.WriteConfig(t, config(newAddr, cap2, `      - name: recent
         type: ringbuf

@@ -40,7 +40,7 @@ func TestSecurityListenersBindOnlyWhereConfigured(t *testing.T) {
 	if err := os.WriteFile(token, []byte("a-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	control, metrics := faultFreeAddr(t), faultFreeAddr(t)
+	control, metrics := harness.FreeAddr(t), harness.FreeAddr(t)
 	c.WriteConfig(t, strings.Replace(faultConfig(c, "      type: tcp-connect\n      address: "+peer.addr,
 		fmt.Sprintf(`      - {name: net, type: tcp-listen, listen: "127.0.0.1:0"}
       - {name: dgram, type: udp, listen: "127.0.0.1:0"}
@@ -158,7 +158,7 @@ func TestSecurityCheckWarnsNonLoopback(t *testing.T) {
 
 // secPort is a free loopback port number.
 func secPort(t *testing.T) string {
-	addr := faultFreeAddr(t)
+	addr := harness.FreeAddr(t)
 	return addr[strings.LastIndex(addr, ":")+1:]
 }
 
@@ -174,7 +174,7 @@ func TestSecurityControlAccess(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	control := faultFreeAddr(t)
+	control := harness.FreeAddr(t)
 	c.WriteConfig(t, fmt.Sprintf(`control:
   socket: %q
   listen: %s

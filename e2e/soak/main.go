@@ -41,6 +41,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"chartee/e2e/internal/harness"
 )
 
 // recordLen is the pattern's record size: every record names its own
@@ -187,7 +189,7 @@ func (s *soak) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if s.metrics, err = freePort(); err != nil {
+	if s.metrics, err = harness.PickFreeAddr(); err != nil {
 		return err
 	}
 	if err := s.startSocat(); err != nil {
@@ -208,7 +210,7 @@ func (s *soak) run(ctx context.Context) error {
 		return err
 	}
 
-	far, err := openTTY(s.far)
+	far, err := harness.OpenTTYFile(s.far)
 	if err != nil {
 		return err
 	}
@@ -466,7 +468,7 @@ func (s *soak) dropFrontend(ctx context.Context, farMu *sync.Mutex, far **os.Fil
 	if err := s.startSocat(); err != nil {
 		return err
 	}
-	f, err := openTTY(s.far)
+	f, err := harness.OpenTTYFile(s.far)
 	if err != nil {
 		return err
 	}
@@ -894,29 +896,12 @@ func (s *soak) waitLegs(n int) error {
 }
 
 func (s *soak) api(method, path string, body []byte, out any) error {
-	req, err := http.NewRequest(method, "http://chartee"+path, bytes.NewReader(body))
-	if err != nil {
-		return err
+	err := harness.DoJSON(context.Background(), s.http, method, path, body, out)
+	var apiErr *harness.APIError
+	if errors.As(err, &apiErr) {
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, data)
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return err
 }
 
 // sample reads chartee's RSS and fd count from /proc and its goroutines
@@ -939,22 +924,10 @@ func (s *soak) sample() (sample, error) {
 		return smp, err
 	}
 	smp.fds = len(fds)
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + s.metrics + "/metrics")
-	if err != nil {
+	if smp.goroutines, err = harness.Goroutines(s.metrics, 10*time.Second); err != nil {
 		return smp, err
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			smp.goroutines = int(f)
-			return smp, nil
-		}
-	}
-	return smp, fmt.Errorf("no go_goroutines in /metrics")
+	return smp, nil
 }
 
 func (s *soak) report() {
@@ -998,23 +971,4 @@ func buildChartee(dir string) (string, error) {
 		return "", fmt.Errorf("go build ./cmd/chartee (run the soak from the module root): %v\n%s", err, msg)
 	}
 	return out, nil
-}
-
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// openTTY opens a pty end non-blocking (so deadlines work) and without
-// making it the controlling terminal.
-func openTTY(path string) (*os.File, error) {
-	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_NOCTTY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	return os.NewFile(uintptr(fd), path), nil
 }

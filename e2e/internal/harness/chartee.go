@@ -204,16 +204,28 @@ func (e *APIError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, 
 
 // do sends a request to the control API and decodes a JSON answer into out.
 func (c *Chartee) do(method, path string, body any, out any) error {
-	var rd io.Reader
+	var data []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		data = b
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeoutShort)
 	defer cancel()
+	return DoJSON(ctx, c.HTTP, method, path, data, out)
+}
+
+// DoJSON sends a control API request over hc (a client that dials the
+// control socket) with a JSON body (none when nil) and decodes the JSON
+// answer into out (when not nil). An answer other than 2xx is an
+// *APIError.
+func DoJSON(ctx context.Context, hc *http.Client, method, path string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://chartee"+path, rd)
 	if err != nil {
 		return err
@@ -221,7 +233,7 @@ func (c *Chartee) do(method, path string, body any, out any) error {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.HTTP.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}

@@ -69,11 +69,21 @@ func nonBlocking(f *os.File) (*os.File, error) {
 // non-blocking and without making it the controlling terminal.
 func OpenTTY(t testing.TB, path string) *os.File {
 	t.Helper()
+	f, err := OpenTTYFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// OpenTTYFile is OpenTTY for a caller without a test: non-blocking, so
+// deadlines work.
+func OpenTTYFile(path string) (*os.File, error) {
 	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_NOCTTY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		t.Fatalf("e2e: open %s: %v", path, err)
+		return nil, fmt.Errorf("e2e: open %s: %w", path, err)
 	}
-	return os.NewFile(uintptr(fd), path)
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // Telnet runs the real telnet client against addr (host:port) in a pty.

@@ -104,15 +104,39 @@ func TestDataFollow(t *testing.T) {
 	eventually(t, "live output", func() bool { return out.String() == "before;live1;" })
 	e.emit("live2")
 	eventually(t, "more live output", func() bool { return out.String() == "before;live1;live2" })
+	e.shutdownEnds("follow", done)
+}
+
+// shutdownEnds shuts the server down and checks that the stream (named
+// what) whose end done reports ends cleanly with it.
+func (e *env) shutdownEnds(what string, done <-chan error) {
+	e.t.Helper()
 	e.shutdown()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("follow ended with %v, want nil on shutdown", err)
+			e.t.Fatalf("%s ended with %v, want nil on shutdown", what, err)
 		}
 	case <-time.After(wait):
-		t.Fatal("follow stream did not end on Shutdown")
+		e.t.Fatalf("%s stream did not end on Shutdown", what)
 	}
+}
+
+// followResult is how a following ReadData ended.
+type followResult struct {
+	info DataInfo
+	err  error
+}
+
+// followRing follows ring backend name of tee "console" from offset 0 into
+// out until the stream ends, and then sends how it ended.
+func (e *env) followRing(name string, out io.Writer) <-chan followResult {
+	done := make(chan followResult, 1)
+	go func() {
+		info, err := e.c.ReadData(context.Background(), "console", name, 0, true, out)
+		done <- followResult{info, err}
+	}()
+	return done
 }
 
 func TestDataFollowEndsWhenBackendGoes(t *testing.T) {
@@ -121,15 +145,7 @@ func TestDataFollowEndsWhenBackendGoes(t *testing.T) {
 	e.emit("x")
 	e.waitRing("rb", 1)
 	var out syncBuffer
-	type result struct {
-		info DataInfo
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		info, err := e.c.ReadData(context.Background(), "console", "rb", 0, true, &out)
-		done <- result{info, err}
-	}()
+	done := e.followRing("rb", &out)
 	eventually(t, "kept output", func() bool { return out.String() == "x" })
 	if err := e.c.Detach(ctxT(t), "console", "rb"); err != nil {
 		t.Fatal(err)
@@ -150,19 +166,11 @@ func TestDataFollowEndsAtGap(t *testing.T) {
 	e.emit("abc")
 	e.waitRing("rb", 3)
 	var out syncBuffer
-	type result struct {
-		info DataInfo
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		info, err := e.c.ReadData(context.Background(), "console", "rb", 0, true, &out)
-		done <- result{info, err}
-	}()
+	done := e.followRing("rb", &out)
 	eventually(t, "kept output", func() bool { return out.String() == "abc" })
 	// The server now waits at offset 3; one 40-byte chunk laps it.
 	e.emit(strings.Repeat("z", 40))
-	var r result
+	var r followResult
 	select {
 	case r = <-done:
 	case <-time.After(wait):
@@ -233,15 +241,7 @@ func TestEvents(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("no attach event")
 	}
-	e.shutdown()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("events ended with %v, want nil on shutdown", err)
-		}
-	case <-time.After(wait):
-		t.Fatal("events stream did not end on Shutdown")
-	}
+	e.shutdownEnds("events", done)
 	eventually(t, "unsubscribe", func() bool { return e.d.subscribers.Load() == 0 })
 }
 

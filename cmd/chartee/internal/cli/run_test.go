@@ -297,6 +297,27 @@ func (f *fakeSignals) send(s os.Signal) {
 	c <- s
 }
 
+// startInProcess runs app.main(args) in this process with ctx, signals
+// from sigs and stderr in a buffer, and waits until it is ready. main's
+// exit code arrives on done.
+func startInProcess(t *testing.T, ctx context.Context, args ...string) (stderr *syncBuffer, sigs *fakeSignals, done <-chan int, info readyInfo) {
+	t.Helper()
+	stderr, sigs = &syncBuffer{}, &fakeSignals{}
+	exit := make(chan int, 1)
+	ready := make(chan readyInfo, 1)
+	a := &app{stdout: io.Discard, stderr: stderr, ctx: ctx, getenv: mapEnv(nil),
+		notify: sigs.notify, stopNotify: sigs.stop, ready: func(i readyInfo) { ready <- i }}
+	go func() { exit <- a.main(args) }()
+	select {
+	case info = <-ready:
+	case code := <-exit:
+		t.Fatalf("run exited %d:\n%s", code, stderr.String())
+	case <-time.After(15 * time.Second):
+		t.Fatalf("not ready:\n%s", stderr.String())
+	}
+	return stderr, sigs, exit, info
+}
+
 // TestRunInProcess runs the scenario against Main's run in this process,
 // under the race detector, with the control API over TCP and metrics on.
 func TestRunInProcess(t *testing.T) {
@@ -305,24 +326,9 @@ func TestRunInProcess(t *testing.T) {
 		socket: filepath.Join(dir, "run", "ctl.sock"), capture: filepath.Join(dir, "cap.log")}
 	writeFile(t, d.config, scenarioConfig(dir, d.socket, d.capture, ""))
 
-	var stderr syncBuffer
-	sigs := &fakeSignals{}
-	ready := make(chan readyInfo, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a := &app{stdout: io.Discard, stderr: &stderr, ctx: ctx, getenv: mapEnv(nil),
-		notify: sigs.notify, stopNotify: sigs.stop, ready: func(i readyInfo) { ready <- i }}
-
-	done := make(chan int, 1)
-	go func() { done <- a.main([]string{"run", "-c", d.config}) }()
-	var info readyInfo
-	select {
-	case info = <-ready:
-	case code := <-done:
-		t.Fatalf("run exited %d:\n%s", code, stderr.String())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("not ready:\n%s", stderr.String())
-	}
+	stderr, sigs, done, info := startInProcess(t, ctx, "run", "-c", d.config)
 	if fi, err := os.Stat(filepath.Dir(d.socket)); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("socket directory not made private: %v %v", fi, err)
 	}
@@ -386,23 +392,9 @@ tees:
 	}
 	writeFile(t, token, "  tok-123\n")
 
-	var stderr syncBuffer
-	ready := make(chan readyInfo, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sigs := &fakeSignals{}
-	a := &app{stdout: io.Discard, stderr: &stderr, ctx: ctx, getenv: mapEnv(nil),
-		notify: sigs.notify, stopNotify: sigs.stop, ready: func(i readyInfo) { ready <- i }}
-	done := make(chan int, 1)
-	go func() { done <- a.main([]string{"-c", cfgPath}) }()
-	var info readyInfo
-	select {
-	case info = <-ready:
-	case code := <-done:
-		t.Fatalf("run exited %d:\n%s", code, stderr.String())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("not ready:\n%s", stderr.String())
-	}
+	stderr, _, done, info := startInProcess(t, ctx, "-c", cfgPath)
 	if info.ControlTCP == "" || info.MetricsURL == "" {
 		t.Fatalf("ready: %+v", info)
 	}
@@ -669,20 +661,7 @@ tees:
     backends:
       - {name: stuck, type: file, path: %q, on_overflow: block}
 `, filepath.Join(dir, "ctl.sock"), fifo))
-	var stderr syncBuffer
-	sigs := &fakeSignals{}
-	ready := make(chan readyInfo, 1)
-	a := &app{stdout: io.Discard, stderr: &stderr, ctx: context.Background(), getenv: mapEnv(nil),
-		notify: sigs.notify, stopNotify: sigs.stop, ready: func(i readyInfo) { ready <- i }}
-	done := make(chan int, 1)
-	go func() { done <- a.main([]string{"run", "-c", cfg}) }()
-	select {
-	case <-ready:
-	case code := <-done:
-		t.Fatalf("run exited %d:\n%s", code, stderr.String())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("not ready:\n%s", stderr.String())
-	}
+	stderr, sigs, done, _ := startInProcess(t, context.Background(), "run", "-c", cfg)
 	// The FIFO holds 64KiB; the rest waits in the leg's queue.
 	waitFor(t, 5*time.Second, "the stuck leg's queue to fill", func() bool {
 		r := runCmd(context.Background(), nil, "ctl", "--socket", filepath.Join(dir, "ctl.sock"), "--json", "show", "t1")

@@ -31,17 +31,8 @@ func ParseSpec(s string) (*Backend, error) {
 // ParseSpec, but with only the type and its own keys (no name, no leg
 // keys), and only a single-stream type.
 func ParseDeviceSpec(s string) (*Device, error) {
-	w, root := specRoot(s)
-	if w.count > 0 {
-		w.errs.sort()
-		return nil, w.errs
-	}
-	d := w.frontendDevice(root)
-	if w.count > 0 {
-		w.errs.sort()
-		return nil, w.errs
-	}
-	return d, nil
+	d, _, err := parseDeviceSpec(s)
+	return d, err
 }
 
 // SpecToJSON turns a command-line spec into the JSON object an API request
@@ -61,15 +52,9 @@ func SpecToJSON(s string) (json.RawMessage, error) {
 // ParseDeviceSpec reads it): the JSON object a frontend swap takes as its
 // "spec".
 func DeviceSpecToJSON(s string) (json.RawMessage, error) {
-	w, root := specRoot(s)
-	if w.count > 0 {
-		w.errs.sort()
-		return nil, w.errs
-	}
-	d := w.frontendDevice(root)
-	if w.count > 0 {
-		w.errs.sort()
-		return nil, w.errs
+	d, root, err := parseDeviceSpec(s)
+	if err != nil {
+		return nil, err
 	}
 	var buf bytes.Buffer
 	writeSpecJSON(&buf, root, &Backend{Device: *d})
@@ -79,49 +64,70 @@ func DeviceSpecToJSON(s string) (json.RawMessage, error) {
 // DecodeBackendJSON decodes an API body describing a backend: a JSON
 // object with the keys of a backend in the config file.
 func DecodeBackendJSON(data []byte) (*Backend, error) {
-	w := &walker{mode: modeJSON}
-	root, err := jsonNode(data)
-	if err != nil {
-		return nil, ErrorList{{Msg: err.Error()}}
-	}
-	b, _ := w.backend(root, "")
-	if w.count > 0 {
-		w.errs.sort()
-		return nil, w.errs
-	}
-	return b, nil
+	return decodeJSON(data, (*walker).specBackend)
 }
 
 // DecodeDeviceJSON decodes an API body describing a frontend device: a JSON
 // object with a type and the type's own keys.
 func DecodeDeviceJSON(data []byte) (*Device, error) {
+	return decodeJSON(data, (*walker).frontendDevice)
+}
+
+// decodeJSON decodes an API body with decode, or returns every problem as
+// a sorted ErrorList.
+func decodeJSON[T any](data []byte, decode func(*walker, *yaml.Node) *T) (*T, error) {
 	w := &walker{mode: modeJSON}
 	root, err := jsonNode(data)
 	if err != nil {
 		return nil, ErrorList{{Msg: err.Error()}}
 	}
-	d := w.frontendDevice(root)
-	if w.count > 0 {
-		w.errs.sort()
-		return nil, w.errs
+	v := decode(w, root)
+	if err := w.failed(); err != nil {
+		return nil, err
 	}
-	return d, nil
+	return v, nil
 }
 
 // parseBackendSpec parses a command-line backend and returns it with the
 // node tree it came from.
 func parseBackendSpec(s string) (*Backend, *yaml.Node, error) {
+	return parseSpec(s, (*walker).specBackend)
+}
+
+// parseDeviceSpec is parseBackendSpec for a frontend device spec.
+func parseDeviceSpec(s string) (*Device, *yaml.Node, error) {
+	return parseSpec(s, (*walker).frontendDevice)
+}
+
+// parseSpec reads a command-line spec and decodes it with decode; it
+// returns the decoded value and its node, or every problem as a sorted
+// ErrorList.
+func parseSpec[T any](s string, decode func(*walker, *yaml.Node) *T) (*T, *yaml.Node, error) {
 	w, root := specRoot(s)
-	if w.count > 0 {
-		w.errs.sort()
-		return nil, nil, w.errs
+	if err := w.failed(); err != nil {
+		return nil, nil, err
 	}
+	v := decode(w, root)
+	if err := w.failed(); err != nil {
+		return nil, nil, err
+	}
+	return v, root, nil
+}
+
+// failed returns the problems found so far, sorted, or nil when there are
+// none.
+func (w *walker) failed() error {
+	if w.count == 0 {
+		return nil
+	}
+	w.errs.sort()
+	return w.errs
+}
+
+// specBackend decodes a backend given alone (a spec or an API body).
+func (w *walker) specBackend(root *yaml.Node) *Backend {
 	b, _ := w.backend(root, "")
-	if w.count > 0 {
-		w.errs.sort()
-		return nil, nil, w.errs
-	}
-	return b, root, nil
+	return b
 }
 
 // frontendDevice decodes a device that is to be a frontend.
