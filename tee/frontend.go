@@ -68,14 +68,6 @@ func (f *frontendState) wait() (chardev.Chardev, uint64) {
 	return f.dev, f.gen
 }
 
-// now returns the device in use and its generation without waiting: nil
-// while the frontend is down.
-func (f *frontendState) now() (chardev.Chardev, uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.dev, f.gen
-}
-
 func (f *frontendState) close() {
 	f.mu.Lock()
 	f.closed = true

@@ -14,25 +14,13 @@ import (
 // writer. Each leg read is one chunk and chunks are written whole, so input
 // from different legs interleaves by chunk and is never split.
 type inputMerge struct {
-	mu     sync.Mutex
-	ready  sync.Cond
-	q      spanQueue
-	bytes  int
-	limit  int
-	closed bool
-	// writing: someone holds the writer token and is writing the head
-	// chunk — the frontend writer, or a leg reader writing its own
-	// chunk directly (see writeInputDirect). Whoever holds it is the
-	// only one writing to the frontend, so chunks stay whole and ordered.
-	writing bool
-	// recovering: the frontend writer is handling a failed write (it
-	// waits for the frontend loop to replace the device); no direct
-	// write is started meanwhile.
-	recovering bool
-	// failErr and failGen: a direct write failed on the device of that
-	// generation; the frontend writer handles it as its own failure.
-	failErr error
-	failGen uint64
+	mu      sync.Mutex
+	ready   sync.Cond
+	q       spanQueue
+	bytes   int
+	limit   int
+	closed  bool
+	writing bool // the writer is writing the head chunk
 	// recorded is how many bytes of the head chunk have been handed to
 	// input recorders: a chunk written in several parts, or merged into
 	// between two writes, is recorded once and in full.
@@ -74,12 +62,9 @@ func (m *inputMerge) holderLocked(now time.Time) *leg {
 	return m.holder
 }
 
-// legGone releases the write lock if the leaving leg held it. From now on
-// its reader (which may still be finishing a direct write) gets no input
-// accepted, so it cannot take the lock back.
+// legGone releases the write lock if the leaving leg held it.
 func (m *inputMerge) legGone(l *leg) {
 	m.mu.Lock()
-	l.inputGone = true
 	if m.holder == l {
 		m.holder = nil
 	}
@@ -99,13 +84,6 @@ func (t *Tee) acceptInput(l *leg, c *chunk) {
 		return
 	}
 	m.mu.Lock()
-	if l.inputGone {
-		m.mu.Unlock()
-		l.c.discarded.Add(n)
-		l.backend.c.discarded.Add(n)
-		t.inChunks.release(c)
-		return
-	}
 	now := time.Now()
 	if m.mode == Exclusive {
 		h := m.holderLocked(now)
@@ -129,7 +107,6 @@ func (t *Tee) acceptInput(l *leg, c *chunk) {
 		t.inChunks.release(c)
 		return
 	}
-	direct := false
 	if tail := m.appendableTailLocked(len(c.b)); tail != nil {
 		// Keystroke-sized reads are copied into the last queued chunk
 		// instead of each pinning a 4 KiB buffer: a client typing byte
@@ -139,71 +116,13 @@ func (t *Tee) acceptInput(l *leg, c *chunk) {
 		tail.b = append(tail.b, c.b...)
 		t.inChunks.release(c)
 	} else {
-		// Nothing queued and nobody writing: this reader takes the
-		// writer token and writes its chunk itself, saving the
-		// handoff to the frontend writer goroutine (a thread wakeup
-		// per keystroke). The chunk is queued all the same, as the
-		// head being written, so purge, close and a failed or partial
-		// write treat it exactly like one the writer took.
-		direct = m.q.len() == 0 && !m.writing && !m.recovering && m.failErr == nil
 		m.q.push(span{c: c})
-		if direct {
-			m.writing = true
-			m.recorded = len(c.b)
-		}
 	}
 	m.bytes += int(n) // not len(c.b): a merged c is back in the pool
-	if !direct {
-		m.ready.Signal()
-	}
+	m.ready.Signal()
 	m.mu.Unlock()
 	l.c.in.Add(n)
 	l.backend.c.in.Add(n)
-	if direct {
-		t.writeInputDirect(l, c.b)
-	}
-}
-
-// writeInputDirect writes b, the head input chunk, to the frontend from
-// the leg reader that read it; the caller holds the writer token. It
-// never waits for a frontend that is down and never handles a failure
-// itself (both can take long, and the leg's reader must keep reading):
-// it hands those, and any rest of the chunk, to the frontend writer.
-func (t *Tee) writeInputDirect(l *leg, b []byte) {
-	m := &t.input
-	dev, gen := t.front.now()
-	n, err := 0, error(nil)
-	wrote := dev != nil && l.enterFrontWrite()
-	if wrote {
-		// Recorded before writing, as the frontend writer does.
-		t.recordInput(b)
-		n, err = dev.Write(b)
-		l.leaveFrontWrite()
-	}
-	m.mu.Lock()
-	m.writing = false
-	if !wrote {
-		m.recorded = 0 // not recorded yet: the writer records it
-	}
-	if n > 0 {
-		s := m.q.front()
-		s.skip += n
-		m.bytes -= n
-		if s.skip == len(s.c.b) {
-			t.inChunks.release(m.q.pop().c)
-			m.recorded = 0
-		}
-	}
-	if err != nil {
-		m.failErr, m.failGen = err, gen
-	}
-	if m.q.len() > 0 || m.closed || m.failErr != nil {
-		m.ready.Signal()
-	}
-	m.mu.Unlock()
-	if n > 0 {
-		t.front.bytesIn.Add(uint64(n))
-	}
 }
 
 // smallInput is the largest read appendableTailLocked merges: a quarter
@@ -234,25 +153,10 @@ func (t *Tee) frontendWriteLoop() {
 	m := &t.input
 	for {
 		m.mu.Lock()
-		for (m.q.len() == 0 || m.writing) && !m.closed && m.failErr == nil {
+		for m.q.len() == 0 && !m.closed {
 			m.ready.Wait()
 		}
-		if m.failErr != nil && !m.closed {
-			// A direct write failed: handle it as if it were ours.
-			err, gen := m.failErr, m.failGen
-			m.failErr = nil
-			m.recovering = true
-			m.mu.Unlock()
-			t.frontendWriteFailed(gen, err)
-			m.mu.Lock()
-			m.recovering = false
-			m.mu.Unlock()
-			continue
-		}
 		if m.closed {
-			for m.writing { // a direct write finishes with the head first
-				m.ready.Wait()
-			}
 			for m.q.len() > 0 {
 				t.inChunks.release(m.q.pop().c)
 			}
@@ -301,13 +205,7 @@ func (t *Tee) frontendWriteLoop() {
 			continue // closing: the loop top sees it
 		}
 		if err != nil {
-			m.mu.Lock()
-			m.recovering = true
-			m.mu.Unlock()
 			t.frontendWriteFailed(gen, err)
-			m.mu.Lock()
-			m.recovering = false
-			m.mu.Unlock()
 		}
 	}
 }

@@ -50,17 +50,6 @@ type leg struct {
 	wbacking  [][]byte
 	wbufs     net.Buffers
 
-	// inputGone is set (under input.mu) when the leg is finished: no
-	// more of its input is accepted.
-	inputGone bool
-	// inFront: the reader is writing its own input chunk to the
-	// frontend (writeInputDirect); readerOut: the read loop has
-	// returned. Both under mu; readerIdle is signalled when either is
-	// set, for finishLeg.
-	inFront    bool
-	readerOut  bool
-	readerIdle sync.Cond
-
 	writerDone chan struct{} // closed when the write loop has returned
 	readerDone chan struct{} // closed when the read loop has returned
 	gone       chan struct{} // closed when the leg is fully removed
@@ -101,7 +90,6 @@ func newLeg(t *Tee, b *backend, dev chardev.Chardev, opts LegOptions, at uint64)
 	l.opts.Store(&opts)
 	l.dataReady.L = &l.mu
 	l.spaceFree.L = &l.mu
-	l.readerIdle.L = &l.mu
 	if p, ok := dev.(chardev.Peer); ok {
 		l.peer = p.Peer()
 	}
@@ -351,12 +339,6 @@ func (l *leg) releaseQueue() {
 // A read error or EOF fails the leg (a client hung up).
 func (l *leg) legReadLoop() {
 	defer close(l.readerDone)
-	defer func() {
-		l.mu.Lock()
-		l.readerOut = true
-		l.readerIdle.Broadcast()
-		l.mu.Unlock()
-	}()
 	for {
 		c := l.t.inChunks.get()
 		n, err := l.dev.Read(c.buf)
@@ -371,38 +353,4 @@ func (l *leg) legReadLoop() {
 			return
 		}
 	}
-}
-
-// enterFrontWrite marks the reader as writing its input to the frontend,
-// unless the leg has failed: then the frontend writer writes the chunk,
-// so that finishing the leg never waits for a frontend write.
-func (l *leg) enterFrontWrite() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.failed != nil {
-		return false
-	}
-	l.inFront = true
-	l.readerIdle.Broadcast()
-	return true
-}
-
-func (l *leg) leaveFrontWrite() {
-	l.mu.Lock()
-	l.inFront = false
-	l.mu.Unlock()
-}
-
-// waitReaderIdle returns once the leg's reader has returned, or is busy
-// writing its own input to the frontend: a frontend write can block for
-// as long as the frontend does not read (flow control, a paused VM), and
-// a detach must not wait for it. The reader's device is closed by then,
-// so it returns after that write; its input is no longer accepted
-// (inputGone).
-func (l *leg) waitReaderIdle() {
-	l.mu.Lock()
-	for !l.readerOut && !l.inFront {
-		l.readerIdle.Wait()
-	}
-	l.mu.Unlock()
 }

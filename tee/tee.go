@@ -411,7 +411,7 @@ func (t *Tee) finishLeg(l *leg, reason error) {
 	}
 	l.fail(reason)
 	<-l.writerDone
-	l.waitReaderIdle()
+	<-l.readerDone
 	t.mu.Lock()
 	t.legs = slices.DeleteFunc(t.legs, func(x *leg) bool { return x == l })
 	l.backend.legs = slices.DeleteFunc(l.backend.legs, func(x *leg) bool { return x == l })
