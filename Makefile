@@ -4,7 +4,7 @@ GOTESTFLAGS ?= -race -timeout 25m
 
 .PHONY: test vet fmt-check unit build bench fuzz
 
-test: vet fmt-check unit
+test: vet fmt-check unit fuzz-short
 
 vet:
 	$(GO) vet ./...
