@@ -431,24 +431,19 @@ func (d *NetSerialConn) Break(dur time.Duration) error {
 
 // SetDTR drives the remote port's DTR; remembered while reconnecting.
 func (d *NetSerialConn) SetDTR(on bool) error {
-	d.smu.Lock()
-	d.dtr = &on
-	d.smu.Unlock()
-	c := d.connected()
-	if c == nil {
-		return nil
-	}
-	mc, ok := c.(chardev.ModemController)
-	if !ok {
-		return d.unsupported("modem lines")
-	}
-	return mc.SetDTR(on)
+	return d.setModemLine(&d.dtr, on, chardev.ModemController.SetDTR)
 }
 
 // SetRTS drives the remote port's RTS; remembered while reconnecting.
 func (d *NetSerialConn) SetRTS(on bool) error {
+	return d.setModemLine(&d.rts, on, chardev.ModemController.SetRTS)
+}
+
+// setModemLine remembers a modem line's state in *line (replayed on
+// reconnect) and drives it on the current connection, if any.
+func (d *NetSerialConn) setModemLine(line **bool, on bool, set func(chardev.ModemController, bool) error) error {
 	d.smu.Lock()
-	d.rts = &on
+	*line = &on
 	d.smu.Unlock()
 	c := d.connected()
 	if c == nil {
@@ -458,7 +453,7 @@ func (d *NetSerialConn) SetRTS(on bool) error {
 	if !ok {
 		return d.unsupported("modem lines")
 	}
-	return mc.SetRTS(on)
+	return set(mc, on)
 }
 
 // ModemStatus reads the remote port's modem lines.
