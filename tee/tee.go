@@ -517,22 +517,30 @@ func (t *Tee) StopAccepting() {
 	}
 }
 
+// sourceBackendLocked finds the listening backend name for op, which
+// changes its source: refused once the tee stops accepting.
+func (t *Tee) sourceBackendLocked(op, name string) (*backend, error) {
+	b, ok := t.backends[name]
+	switch {
+	case t.closed || t.noAccept:
+		return nil, ErrClosed
+	case !ok:
+		return nil, fmt.Errorf("tee %s: %s %q: %w", t.opts.Name, op, name, ErrNotFound)
+	case b.source == nil:
+		return nil, fmt.Errorf("tee %s: %s %q: backend is a single stream, not a source", t.opts.Name, op, name)
+	}
+	return b, nil
+}
+
 // SwapSource replaces backend name's source (a listener moved to a new
 // address) while the clients it already accepted stay attached. opts, when
 // not nil, applies to legs accepted from now on.
 func (t *Tee) SwapSource(name string, src chardev.Source, opts *LegOptions) error {
 	t.mu.Lock()
-	b, ok := t.backends[name]
-	switch {
-	case t.closed || t.noAccept:
+	b, err := t.sourceBackendLocked("swap source", name)
+	if err != nil {
 		t.mu.Unlock()
-		return ErrClosed
-	case !ok:
-		t.mu.Unlock()
-		return fmt.Errorf("tee %s: swap source %q: %w", t.opts.Name, name, ErrNotFound)
-	case b.source == nil:
-		t.mu.Unlock()
-		return fmt.Errorf("tee %s: swap source %q: backend is a single stream, not a source", t.opts.Name, name)
+		return err
 	}
 	old, oldDone := b.takeSourceLocked()
 	b.source, b.sourceClosed = src, false
@@ -589,17 +597,10 @@ func (t *Tee) SetLegOptions(name string, opts LegOptions) error {
 // error is returned.
 func (t *Tee) RebindSource(name string, open func() (chardev.Source, error), opts *LegOptions) error {
 	t.mu.Lock()
-	b, ok := t.backends[name]
-	switch {
-	case t.closed || t.noAccept:
+	b, err := t.sourceBackendLocked("rebind", name)
+	if err != nil {
 		t.mu.Unlock()
-		return ErrClosed
-	case !ok:
-		t.mu.Unlock()
-		return fmt.Errorf("tee %s: rebind %q: %w", t.opts.Name, name, ErrNotFound)
-	case b.source == nil:
-		t.mu.Unlock()
-		return fmt.Errorf("tee %s: rebind %q: backend is a single stream, not a source", t.opts.Name, name)
+		return err
 	}
 	old, oldDone := b.takeSourceLocked()
 	t.mu.Unlock()
