@@ -629,3 +629,19 @@ tls: {cert: s.pem, key: s-key.pem, client_ca: ca.pem}
 		t.Fatalf("udp max_datagram %d", u.MaxDatagram)
 	}
 }
+
+// netReadOnce starts one Read of dev, as the engine always has one
+// waiting, and delivers what it got, or "error: ..." when it failed.
+func netReadOnce(dev io.Reader) <-chan string {
+	readc := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 64)
+		n, err := dev.Read(buf)
+		if err != nil {
+			readc <- "error: " + err.Error()
+			return
+		}
+		readc <- string(buf[:n])
+	}()
+	return readc
+}

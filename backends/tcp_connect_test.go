@@ -202,16 +202,7 @@ func TestTCPConnectReconnect(t *testing.T) {
 	netReadString(t, srv, "before")
 
 	// A reader is waiting, as the engine's always is.
-	readc := make(chan string, 1)
-	go func() {
-		buf := make([]byte, 64)
-		n, err := dev.Read(buf)
-		if err != nil {
-			readc <- "error: " + err.Error()
-			return
-		}
-		readc <- string(buf[:n])
-	}()
+	readc := netReadOnce(dev)
 
 	// The server goes away.
 	peer.stop()

@@ -70,16 +70,7 @@ func TestUnixConnectReconnect(t *testing.T) {
 	}
 
 	// The engine always has a Read waiting; it is what sees the loss.
-	readc := make(chan string, 1)
-	go func() {
-		buf := make([]byte, 64)
-		n, err := dev.Read(buf)
-		if err != nil {
-			readc <- "error: " + err.Error()
-			return
-		}
-		readc <- string(buf[:n])
-	}()
+	readc := netReadOnce(dev)
 	peer.stop()
 	_ = srv.Close()
 	netWaitFor(t, "the device to notice the loss", func() bool {
