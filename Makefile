@@ -33,3 +33,20 @@ fuzz-short:
 
 fuzz-campaign:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZMINTIME=2s FUZZTIMEOUT=0 .ci/fuzz-short
+
+# web-assets refreshes the browser console's vendored JavaScript (web/static/
+# vendor/) from npm: the exact dist files of the pinned versions, with their
+# licenses. `go run` and `go build` never need npm; the files are embedded.
+XTERM_VERSION     ?= 6.0.0
+XTERM_FIT_VERSION ?= 0.11.0
+.PHONY: web-assets
+web-assets:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd "$$tmp" && npm pack --silent @xterm/xterm@$(XTERM_VERSION) @xterm/addon-fit@$(XTERM_FIT_VERSION) >/dev/null) && \
+	mkdir -p "$$tmp/x" "$$tmp/f" web/static/vendor/xterm web/static/vendor/addon-fit && \
+	tar -xzf "$$tmp/xterm-xterm-$(XTERM_VERSION).tgz" -C "$$tmp/x" && \
+	tar -xzf "$$tmp/xterm-addon-fit-$(XTERM_FIT_VERSION).tgz" -C "$$tmp/f" && \
+	cp "$$tmp/x/package/lib/xterm.js" "$$tmp/x/package/css/xterm.css" "$$tmp/x/package/LICENSE" web/static/vendor/xterm/ && \
+	cp "$$tmp/f/package/lib/addon-fit.js" "$$tmp/f/package/LICENSE" web/static/vendor/addon-fit/ && \
+	printf '@xterm/xterm %s\n@xterm/addon-fit %s\n' $(XTERM_VERSION) $(XTERM_FIT_VERSION) > web/static/vendor/VERSIONS && \
+	echo "web-assets: @xterm/xterm $(XTERM_VERSION), @xterm/addon-fit $(XTERM_FIT_VERSION) in web/static/vendor/"

@@ -27,6 +27,7 @@ type leg struct {
 
 	recorder chardev.InputRecorder // nil unless the device logs input
 	observer chardev.LineObserver  // nil unless the device wants line changes
+	tracker  chardev.OffsetTracker // nil unless the device wants stream offsets
 
 	mu        sync.Mutex
 	dataReady sync.Cond // writer waits for chunks
@@ -98,6 +99,9 @@ func newLeg(t *Tee, b *backend, dev chardev.Chardev, opts LegOptions, at uint64)
 	}
 	if o, ok := dev.(chardev.LineObserver); ok {
 		l.observer = o
+	}
+	if tr, ok := dev.(chardev.OffsetTracker); ok {
+		l.tracker = tr
 	}
 	l.c.first.Store(at)
 	l.c.next.Store(at)
@@ -251,13 +255,12 @@ func (l *leg) legWriteLoop() {
 			l.mu.Unlock()
 			return
 		}
-		l.wbufs = l.wbacking[:0]
-		for i := 0; i < l.q.len() && i < maxBatch; i++ {
-			l.wbufs = append(l.wbufs, l.q.at(i).bytes())
-		}
-		l.wbacking = l.wbufs[:0]
+		at := l.batchLocked()
 		l.mu.Unlock()
 
+		if l.tracker != nil {
+			l.tracker.StreamAt(at)
+		}
 		n, err := l.wbufs.WriteTo(l.dev)
 
 		l.mu.Lock()
@@ -267,6 +270,27 @@ func (l *leg) legWriteLoop() {
 		}
 		l.mu.Unlock()
 	}
+}
+
+// batchLocked fills wbufs with the queued spans to write next and returns
+// the stream offset of the first byte. For an offset tracker the batch
+// stops at a gap (a chunk dropped between two queued ones), so that one
+// Write is always contiguous in the stream.
+func (l *leg) batchLocked() uint64 {
+	l.wbufs = l.wbacking[:0]
+	front := l.q.front()
+	at := front.c.off + uint64(front.skip)
+	end := at
+	for i := 0; i < l.q.len() && i < maxBatch; i++ {
+		s := l.q.at(i)
+		if l.tracker != nil && i > 0 && s.c.off != end {
+			break
+		}
+		end = s.c.off + uint64(len(s.c.b))
+		l.wbufs = append(l.wbufs, s.bytes())
+	}
+	l.wbacking = l.wbufs[:0]
+	return at
 }
 
 // cutReachedLocked reports whether the leg has written everything it owes

@@ -346,10 +346,7 @@ func (t *Tee) attachLeg(b *backend, dev chardev.Chardev, opts LegOptions, fromSo
 // newLegLocked builds a leg starting at the current offset (minus replay)
 // and links it in; the caller starts it after releasing the tee lock.
 func (t *Tee) newLegLocked(b *backend, dev chardev.Chardev, opts LegOptions, fromSource bool) *leg {
-	var replay []byte
-	if opts.Replay > 0 {
-		replay = t.scroll.last(opts.Replay)
-	}
+	replay := t.replayLocked(dev, opts)
 	start := t.offset - uint64(len(replay))
 	l := newLeg(t, b, dev, opts, start)
 	t.nextLeg++
@@ -370,11 +367,29 @@ func (t *Tee) newLegLocked(b *backend, dev chardev.Chardev, opts LegOptions, fro
 	return l
 }
 
-// startLeg hands the device its control handle and starts the leg's
-// goroutines.
+// replayLocked is what a new leg gets before live output: from where a
+// resuming device asks (as far back as the scrollback holds), else the
+// backend's replay.
+func (t *Tee) replayLocked(dev chardev.Chardev, opts LegOptions) []byte {
+	if r, ok := dev.(chardev.Resumer); ok {
+		if want, ok := r.ResumeFrom(); ok && want <= t.offset {
+			return t.scroll.last(int(min(t.offset-want, math.MaxInt32)))
+		}
+	}
+	if opts.Replay > 0 {
+		return t.scroll.last(opts.Replay)
+	}
+	return nil
+}
+
+// startLeg hands the device its control handle and its start offset, and
+// starts the leg's goroutines.
 func (t *Tee) startLeg(l *leg) {
 	if ca, ok := l.dev.(chardev.ControlAware); ok {
 		ca.SetControl(&legControl{t: t, l: l})
+	}
+	if l.tracker != nil {
+		l.tracker.StreamAt(l.c.first.Load())
 	}
 	t.wg.Add(2)
 	go func() {
