@@ -32,10 +32,17 @@ type inputMerge struct {
 	lastKey time.Time
 
 	dropped atomic.Uint64 // input dropped because the buffer was full
+
+	// queued and consumed count input bytes queued by Send and consumed
+	// (written or purged) by anyone, so Send can wait for its own.
+	queued     uint64
+	consumed   uint64
+	consumedCh sync.Cond
 }
 
 func (m *inputMerge) init(opts Options) {
 	m.ready.L = &m.mu
+	m.consumedCh.L = &m.mu
 	m.limit = opts.InputBuffer
 	m.mode = opts.Input
 	m.idle = opts.ExclusiveIdle
@@ -45,7 +52,14 @@ func (m *inputMerge) close() {
 	m.mu.Lock()
 	m.closed = true
 	m.ready.Broadcast()
+	m.consumedCh.Broadcast()
 	m.mu.Unlock()
+}
+
+// consume counts n input bytes as gone from the queue, for Send.
+func (m *inputMerge) consume(n int) {
+	m.consumed += uint64(n)
+	m.consumedCh.Broadcast()
 }
 
 func (m *inputMerge) pendingBytes() int {
@@ -119,6 +133,7 @@ func (t *Tee) acceptInput(l *leg, c *chunk) {
 		m.q.push(span{c: c})
 	}
 	m.bytes += int(n) // not len(c.b): a merged c is back in the pool
+	m.queued += n
 	m.ready.Signal()
 	m.mu.Unlock()
 	l.c.in.Add(n)
@@ -183,7 +198,7 @@ func (t *Tee) frontendWriteLoop() {
 			// rest is written to the next device, and not recorded
 			// twice).
 			t.recordInput(record)
-			n, err = dev.Write(b)
+			n, err = t.writeFrontend(dev, b)
 		}
 
 		m.mu.Lock()
@@ -192,6 +207,7 @@ func (t *Tee) frontendWriteLoop() {
 			s := m.q.front()
 			s.skip += n
 			m.bytes -= n
+			m.consume(n)
 			if s.skip == len(s.c.b) {
 				t.inChunks.release(m.q.pop().c)
 				m.recorded = 0
@@ -271,6 +287,7 @@ func (t *Tee) PurgeInput() {
 				continue
 			}
 			m.bytes -= len(s.c.b) - s.skip
+			m.consume(len(s.c.b) - s.skip)
 			m.dropped.Add(uint64(len(s.c.b) - s.skip))
 			t.inChunks.release(s.c)
 		}

@@ -167,6 +167,9 @@ type Options struct {
 	Events func(Event)
 	// EventBuffer is how many events may wait for Events (0: 256).
 	EventBuffer int
+	// InputPacing slows everything typed into the frontend (zero: no
+	// pacing). Configure changes it.
+	InputPacing Pacing
 	// Hold keeps the frontend closed until Start, so that the legs a
 	// configuration attaches first see the stream from its first byte (a
 	// capture that misses the first boot-log line is no capture).

@@ -112,6 +112,7 @@ type Tee struct {
 	// closed before Start, closes frontDone in its place.
 	startOnce sync.Once
 	input     inputMerge
+	pacing    atomic.Pointer[Pacing] // nil: input is written as fast as the device takes it
 	events    eventHub
 	swapsOK   [swapKinds]atomic.Uint64
 	swapsKO   [swapKinds]atomic.Uint64
@@ -140,6 +141,7 @@ func New(opts Options) (*Tee, error) {
 	t.view.Store(&view{})
 	t.front.init(opts)
 	t.input.init(opts)
+	t.SetPacing(opts.InputPacing)
 	t.startHook() // before anything can emit
 	t.wg.Add(1)
 	go t.frontendWriteLoop()
@@ -665,6 +667,7 @@ func (t *Tee) Configure(o Options) {
 	}
 	m.mode, m.idle, m.limit = o.Input, o.ExclusiveIdle, o.InputBuffer
 	m.mu.Unlock()
+	t.SetPacing(o.InputPacing)
 }
 
 // Device returns the device of single-stream backend name (to read a ring
