@@ -38,6 +38,7 @@ var (
 	_ chardev.InputRecorder = (*File)(nil)
 	_ chardev.Reopener      = (*File)(nil)
 	_ chardev.Describer     = (*File)(nil)
+	_ chardev.Claimer       = (*FileSpec)(nil)
 )
 
 // FileFormat is how a capture file is written (see package capture).
@@ -106,6 +107,11 @@ type FileSpec struct {
 	// (default 80x24).
 	Width  int `yaml:"width" json:"width"`
 	Height int `yaml:"height" json:"height"`
+}
+
+// Claims is the capture file: two captures to one file would interleave.
+func (s *FileSpec) Claims() []chardev.Claim {
+	return []chardev.Claim{chardev.Path("path", s.Path)}
 }
 
 // NewFileSpec returns a FileSpec with the defaults filled in.

@@ -34,6 +34,7 @@ var (
 	_ chardev.Chardev        = (*Pty)(nil)
 	_ chardev.LineController = (*Pty)(nil)
 	_ chardev.Describer      = (*Pty)(nil)
+	_ chardev.Claimer        = (*PtySpec)(nil)
 )
 
 // PtySpec is the configuration of a pseudo-terminal for a terminal program
@@ -46,6 +47,14 @@ type PtySpec struct {
 	// Mode is the slave's permission bits as an octal string ("0660");
 	// empty leaves the system default (0620, group tty).
 	Mode string `yaml:"mode" json:"mode"`
+}
+
+// Claims is the symlink, when one is made: a second pty would replace it.
+func (s *PtySpec) Claims() []chardev.Claim {
+	if s.Link == "" {
+		return nil
+	}
+	return []chardev.Claim{chardev.Path("link", s.Link)}
 }
 
 // Validate checks the options; errors name the key.

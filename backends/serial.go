@@ -35,6 +35,7 @@ var (
 	_ chardev.Breaker         = (*Serial)(nil)
 	_ chardev.ModemController = (*Serial)(nil)
 	_ chardev.Describer       = (*Serial)(nil)
+	_ chardev.Claimer         = (*SerialSpec)(nil)
 )
 
 // SerialSpec is the configuration of a serial port.
@@ -60,6 +61,12 @@ type SerialSpec struct {
 	// Exclusive makes other opens of the port fail with EBUSY (TIOCEXCL)
 	// while chartee holds it. Root can still open it.
 	Exclusive bool `yaml:"exclusive" json:"exclusive"`
+}
+
+// Claims is the device: two readers of one port would each get part of
+// what it says.
+func (s *SerialSpec) Claims() []chardev.Claim {
+	return []chardev.Claim{chardev.Path("path", s.Path)}
 }
 
 // NewSerialSpec returns the defaults: 115200 8N1, no flow control,

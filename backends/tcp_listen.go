@@ -28,6 +28,7 @@ func init() {
 // Interface guards.
 var (
 	_ chardev.Spec         = (*TCPListenSpec)(nil)
+	_ chardev.Claimer      = (*TCPListenSpec)(nil)
 	_ chardev.Source       = (*NetSource)(nil)
 	_ chardev.Chardev      = (*NetClient)(nil)
 	_ chardev.Peer         = (*NetClient)(nil)
@@ -65,6 +66,13 @@ func (s *TCPListenSpec) Validate() error {
 		return err
 	}
 	return s.NetServeOptions.Validate()
+}
+
+// Claims is the address the listener binds, encrypted when tls is set.
+func (s *TCPListenSpec) Claims() []chardev.Claim {
+	c := chardev.Bind("tcp", "listen", s.Listen)
+	c.CanEncrypt, c.Encrypted = true, s.TLS != nil
+	return []chardev.Claim{c}
 }
 
 func tcpListen(ctx context.Context, spec chardev.Spec) (chardev.Source, error) {

@@ -27,9 +27,10 @@ func init() {
 
 // Interface guards.
 var (
-	_ chardev.Spec   = (*UDPSpec)(nil)
-	_ chardev.Source = (*udpRemoteSource)(nil)
-	_ net.Conn       = (*udpDatagramConn)(nil)
+	_ chardev.Spec    = (*UDPSpec)(nil)
+	_ chardev.Claimer = (*UDPSpec)(nil)
+	_ chardev.Source  = (*udpRemoteSource)(nil)
+	_ net.Conn        = (*udpDatagramConn)(nil)
 )
 
 // udpDefaultMaxDatagram keeps a datagram inside one Ethernet frame with
@@ -112,6 +113,15 @@ func (s *UDPSpec) Validate() error {
 	}
 	_, err := netParseAllow(s.Allow)
 	return err
+}
+
+// Claims is the local address bound, in either form: a listener's, or
+// the one a remote stream sends from.
+func (s *UDPSpec) Claims() []chardev.Claim {
+	if s.Listen == "" {
+		return nil
+	}
+	return []chardev.Claim{chardev.Bind("udp", "listen", s.Listen)}
 }
 
 func (s *UDPSpec) maxDatagram() int {

@@ -24,7 +24,10 @@ func init() {
 	})
 }
 
-var _ chardev.Spec = (*UnixListenSpec)(nil)
+var (
+	_ chardev.Spec    = (*UnixListenSpec)(nil)
+	_ chardev.Claimer = (*UnixListenSpec)(nil)
+)
 
 // UnixListenSpec configures unix-listen: a unix socket where every client
 // that connects becomes a leg. It takes the tcp-listen keys except allow;
@@ -39,6 +42,11 @@ type UnixListenSpec struct {
 	Mode string `yaml:"mode" json:"mode"`
 
 	NetServeOptions `yaml:",inline"`
+}
+
+// Claims is the socket file the listener creates.
+func (s *UnixListenSpec) Claims() []chardev.Claim {
+	return []chardev.Claim{{Space: "unix", Address: s.Path, Key: "path"}}
 }
 
 // NewUnixListenSpec returns a spec with the defaults: raw protocol, reject

@@ -343,6 +343,16 @@ func TestParseErrorClasses(t *testing.T) {
 			"test.yaml:9:45: tees[1].backends[0].listen: tcp 127.0.0.1:7000 is already bound (first at line 5)"},
 		{"control and backend on one port", "control: {listen: 127.0.0.1:7000, token_file: /t}\n" + withBackend("{name: a, type: tcp-listen, listen: 127.0.0.1:7000}"),
 			"test.yaml:6:45: tees[0].backends[0].listen: tcp 127.0.0.1:7000 is already bound (first at line 1)"},
+		{"same capture file", withBackend("{name: a, type: file, path: /tmp/c}") + "      - {name: b, type: file, path: /tmp/c}\n",
+			"test.yaml:6:37: tees[0].backends[1].path: path /tmp/c is already used (first at line 5)"},
+		{"same serial device", "tees:\n  - name: t\n    frontend: {type: serial, path: /dev/ttyS9}\n  - name: u\n    frontend: {type: serial, path: /dev/ttyS9}\n",
+			"test.yaml:5:36: tees[1].frontend.path: path /dev/ttyS9 is already used (first at line 3)"},
+		{"udp remote local address", "tees:\n  - name: t\n    frontend: {type: udp, listen: 127.0.0.1:7000, remote: 127.0.0.1:7001}\n    backends:\n      - {name: a, type: udp, listen: 127.0.0.1:7000}\n",
+			"test.yaml:5:38: tees[0].backends[0].listen: udp 127.0.0.1:7000 is already bound (first at line 3)"},
+		{"metrics and backend on one port", "metrics: {listen: 127.0.0.1:9464}\n" + withBackend("{name: a, type: tcp-listen, listen: 127.0.0.1:9464}"),
+			"test.yaml:6:45: tees[0].backends[0].listen: tcp 127.0.0.1:9464 is already bound (first at line 1)"},
+		{"control socket and unix-listen", "control: {socket: /tmp/s}\n" + withBackend("{name: a, type: unix-listen, path: /tmp/s}"),
+			"test.yaml:6:44: tees[0].backends[0].path: unix /tmp/s is already bound (first at line 1)"},
 		{"key not a string", "tees:\n  - name: t\n    frontend: {type: null, [a]: 1}\n", "test.yaml:3:28: tees[0].frontend: a key must be a plain name, got a list"},
 	}
 	for _, tc := range tests {

@@ -132,13 +132,7 @@ func (w *walker) config(root *yaml.Node) *Config {
 		case "control":
 			w.control(p.val, "control", &cfg.Control)
 		case "metrics":
-			for _, q := range w.fixedSection(p.val, "metrics", metricsKeys) {
-				cfg.Metrics.Listen = w.listenAddr(q.val, "metrics.listen")
-				w.claim("tcp", q.val, "metrics.listen")
-				if cfg.Metrics.Listen != "" && !isLoopback(cfg.Metrics.Listen) {
-					w.warnf(q.val, "metrics.listen", "%s is reachable from the network; /metrics has no authentication", cfg.Metrics.Listen)
-				}
-			}
+			w.metrics(p.val, "metrics", &cfg.Metrics)
 		case "log":
 			for _, q := range w.fixedSection(p.val, "log", logKeys) {
 				switch q.name {
@@ -180,27 +174,39 @@ func (w *walker) fixedSection(n *yaml.Node, path string, known []string) []pair 
 	return out
 }
 
+// metrics decodes the metrics section.
+func (w *walker) metrics(n *yaml.Node, path string, m *Metrics) {
+	ps := w.fixedSection(n, path, metricsKeys)
+	for _, q := range ps {
+		m.Listen = w.listenAddr(q.val, "metrics.listen")
+		if m.Listen != "" && !chardev.IsLoopback(m.Listen) {
+			w.warnf(q.val, "metrics.listen", "%s is reachable from the network; /metrics has no authentication", m.Listen)
+		}
+	}
+	w.claimAll(n, ps, path, m.Claims())
+}
+
 // control decodes the control section.
 func (w *walker) control(n *yaml.Node, path string, c *Control) {
 	var listenNode *yaml.Node
-	for _, p := range w.fixedSection(n, path, controlKeys) {
+	ps := w.fixedSection(n, path, controlKeys)
+	for _, p := range ps {
 		switch p.name {
 		case "socket":
 			c.Socket = w.str(p.val, "control.socket")
-			w.claim("unix", p.val, "control.socket")
 		case "listen":
 			listenNode = p.val
 			c.Listen = w.listenAddr(p.val, "control.listen")
-			w.claim("tcp", p.val, "control.listen")
 		case "token_file":
 			c.TokenFile = w.str(p.val, "control.token_file")
 		}
 	}
+	w.claimAll(n, ps, path, c.Claims())
 	if c.Listen != "" {
 		if c.TokenFile == "" {
 			w.errf(listenNode, "control.listen", "needs control.token_file: a TCP control API without a token would let anyone who can connect drive every tee")
 		}
-		if !isLoopback(c.Listen) {
+		if !chardev.IsLoopback(c.Listen) {
 			w.warnf(listenNode, "control.listen", "%s is reachable from the network without TLS; the token crosses it in clear", c.Listen)
 		}
 	}
@@ -524,8 +530,8 @@ func (w *walker) device(n *yaml.Node, path, what string, extra []string, onExtra
 	}
 	meta.specOK = true
 	d.Canonical = canonical(d.Type, d.Spec)
-	w.listenWarning(ps, path, d)
-	w.claimListener(ps, path, d)
+	w.exposureWarning(n, ps, path, d)
+	w.claimAll(n, ps, path, chardev.ClaimsOf(d.Spec))
 	return d, meta
 }
 
@@ -565,90 +571,60 @@ func (w *walker) validateErr(n *yaml.Node, ps []pair, path, typ string, err erro
 	w.errf(n, path, "%s: %s", typ, msg)
 }
 
-// listenWarning warns about a device listening beyond this machine
-// without TLS.
-func (w *walker) listenWarning(ps []pair, path string, d *Device) {
-	v := reflect.ValueOf(d.Spec).Elem()
-	sch := schemaOf(v.Type())
-	lf, ok := sch.fields["listen"]
-	if !ok || lf.typ.Kind() != reflect.String {
-		return
-	}
-	addr := v.FieldByIndex(lf.index).String()
-	if addr == "" || isLoopback(addr) {
-		return
-	}
-	if tf, ok := sch.fields["tls"]; ok {
-		if tv := v.FieldByIndex(tf.index); tv.Kind() == reflect.Pointer && !tv.IsNil() {
-			return
+// exposureWarning warns about each address of a device that is reachable
+// from beyond this machine without TLS.
+func (w *walker) exposureWarning(n *yaml.Node, ps []pair, path string, d *Device) {
+	for _, c := range chardev.ClaimsOf(d.Spec) {
+		if !c.Exposed || c.Encrypted {
+			continue
 		}
+		what := "without TLS"
+		if !c.CanEncrypt {
+			what = "(this type has no TLS)"
+		}
+		at, node := w.claimAt(n, ps, path, c)
+		w.warnf(node, at, "%s %s is reachable from the network %s", d.Type, c.Address, what)
 	}
-	for _, p := range ps {
-		if p.name == "listen" {
-			what := "without TLS"
-			if _, hasTLS := sch.fields["tls"]; !hasTLS {
-				what = "(this type has no TLS)"
+}
+
+// claimAll records what a device or service holds exclusively (see
+// chardev.Claimer), reporting a second holder of the same address or path
+// at the key that names it. n is the section's mapping, ps its entries;
+// an address that can never clash (port 0) is not recorded.
+func (w *walker) claimAll(n *yaml.Node, ps []pair, path string, cs []chardev.Claim) {
+	if w.mode != modeFile {
+		return
+	}
+	for _, c := range cs {
+		id := c.ID()
+		if id == "" {
+			continue
+		}
+		at, node := w.claimAt(n, ps, path, c)
+		if w.claims == nil {
+			w.claims = map[string]*yaml.Node{}
+		}
+		if first, dup := w.claims[id]; dup {
+			verb := "is already bound"
+			if !c.IsBind() {
+				verb = "is already used"
 			}
-			w.warnf(p.val, join(path, "listen"), "%s %s is reachable from the network %s", d.Type, addr, what)
+			w.errf(node, at, "%s %s %s%s", c.Space, c.Address, verb, w.firstAt(first))
+			continue
 		}
+		w.claims[id] = node
 	}
 }
 
-// listenerKeys says, per listening type, which spec key holds what it
-// binds and in which address space, so two listeners on the same address
-// are caught before the second fails to bind at start.
-var listenerKeys = map[string]struct{ network, key string }{
-	"tcp-listen":  {"tcp", "listen"},
-	"udp":         {"udp", "listen"},
-	"unix-listen": {"unix", "path"},
-}
-
-// claimListener records the address a listening device binds, reporting a
-// second device on the same one. Port 0 (any free port) never clashes.
-func (w *walker) claimListener(ps []pair, path string, d *Device) {
-	lk, ok := listenerKeys[d.Type]
-	if !ok {
-		return
-	}
+// claimAt is where a claim is written: the value of its key when the
+// section gives it, else the section itself.
+func (w *walker) claimAt(n *yaml.Node, ps []pair, path string, c chardev.Claim) (string, *yaml.Node) {
 	for _, p := range ps {
-		if p.name == lk.key {
-			w.claim(lk.network, p.val, join(path, p.name))
+		if p.name == c.Key {
+			return join(path, p.name), derefPlain(p.val)
 		}
 	}
-}
-
-// claim records that the thing at path binds the address in n.
-func (w *walker) claim(network string, n *yaml.Node, path string) {
-	n = derefPlain(n)
-	if w.mode != modeFile || n == nil || n.Kind != yaml.ScalarNode || n.Value == "" {
-		return
-	}
-	if _, port, err := net.SplitHostPort(n.Value); err == nil && port == "0" {
-		return
-	}
-	key := network + " " + n.Value
-	if w.listeners == nil {
-		w.listeners = map[string]*yaml.Node{}
-	}
-	if first, dup := w.listeners[key]; dup {
-		w.errf(n, path, "%s %s is already bound%s", network, n.Value, w.firstAt(first))
-		return
-	}
-	w.listeners[key] = n
-}
-
-// isLoopback reports whether host:port (or a bare host) only listens on
-// this machine.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
+	return path, n
 }
 
 // canonical is the stable encoding of a device: its type and its spec as

@@ -28,9 +28,27 @@ type Control struct {
 	TokenFile string
 }
 
+var (
+	_ chardev.Claimer = Control{}
+	_ chardev.Claimer = Metrics{}
+)
+
+// Claims is what the control API binds: its socket and its TCP listener.
+func (c Control) Claims() []chardev.Claim {
+	return []chardev.Claim{
+		{Space: "unix", Address: c.Socket, Key: "socket"},
+		chardev.Bind("tcp", "listen", c.Listen),
+	}
+}
+
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
 	Listen string // host:port serving /metrics; empty: none
+}
+
+// Claims is the address /metrics is served on.
+func (m Metrics) Claims() []chardev.Claim {
+	return []chardev.Claim{chardev.Bind("tcp", "listen", m.Listen)}
 }
 
 // Log configures log/slog.

@@ -40,8 +40,8 @@ type walker struct {
 	// count is every error found, including those past maxErrors that
 	// errs no longer holds, so a step can tell whether it added any.
 	count int
-	// listeners maps "network address" to where it was first bound.
-	listeners map[string]*yaml.Node
+	// claims maps a chardev.Claim's ID to where it was first claimed.
+	claims map[string]*yaml.Node
 }
 
 // pos is where n is, for an error.

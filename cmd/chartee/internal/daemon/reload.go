@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"chartee/backends"
 	"chartee/chardev"
 	"chartee/cmd/chartee/internal/api"
 	"chartee/cmd/chartee/internal/config"
@@ -282,7 +280,7 @@ func (d *Daemon) plan(ctx context.Context, cfg *config.Config) (*plan, error) {
 		if rt := running[name]; !wanted[name] {
 			p.stop = append(p.stop, rt)
 			for _, b := range rt.cfg.Backends {
-				freed[resourceKey(b)] = true
+				free(freed, b)
 			}
 		}
 	}
@@ -298,11 +296,11 @@ func (d *Daemon) plan(ctx context.Context, cfg *config.Config) (*plan, error) {
 		}
 		tp := diffTee(rt, tc)
 		for _, b := range tp.detach {
-			freed[resourceKey(b)] = true
+			free(freed, b)
 		}
 		for _, op := range tp.ops {
 			if op.kind == opSwap || op.kind == opSource {
-				freed[resourceKey(op.old)] = true
+				free(freed, op.old)
 			}
 		}
 		p.keep = append(p.keep, tp)
@@ -315,7 +313,7 @@ func (d *Daemon) plan(ctx context.Context, cfg *config.Config) (*plan, error) {
 		}
 		o, err := openBackend(ctx, b)
 		if err != nil {
-			if freed[resourceKey(b)] {
+			if anyFreed(freed, b) {
 				return nil // opened when the old holder has let go
 			}
 			return fmt.Errorf("daemon: tee %s: backend %s: %w", teeName, b.Name, err)
@@ -583,38 +581,51 @@ func drainTimeout(tc *config.Tee) time.Duration {
 	return 5 * time.Second
 }
 
-// resourceKey names what a backend holds exclusively: its bind address
-// for a listener, else its device.
-func resourceKey(b *config.Backend) string {
-	if a := bindAddr(b); a != "" {
-		return "bind " + a
+// resources names what a backend holds exclusively: its claims (see
+// chardev.Claimer), else its device.
+func resources(b *config.Backend) []string {
+	var out []string
+	for _, c := range chardev.ClaimsOf(b.Spec) {
+		if id := c.ID(); id != "" {
+			out = append(out, id)
+		}
 	}
-	return "device " + b.Canonical
+	if len(out) == 0 {
+		out = append(out, "device "+b.Canonical)
+	}
+	return out
 }
 
-// bindAddr is the address a listening backend binds, "" when unknown or
-// when it cannot collide (port 0).
-func bindAddr(b *config.Backend) string {
-	switch s := b.Spec.(type) {
-	case *backends.TCPListenSpec:
-		if _, port, err := net.SplitHostPort(s.Listen); err == nil && port != "0" {
-			return "tcp " + s.Listen
+// free records that b's resources are given up before new backends are
+// attached.
+func free(freed map[string]bool, b *config.Backend) {
+	for _, r := range resources(b) {
+		freed[r] = true
+	}
+}
+
+// anyFreed reports whether b needs a resource that is given up.
+func anyFreed(freed map[string]bool, b *config.Backend) bool {
+	for _, r := range resources(b) {
+		if freed[r] {
+			return true
 		}
-	case *backends.UnixListenSpec:
-		return "unix " + s.Path
-	case *backends.UDPSpec:
-		if !s.SingleStream() {
-			if _, port, err := net.SplitHostPort(s.Listen); err == nil && port != "0" {
-				return "udp " + s.Listen
+	}
+	return false
+}
+
+// sameBind reports whether two listeners bind an address in common, so
+// the old one must let go before the new one can bind.
+func sameBind(a, b *config.Backend) bool {
+	for _, x := range chardev.ClaimsOf(a.Spec) {
+		if !x.IsBind() || x.ID() == "" {
+			continue
+		}
+		for _, y := range chardev.ClaimsOf(b.Spec) {
+			if x.ID() == y.ID() {
+				return true
 			}
 		}
 	}
-	return ""
-}
-
-// sameBind reports whether two listeners bind the same address, so the old
-// one must let go before the new one can bind.
-func sameBind(a, b *config.Backend) bool {
-	x := bindAddr(a)
-	return x != "" && x == bindAddr(b)
+	return false
 }
