@@ -13,6 +13,30 @@ type chunk struct {
 	b    []byte
 	buf  []byte
 	refs atomic.Int32
+	pool *chunkPool // where it goes back to; nil: to the garbage collector
+	// legOwned: a leg's compact buffer, which only that leg's queue
+	// references, so the leg may append to it (see leg.pushLocked).
+	legOwned bool
+}
+
+// chunkOverhead is what a queued chunk costs beyond its buffer: the chunk
+// itself and its slots in queue rings. A span is charged cap(buf) plus
+// this, so a leg's queue limit bounds the memory it keeps alive.
+const chunkOverhead = 128
+
+// charge is the memory a chunk keeps alive while queued.
+func (c *chunk) charge() int { return cap(c.buf) + chunkOverhead }
+
+// release drops one reference; the last one returns the chunk to its pool.
+func (c *chunk) release() {
+	if c.refs.Add(-1) != 0 {
+		return
+	}
+	if c.pool != nil {
+		c.b = nil
+		c.legOwned = false
+		c.pool.pool.Put(c)
+	}
 }
 
 // chunkPool recycles read buffers of one size so the output path does not
@@ -24,7 +48,7 @@ type chunkPool struct {
 
 func newChunkPool(size int) *chunkPool {
 	p := &chunkPool{size: size}
-	p.pool.New = func() any { return &chunk{buf: make([]byte, size)} }
+	p.pool.New = func() any { return &chunk{buf: make([]byte, size), pool: p} }
 	return p
 }
 
@@ -36,18 +60,39 @@ func (p *chunkPool) get() *chunk {
 	return c
 }
 
-// release drops one reference; the last one returns the chunk to its pool.
-// Chunks made outside the pool (replay, odd sizes) go to the garbage
-// collector.
-func (p *chunkPool) release(c *chunk) {
-	if c.refs.Add(-1) != 0 {
-		return
+// release drops one reference to c, which goes back to the pool it came
+// from (not necessarily p) when it was the last. Chunks made outside a
+// pool (replay) go to the garbage collector.
+func (p *chunkPool) release(c *chunk) { c.release() }
+
+// sizedPools are chunk pools in powers of two from minSized up to half a
+// read buffer: a small read is copied into the smallest that fits before
+// it is shared, so a 1-byte read does not keep a 32 KiB buffer alive in
+// every queue it waits in. Pools shrink on their own (sync.Pool empties at
+// garbage collection), so a burst's buffers are returned.
+type sizedPools []*chunkPool
+
+const minSized = 64
+
+func newSizedPools(readSize int) sizedPools {
+	var ps sizedPools
+	for size := minSized; size <= readSize/2; size *= 2 {
+		ps = append(ps, newChunkPool(size))
 	}
-	if cap(c.buf) == p.size {
-		c.b = nil
-		p.pool.Put(c)
-	}
+	return ps
 }
+
+// fit returns a chunk from the smallest pool holding n bytes, or nil if n
+// is too large for any.
+func (ps sizedPools) fit(n int) *chunk {
+	for _, p := range ps {
+		if n <= p.size {
+			return p.get()
+		}
+	}
+	return nil
+}
+
 
 // newChunk makes a one-off chunk holding a copy of b.
 func newChunk(off uint64, b []byte) *chunk {
@@ -65,8 +110,8 @@ type span struct {
 
 func (s span) bytes() []byte { return s.c.b[s.skip:] }
 
-// spanQueue is a FIFO of spans in a ring that grows as needed and never
-// shrinks, so a leg's steady state does not allocate.
+// spanQueue is a FIFO of spans in a ring that grows as needed and is
+// dropped when it empties after growing large.
 type spanQueue struct {
 	ring []span
 	head int
@@ -117,8 +162,16 @@ func (q *spanQueue) pop() span {
 	q.ring[q.head] = span{}
 	q.head = (q.head + 1) % len(q.ring)
 	q.n--
+	if q.n == 0 && len(q.ring) > maxIdleRing {
+		// A burst grew the ring; an empty queue does not keep it.
+		q.ring, q.head = nil, 0
+	}
 	return s
 }
+
+// maxIdleRing is the largest ring an empty queue keeps, so a leg's steady
+// state does not allocate while a burst's ring is given back.
+const maxIdleRing = 256
 
 // drain removes and returns every span, oldest first.
 func (q *spanQueue) drain() []span {
@@ -130,8 +183,8 @@ func (q *spanQueue) drain() []span {
 }
 
 // scrollback keeps at least the last size bytes of output for replay to
-// late joiners. Large chunks are kept by reference (no copy on the output
-// path); small ones — interactive output, a few bytes each — are copied
+// late joiners. Large chunks at least half full are kept by reference (no
+// copy on the output path); small ones — interactive output, a few bytes each — are copied
 // into scratch buffers so a thousand one-byte chunks do not pin a thousand
 // read buffers. Scratch buffers are recycled, so steady state allocates
 // nothing.
@@ -153,7 +206,7 @@ func (s *scrollback) write(c *chunk) {
 	if s.size <= 0 || len(c.b) == 0 {
 		return
 	}
-	if len(c.b) >= cap(c.buf)/4 {
+	if len(c.b) >= scratchSize/4 && len(c.b) >= cap(c.buf)/2 {
 		c.refs.Add(1)
 		s.spans.push(span{c: c})
 		s.bytes += len(c.b)

@@ -216,7 +216,7 @@ func (t *Tee) frontendReadLoop(dev chardev.Chardev) error {
 		if n > 0 {
 			c.b = c.buf[:n]
 			t.front.bytesOut.Add(uint64(n))
-			t.fanout(c)
+			t.fanout(t.rightSize(c))
 		} else {
 			t.chunks.release(c)
 		}
@@ -229,6 +229,23 @@ func (t *Tee) frontendReadLoop(dev chardev.Chardev) error {
 			return errors.New("read returned no data")
 		}
 	}
+}
+
+// rightSize returns c, or for a read that fills less than half of it a
+// copy in the smallest sized chunk that holds it (c goes back to its
+// pool): every queue and the scrollback then keep alive at most twice the
+// bytes they hold, not a whole read buffer per small read.
+func (t *Tee) rightSize(c *chunk) *chunk {
+	if len(c.b) >= cap(c.buf)/2 {
+		return c
+	}
+	s := t.sized.fit(len(c.b))
+	if s == nil {
+		return c
+	}
+	s.b = append(s.buf[:0], c.b...)
+	c.release()
+	return s
 }
 
 // reconnect opens a frontend device. After the loss of candidate lost it

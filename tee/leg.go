@@ -34,6 +34,8 @@ type leg struct {
 	spaceFree sync.Cond // a blocked frontend read waits for room
 	q         spanQueue
 	queued    int    // bytes in q
+	charged   int    // memory q keeps alive: the sum of its chunks' charge, held against the queue limit
+	batch     int    // spans at the head of q the writer is writing now (not to be appended to)
 	next      uint64 // stream offset of the next byte to write (with q empty: every byte before it was written or dropped)
 	end       uint64 // bytes at or past end are not for this leg
 	dropEnd   uint64 // end offset of the last chunk dropped for this leg
@@ -118,7 +120,7 @@ func (l *leg) offer(c *chunk) (mustWait bool) {
 		return false
 	}
 	o := l.opts.Load()
-	if l.queued > 0 && l.queued+len(c.b) > o.queueLimit() {
+	if l.fullLocked(c, o.queueLimit()) {
 		switch o.Overflow {
 		case Block:
 			return true
@@ -147,7 +149,7 @@ func (l *leg) offer(c *chunk) (mustWait bool) {
 // the meantime still counts c as owed when c.off is before the cut.
 func (l *leg) pushBlocking(c *chunk) {
 	l.mu.Lock()
-	for l.failed == nil && c.off < l.end && l.queued > 0 && l.queued+len(c.b) > l.opts.Load().queueLimit() {
+	for l.failed == nil && c.off < l.end && l.fullLocked(c, l.opts.Load().queueLimit()) {
 		l.spaceFree.Wait()
 	}
 	switch {
@@ -194,6 +196,52 @@ func (l *leg) pushOwed(c *chunk) {
 	l.mu.Unlock()
 }
 
+// fullLocked reports whether queueing c would take the queue's charge
+// past limit. An empty queue always takes one chunk.
+func (l *leg) fullLocked(c *chunk, limit int) bool {
+	if l.charged == 0 {
+		return false
+	}
+	_, extra := l.placeLocked(c)
+	return l.charged+extra > limit
+}
+
+// compactMax is the largest chunk a backlogged leg copies into its own
+// compact buffer rather than queueing by reference.
+const compactMax = 1 << 10
+
+// placeLocked says where c would go: appended to the leg's compact tail
+// buffer (tail != nil, no extra charge), into a new compact buffer, or
+// queued by reference; extra is the charge that adds. A leg whose queue is
+// empty takes c by reference — its writer will be done with it at once —
+// while a backlogged one copies small chunks into compact buffers, so a
+// queue of one-byte reads costs about its bytes, not a chunk per byte.
+func (l *leg) placeLocked(c *chunk) (tail *chunk, extra int) {
+	n := l.q.len()
+	if n == 0 || len(c.b) > compactMax || len(l.t.sized) == 0 {
+		return nil, c.charge()
+	}
+	if n > l.batch {
+		t := l.q.at(n - 1).c
+		if t.legOwned && t.off+uint64(len(t.b)) == c.off && len(t.b)+len(c.b) <= cap(t.buf) {
+			return t, 0
+		}
+	}
+	return nil, l.compactSize() + chunkOverhead
+}
+
+// compactSize is the size of a leg's compact buffers: an eighth of its
+// queue limit, from 256 bytes to 4 KiB.
+func (l *leg) compactSize() int {
+	size := min(max(l.opts.Load().queueLimit()/8, 256), 4<<10)
+	for _, p := range l.t.sized {
+		if p.size >= size {
+			return p.size
+		}
+	}
+	return l.t.sized[len(l.t.sized)-1].size
+}
+
 // pushLocked queues c. Into an empty queue it also moves next to c: with
 // nothing queued, next may still be at the end of the last chunk written
 // before a dropped one, or at a new leg's start when an owed chunk comes.
@@ -202,11 +250,30 @@ func (l *leg) pushLocked(c *chunk) {
 		l.next = c.off
 		l.c.next.Store(l.next)
 	}
-	c.refs.Add(1)
-	l.q.push(span{c: c})
+	tail, extra := l.placeLocked(c)
+	switch {
+	case tail != nil:
+		tail.b = append(tail.b, c.b...)
+	case extra != c.charge():
+		cc := l.t.sized.fit(extra - chunkOverhead)
+		cc.off, cc.legOwned = c.off, true
+		cc.b = append(cc.buf[:0], c.b...)
+		l.q.push(span{c: cc})
+	default:
+		c.refs.Add(1)
+		l.q.push(span{c: c})
+	}
+	l.charged += extra
 	l.queued += len(c.b)
 	l.c.queued.Store(int64(l.queued))
 	l.dataReady.Signal()
+}
+
+// popLocked removes the head span and releases its chunk.
+func (l *leg) popLocked() {
+	c := l.q.pop().c
+	l.charged -= c.charge()
+	c.release()
 }
 
 // fail marks the leg failed and closes its device, which unblocks its
@@ -256,6 +323,7 @@ func (l *leg) legWriteLoop() {
 			return
 		}
 		at := l.batchLocked()
+		l.batch = len(l.wbufs)
 		l.mu.Unlock()
 
 		if l.tracker != nil {
@@ -264,6 +332,8 @@ func (l *leg) legWriteLoop() {
 		n, err := l.wbufs.WriteTo(l.dev)
 
 		l.mu.Lock()
+		clear(l.wbacking[:l.batch]) // keep no written buffer alive
+		l.batch = 0
 		l.consumeLocked(int(n))
 		if err != nil {
 			l.failLocked(fmt.Errorf("write: %w", err))
@@ -326,7 +396,7 @@ func (l *leg) consumeLocked(n int) {
 		}
 		n -= rest
 		l.next = s.c.off + uint64(len(s.c.b))
-		l.t.chunks.release(l.q.pop().c)
+		l.popLocked()
 	}
 	if l.q.len() > 0 {
 		s := l.q.front()
@@ -345,7 +415,7 @@ func (l *leg) takeOwed() ([]span, uint64) {
 	defer l.mu.Unlock()
 	owed := uint64(l.queued)
 	spans := l.q.drain()
-	l.queued = 0
+	l.queued, l.charged = 0, 0
 	l.c.queued.Store(0)
 	l.spaceFree.Broadcast()
 	return spans, owed
@@ -355,7 +425,7 @@ func (l *leg) takeOwed() ([]span, uint64) {
 func (l *leg) releaseQueue() {
 	spans, _ := l.takeOwed()
 	for _, s := range spans {
-		l.t.chunks.release(s.c)
+		s.c.release()
 	}
 }
 

@@ -140,6 +140,9 @@ func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so Swa
 		rep.Handed = owedBytes
 		nl.mu.Lock()
 		nl.q.pushFront(owed)
+		for _, s := range owed {
+			nl.charged += s.c.charge()
+		}
 		nl.queued += int(owedBytes)
 		nl.c.queued.Store(int64(nl.queued))
 		if nl.q.len() > 0 {
@@ -158,7 +161,7 @@ func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so Swa
 	} else {
 		rep.NewStart = x
 		for _, s := range owed {
-			t.chunks.release(s.c)
+			s.c.release()
 		}
 		if oldEnd > x {
 			rep.Both = oldEnd - x

@@ -77,6 +77,7 @@ type backendView struct {
 type Tee struct {
 	opts     Options
 	chunks   *chunkPool
+	sized    sizedPools // small reads are copied into these (see fanout)
 	inChunks *chunkPool
 
 	ctx    context.Context
@@ -131,6 +132,7 @@ func New(opts Options) (*Tee, error) {
 	t := &Tee{
 		opts:      opts,
 		chunks:    newChunkPool(opts.ReadSize),
+		sized:     newSizedPools(opts.ReadSize),
 		inChunks:  newChunkPool(4 << 10),
 		backends:  map[string]*backend{},
 		swapCh:    make(chan *frontendSwap),
