@@ -93,7 +93,6 @@ func (ps sizedPools) fit(n int) *chunk {
 	return nil
 }
 
-
 // newChunk makes a one-off chunk holding a copy of b.
 func newChunk(off uint64, b []byte) *chunk {
 	c := &chunk{off: off, buf: append([]byte(nil), b...)}
