@@ -26,27 +26,10 @@ func init() {
 
 // Interface guards.
 var (
-	_ chardev.Chardev   = (*Ringbuf)(nil)
-	_ chardev.Describer = (*Ringbuf)(nil)
-	_ ScrollbackReader  = (*Ringbuf)(nil)
+	_ chardev.Chardev          = (*Ringbuf)(nil)
+	_ chardev.Describer        = (*Ringbuf)(nil)
+	_ chardev.ScrollbackReader = (*Ringbuf)(nil)
 )
-
-// ScrollbackReader is a leg device that keeps recent output for readers
-// that come later: the appliance type-asserts a leg's device to it to serve
-// GET .../data?offset=N&follow=1. Offsets count bytes ever written to the
-// device.
-type ScrollbackReader interface {
-	// ReadAt copies kept bytes from offset off into p and returns the
-	// count, the offset to ask for next and how many bytes between off
-	// and the oldest kept byte were lost.
-	ReadAt(off uint64, p []byte) (n int, next uint64, missed uint64)
-	// Wait blocks until a byte at offset off or later exists, ctx ends,
-	// or the device is closed (ring.ErrClosed).
-	Wait(ctx context.Context, off uint64) error
-	// Bounds returns the offset of the oldest kept byte and the offset
-	// the next byte will get.
-	Bounds() (oldest, next uint64)
-}
 
 // ringbufMaxSize bounds size: the buffer is allocated up front.
 const ringbufMaxSize = 1 << 30
@@ -120,17 +103,17 @@ func (r *Ringbuf) Close() error {
 	return nil
 }
 
-// ReadAt implements ScrollbackReader.
+// ReadAt implements chardev.ScrollbackReader.
 func (r *Ringbuf) ReadAt(off uint64, p []byte) (n int, next uint64, missed uint64) {
 	return r.buf.ReadAt(off, p)
 }
 
-// Wait implements ScrollbackReader.
+// Wait implements chardev.ScrollbackReader.
 func (r *Ringbuf) Wait(ctx context.Context, off uint64) error {
 	return r.buf.Wait(ctx, off)
 }
 
-// Bounds implements ScrollbackReader.
+// Bounds implements chardev.ScrollbackReader.
 func (r *Ringbuf) Bounds() (oldest, next uint64) {
 	st := r.buf.Stats()
 	return st.Oldest, st.Written

@@ -33,7 +33,7 @@ func TestRingbufRegistered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dev.Close()
-	sb, ok := dev.(ScrollbackReader)
+	sb, ok := dev.(chardev.ScrollbackReader)
 	if !ok {
 		t.Fatalf("%T is not a ScrollbackReader", dev)
 	}
@@ -132,7 +132,7 @@ func TestRingbufFollowers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dev chardev.Chardev = r
-	sb := dev.(ScrollbackReader)
+	sb := dev.(chardev.ScrollbackReader)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -165,7 +165,7 @@ func TestRingbufFollowers(t *testing.T) {
 }
 
 // ringbufFollow copies sb from offset 0 to w until the device closes.
-func ringbufFollow(ctx context.Context, sb ScrollbackReader, w *bytes.Buffer) error {
+func ringbufFollow(ctx context.Context, sb chardev.ScrollbackReader, w *bytes.Buffer) error {
 	p := make([]byte, 100)
 	var off uint64
 	for {

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"chartee/backends"
+	"chartee/chardev"
 	"chartee/tee"
 )
 
@@ -20,7 +20,7 @@ const maxDataResponse = 1 << 20
 const followChunk = 32 << 10
 
 // scrollbackOf finds backend name's ring buffer.
-func scrollbackOf(t *tee.Tee, name string) (backends.ScrollbackReader, error) {
+func scrollbackOf(t *tee.Tee, name string) (chardev.ScrollbackReader, error) {
 	dev, ok := t.Device(name)
 	if !ok {
 		for _, b := range t.Stats().Backends {
@@ -30,7 +30,7 @@ func scrollbackOf(t *tee.Tee, name string) (backends.ScrollbackReader, error) {
 		}
 		return nil, newError(CodeNotFound, "tee %q has no backend %q with an open device", t.Name(), name)
 	}
-	sr, ok := dev.(backends.ScrollbackReader)
+	sr, ok := dev.(chardev.ScrollbackReader)
 	if !ok {
 		return nil, newError(CodeNotRingbuf, "backend %q of tee %q is not a ringbuf", name, t.Name())
 	}
@@ -68,7 +68,7 @@ func setDataHeaders(h http.Header) {
 func formatOffset(v uint64) string { return strconv.FormatUint(v, 10) }
 
 // readOnce sends what is kept from off on, at most maxDataResponse bytes.
-func (s *Server) readOnce(w http.ResponseWriter, sr backends.ScrollbackReader, off uint64) {
+func (s *Server) readOnce(w http.ResponseWriter, sr chardev.ScrollbackReader, off uint64) {
 	oldest, end := sr.Bounds()
 	start := max(off, oldest)
 	var size uint64
@@ -93,7 +93,7 @@ func (s *Server) readOnce(w http.ResponseWriter, sr backends.ScrollbackReader, o
 // (the follower fell a whole ring behind), when the ring is closed (the
 // backend went away), when the client leaves, or on Shutdown; the
 // trailers then say where to resume and what the gap was.
-func (s *Server) follow(w http.ResponseWriter, r *http.Request, sr backends.ScrollbackReader, off uint64) {
+func (s *Server) follow(w http.ResponseWriter, r *http.Request, sr chardev.ScrollbackReader, off uint64) {
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
 	rc := http.NewResponseController(w)
