@@ -118,9 +118,14 @@ type NetServeOptions struct {
 	Protocol string `yaml:"protocol" json:"protocol"`
 	// Control lets RFC 2217 clients change the line settings.
 	Control bool `yaml:"control" json:"control"`
-	// Escape is the key that starts a local command, like "^]"; empty is
-	// none.
+	// Escape is the key that starts a local command, like "^E". Unset, it
+	// is ^E for telnet and none for raw and rfc2217; "none" turns it off.
 	Escape string `yaml:"escape" json:"escape"`
+	// Notices shows one-line notices ("[chartee] console0: now on
+	// /dev/ttyUSB1 (failover)", a refused keystroke in exclusive mode) to
+	// telnet clients. Unset, it is on for telnet; raw and rfc2217 streams
+	// never get them.
+	Notices *bool `yaml:"notices" json:"notices,omitempty"`
 	// Banner is sent to each client when it connects.
 	Banner string `yaml:"banner" json:"banner"`
 	// IdleTimeout closes a client when nothing went either way for that
@@ -146,8 +151,11 @@ func (o *NetServeOptions) Validate() error {
 	if err := netCheckProtocol(o.Protocol); err != nil {
 		return err
 	}
-	if _, err := netEscapeKey(o.Escape); err != nil {
+	if _, err := netEscapeKey(o.Escape, o.Protocol); err != nil {
 		return err
+	}
+	if o.Notices != nil && *o.Notices && o.Protocol != ProtocolTelnet {
+		return fmt.Errorf("notices: only telnet clients can be shown notices, not protocol %s (its bytes are a raw stream)", netProtocolName(o.Protocol))
 	}
 	if o.TLS != nil {
 		if err := o.TLS.Validate(); err != nil {
@@ -380,12 +388,39 @@ func (l netAllowList) allows(addr net.Addr) bool {
 	return false
 }
 
-// netEscapeKey parses the `escape` key; empty is none (0).
-func netEscapeKey(s string) (byte, error) {
-	if s == "" {
+// DefaultEscape is the escape key of interactive legs when none is
+// configured: conserver's ^E, which clashes with neither telnet's ^],
+// OpenSSH's ~ nor picocom's and screen's ^A.
+const DefaultEscape = "^E"
+
+// netEscapeKey parses the `escape` key: unset is DefaultEscape for telnet
+// and none (0) for raw and rfc2217 streams; "none" (or "off") is none.
+func netEscapeKey(s, protocol string) (byte, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "":
+		if protocol != ProtocolTelnet {
+			return 0, nil
+		}
+		s = DefaultEscape
+	case "none", "off":
 		return 0, nil
 	}
 	return escape.ParseKey(s)
+}
+
+// netNotices reports whether clients get notices: telnet unless turned off.
+func netNotices(o *NetServeOptions) bool {
+	if o.Protocol != ProtocolTelnet {
+		return false
+	}
+	return o.Notices == nil || *o.Notices
+}
+
+func netProtocolName(p string) string {
+	if p == "" {
+		return ProtocolRaw
+	}
+	return p
 }
 
 // netServeConfig is what the protocol layer of an accepted client needs.
@@ -394,6 +429,7 @@ type netServeConfig struct {
 	control  bool
 	banner   string
 	escape   byte // 0: none
+	notices  bool // clients are chardev.Noticers
 }
 
 // netWrapServer puts the configured protocol on an accepted connection and

@@ -626,6 +626,9 @@ func rcNewTelnetSession(t *testing.T, topts tee.Options, edit func(*TCPListenSpe
 	addr := rcListen(t, s.tee, "telnet", tee.LegOptions{Input: true}, func(spec *TCPListenSpec) {
 		spec.Protocol = ProtocolTelnet
 		spec.Banner = "chartee test console\r\n"
+		// 8-bit clean data path: every byte value, ^E (the default
+		// escape key) included, must pass untouched.
+		spec.Escape = "none"
 		if edit != nil {
 			edit(spec)
 		}

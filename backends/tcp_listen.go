@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"chartee/backends/escape"
 	"chartee/chardev"
 )
 
@@ -119,7 +120,7 @@ type netSourceConfig struct {
 }
 
 func newNetSourceConfig(typ string, o *NetServeOptions) (netSourceConfig, error) {
-	key, err := netEscapeKey(o.Escape)
+	key, err := netEscapeKey(o.Escape, o.Protocol)
 	if err != nil {
 		return netSourceConfig{}, fmt.Errorf("%s: %w", typ, err)
 	}
@@ -130,6 +131,7 @@ func newNetSourceConfig(typ string, o *NetServeOptions) (netSourceConfig, error)
 			control:  o.Control,
 			banner:   o.Banner,
 			escape:   key,
+			notices:  netNotices(o),
 		},
 		idle:       o.IdleTimeout.D(),
 		maxClients: o.MaxClients,
@@ -236,6 +238,9 @@ func (s *NetSource) Accept() (chardev.Chardev, error) {
 			continue
 		}
 		if c := s.admit(conn); c != nil {
+			if s.cfg.serve.notices {
+				return netNoticeClient{c}, nil
+			}
 			return c, nil
 		}
 		s.refuse(conn)
@@ -391,6 +396,32 @@ func newNetClient(src *NetSource, conn net.Conn, peer string) *NetClient {
 		c.timer.Reset(c.idle)
 	}
 	return c
+}
+
+// netNoticeClient is a client whose protocol shows notices to a person
+// (telnet): only those are chardev.Noticers, so the engine never sends a
+// notice into a raw stream.
+type netNoticeClient struct{ *NetClient }
+
+var _ chardev.Noticer = netNoticeClient{}
+
+// Notice shows text to the client once its protocol layer is up.
+func (c netNoticeClient) Notice(text string) {
+	stream, err := c.started()
+	if err != nil {
+		return
+	}
+	if n, ok := stream.(chardev.Noticer); ok {
+		n.Notice(text)
+	}
+}
+
+// EscapeKey is the client's escape key as typed, or "" (chardev.Escaper).
+func (c *NetClient) EscapeKey() string {
+	if k := c.src.cfg.serve.escape; k != 0 {
+		return escape.KeyName(k)
+	}
+	return ""
 }
 
 // Peer names the client: its remote address, or for a unix socket its

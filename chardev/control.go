@@ -94,3 +94,24 @@ type Reopener interface {
 type TeeNamer interface {
 	SetTee(name string)
 }
+
+// Noticer is implemented by an interactive leg (a telnet, SSH or web
+// session) that can show a one-line notice to the person behind it: a
+// frontend failover or swap, a refused keystroke in exclusive mode. The
+// text is one line without a line ending; the leg frames it so it stands
+// apart from the console output ("[chartee] ..." on a line of its own).
+//
+// Raw byte streams (raw TCP, RFC 2217, files, ringbufs, ptys, NATS) never
+// implement it: text injected there would corrupt the data. Notice must
+// not block for long (it is called from engine goroutines) and is dropped
+// silently if the leg cannot take it.
+type Noticer interface {
+	Notice(text string)
+}
+
+// Escaper is implemented by interactive legs with an escape key, so that
+// messages about them can say which key to press ("^E l takes the write
+// lock"). EscapeKey returns the key as a user types it ("^E"), or "".
+type Escaper interface {
+	EscapeKey() string
+}

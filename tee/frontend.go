@@ -192,6 +192,7 @@ func (t *Tee) frontendLoop() {
 			t.uninstallFrontend(reason)
 			dev.Close()
 			t.emit(Event{Kind: EventFrontendLost, Reason: desc + ": " + reason, Offset: t.Offset()})
+			t.noticeFrontend("lost %s (%s); reconnecting", desc, reason)
 			dev, idx, req = t.reconnect(idx, true)
 		case r := <-t.swapCh:
 			t.uninstallFrontend("swapping")
@@ -294,6 +295,11 @@ func (t *Tee) reconnect(lost int, afterLoss bool) (chardev.Chardev, int, *fronte
 					}
 					t.emit(Event{Kind: EventFrontendRestored, Offset: t.Offset(),
 						Reason: kind + " to " + chardev.Describe(cands[i])})
+					how := "reconnected"
+					if i != lost {
+						how = "failover"
+					}
+					t.noticeFrontend("now on %s (%s)", chardev.Describe(cands[i]), how)
 				} else {
 					t.emit(Event{Kind: EventFrontendRestored, Offset: t.Offset(),
 						Reason: "opened " + chardev.Describe(cands[i])})
@@ -367,6 +373,7 @@ func (t *Tee) finishFrontendSwap(req *frontendSwap, applied bool) {
 	t.swapsOK[swapFrontend].Add(1)
 	t.swapTimes[swapFrontend].observe(rep.Elapsed)
 	t.emit(Event{Kind: EventFrontendSwap, Offset: rep.Offset, Reason: from + " -> " + req.desc, FrontendSwap: &rep})
+	t.noticeFrontend("now on %s (frontend swap)", req.desc)
 	req.done <- rep
 }
 

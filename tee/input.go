@@ -30,6 +30,9 @@ type inputMerge struct {
 	idle    time.Duration
 	holder  *leg
 	lastKey time.Time
+	// epoch counts changes of holder: a leg refused input is told once
+	// per epoch (see refusedNoticeLocked).
+	epoch uint64
 
 	dropped atomic.Uint64 // input dropped because the buffer was full
 
@@ -71,7 +74,7 @@ func (m *inputMerge) pendingBytes() int {
 // holderLocked returns the write-lock holder, releasing an idle one.
 func (m *inputMerge) holderLocked(now time.Time) *leg {
 	if m.holder != nil && now.Sub(m.lastKey) > m.idle {
-		m.holder = nil
+		m.setHolderLocked(nil)
 	}
 	return m.holder
 }
@@ -80,7 +83,7 @@ func (m *inputMerge) holderLocked(now time.Time) *leg {
 func (m *inputMerge) legGone(l *leg) {
 	m.mu.Lock()
 	if m.holder == l {
-		m.holder = nil
+		m.setHolderLocked(nil)
 	}
 	m.mu.Unlock()
 }
@@ -102,9 +105,10 @@ func (t *Tee) acceptInput(l *leg, c *chunk) {
 	if m.mode == Exclusive {
 		h := m.holderLocked(now)
 		if h == nil {
-			m.holder = l
+			m.setHolderLocked(l)
 			t.emit(Event{Kind: EventWriteLock, Backend: l.backend.name, Leg: l.name, Reason: "taken by typing"})
 		} else if h != l {
+			m.refusedNoticeLocked(t, l, h)
 			m.mu.Unlock()
 			l.c.discarded.Add(n)
 			l.backend.c.discarded.Add(n)
@@ -358,7 +362,8 @@ func (c *legControl) TakeWriteLock() error {
 	if h := m.holderLocked(now); h != nil && h != c.l {
 		return fmt.Errorf("write lock held by %s: %w", h.name, chardev.ErrNotPermitted)
 	}
-	m.holder, m.lastKey = c.l, now
+	m.setHolderLocked(c.l)
+	m.lastKey = now
 	c.t.emit(Event{Kind: EventWriteLock, Backend: c.l.backend.name, Leg: c.l.name, Reason: "taken"})
 	return nil
 }
@@ -368,7 +373,7 @@ func (c *legControl) ReleaseWriteLock() {
 	m.mu.Lock()
 	released := m.holder == c.l
 	if released {
-		m.holder = nil
+		m.setHolderLocked(nil)
 	}
 	m.mu.Unlock()
 	if released {

@@ -28,6 +28,7 @@ type leg struct {
 	recorder chardev.InputRecorder // nil unless the device logs input
 	observer chardev.LineObserver  // nil unless the device wants line changes
 	tracker  chardev.OffsetTracker // nil unless the device wants stream offsets
+	noticer  chardev.Noticer       // nil unless the device shows notices to a person
 
 	mu        sync.Mutex
 	dataReady sync.Cond // writer waits for chunks
@@ -49,9 +50,13 @@ type leg struct {
 	overlapAt uint64 // overlap swap: cut as soon as idle at or past this offset
 	overlap   bool
 	failed    error
-	dropping  bool // in an overflow episode (for the drop event)
-	wbacking  [][]byte
-	wbufs     net.Buffers
+	dropping  bool     // in an overflow episode (for the drop event)
+	notices   []string // for noticer, delivered by the writer
+	// refusedEpoch is the input lock episode this leg was last told its
+	// typing is discarded in (guarded by the input lock, not mu).
+	refusedEpoch uint64
+	wbacking     [][]byte
+	wbufs        net.Buffers
 
 	writerDone chan struct{} // closed when the write loop has returned
 	readerDone chan struct{} // closed when the read loop has returned
@@ -104,6 +109,9 @@ func newLeg(t *Tee, b *backend, dev chardev.Chardev, opts LegOptions, at uint64)
 	}
 	if tr, ok := dev.(chardev.OffsetTracker); ok {
 		l.tracker = tr
+	}
+	if n, ok := dev.(chardev.Noticer); ok {
+		l.noticer = n
 	}
 	l.c.first.Store(at)
 	l.c.next.Store(at)
@@ -315,12 +323,16 @@ func (l *leg) legWriteLoop() {
 	defer close(l.writerDone)
 	for {
 		l.mu.Lock()
-		for l.failed == nil && !l.cutReachedLocked() && (l.q.len() == 0 || l.held) {
+		for l.failed == nil && !l.cutReachedLocked() && (l.q.len() == 0 || l.held) && len(l.notices) == 0 {
 			l.dataReady.Wait()
 		}
 		if l.failed != nil || l.cutReachedLocked() {
 			l.mu.Unlock()
 			return
+		}
+		if l.deliverNoticesLocked() {
+			l.mu.Unlock()
+			continue
 		}
 		at := l.batchLocked()
 		l.batch = len(l.wbufs)

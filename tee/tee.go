@@ -665,7 +665,7 @@ func (t *Tee) Configure(o Options) {
 	m := &t.input
 	m.mu.Lock()
 	if m.mode != o.Input {
-		m.holder = nil
+		m.setHolderLocked(nil)
 	}
 	m.mode, m.idle, m.limit = o.Input, o.ExclusiveIdle, o.InputBuffer
 	m.mu.Unlock()

@@ -23,6 +23,8 @@ var (
 	_ chardev.LineController  = (*Conn)(nil)
 	_ chardev.Breaker         = (*Conn)(nil)
 	_ chardev.ModemController = (*Conn)(nil)
+	_ chardev.Noticer         = (*Conn)(nil)
+	_ chardev.Escaper         = (*Conn)(nil)
 )
 
 // Conn is a device whose input is scanned for escape commands. Commands
@@ -143,6 +145,17 @@ func (c *Conn) Peer() string {
 	}
 	return ""
 }
+
+// Notice passes a notice on to the inner device if it shows notices (a
+// telnet connection); over a raw stream it shows nothing.
+func (c *Conn) Notice(text string) {
+	if n, ok := c.dev.(chardev.Noticer); ok {
+		n.Notice(text)
+	}
+}
+
+// EscapeKey is the key as a user types it, for messages (chardev.Escaper).
+func (c *Conn) EscapeKey() string { return KeyName(c.key) }
 
 // Describe names the inner device.
 func (c *Conn) Describe() string {

@@ -2,6 +2,7 @@ package telnet
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,7 @@ var (
 	_ chardev.LineObserver = (*ServerConn)(nil)
 	_ chardev.Peer         = (*ServerConn)(nil)
 	_ chardev.Describer    = (*ServerConn)(nil)
+	_ chardev.Noticer      = (*ServerConn)(nil)
 )
 
 // ServerConn is the server side of a telnet or RFC 2217 connection: a
@@ -194,6 +196,33 @@ func (s *ServerConn) PeerSignature() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.peerSig
+}
+
+// Notice shows text to the person at this telnet client, on a line of
+// its own (chardev.Noticer). An RFC 2217 connection is a serial port for a
+// program, not a terminal for a person: it shows nothing there.
+func (s *ServerConn) Notice(text string) {
+	if s.cfg.RFC2217 {
+		return
+	}
+	s.greet()
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return
+	}
+	s.writeText("\r\n[chartee] " + oneLine(text) + "\r\n")
+}
+
+// oneLine keeps a notice to one line of printable text.
+func oneLine(text string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.TrimRight(text, "\r\n"))
 }
 
 // greet sends our option requests and the banner, once.
