@@ -17,6 +17,9 @@ type chunk struct {
 	// legOwned: a leg's compact buffer, which only that leg's queue
 	// references, so the leg may append to it (see leg.pushLocked).
 	legOwned bool
+	// from is the leg an input chunk was typed on (nil for output
+	// chunks): captures and the audit log name its person.
+	from *leg
 }
 
 // chunkOverhead is what a queued chunk costs beyond its buffer: the chunk
@@ -35,6 +38,7 @@ func (c *chunk) release() {
 	if c.pool != nil {
 		c.b = nil
 		c.legOwned = false
+		c.from = nil
 		c.pool.pool.Put(c)
 	}
 }

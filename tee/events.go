@@ -21,17 +21,32 @@ const (
 	EventWriteLock        EventKind = "write-lock"
 	EventLine             EventKind = "line"
 	EventError            EventKind = "error"
+	// EventAdmin is an operation a person ran on the tee through a
+	// session (break, write-lock steal, frontend swap).
+	EventAdmin EventKind = "admin"
 )
 
 // Event is one thing that happened to a tee, for logs and the API.
 type Event struct {
-	Time         time.Time           `json:"time"`
-	Tee          string              `json:"tee"`
-	Kind         EventKind           `json:"kind"`
-	Backend      string              `json:"backend,omitempty"`
-	Leg          string              `json:"leg,omitempty"`
-	Offset       uint64              `json:"offset"`
-	Reason       string              `json:"reason,omitempty"`
+	Time    time.Time `json:"time"`
+	Tee     string    `json:"tee"`
+	Kind    EventKind `json:"kind"`
+	Backend string    `json:"backend,omitempty"`
+	Leg     string    `json:"leg,omitempty"`
+	Offset  uint64    `json:"offset"`
+	Reason  string    `json:"reason,omitempty"`
+	// User and Role name the person behind Leg (an SSH or browser
+	// session); empty for a leg without identity.
+	User string `json:"user,omitempty"`
+	Role string `json:"role,omitempty"`
+	// Source, Auth and KeyFingerprint say where the person came from and
+	// how they proved who they are (attach events of identified legs).
+	Source         string `json:"source,omitempty"`
+	Auth           string `json:"auth_method,omitempty"`
+	KeyFingerprint string `json:"key_fingerprint,omitempty"`
+	// FromLeg and FromUser name whom a stolen write lock was taken from.
+	FromLeg      string              `json:"from_leg,omitempty"`
+	FromUser     string              `json:"from_user,omitempty"`
 	Swap         *SwapReport         `json:"swap,omitempty"`
 	FrontendSwap *FrontendSwapReport `json:"frontend_swap,omitempty"`
 }
@@ -127,6 +142,15 @@ func (t *Tee) Subscribe(buf int) *Subscription {
 	}
 	h.subs[s] = struct{}{}
 	return s
+}
+
+// event is an event about leg l, with its person if it has one.
+func (l *leg) event(kind EventKind, reason string) Event {
+	e := Event{Kind: kind, Backend: l.backend.name, Leg: l.name, Reason: reason}
+	if id := l.ident; id != nil {
+		e.User, e.Role = id.User, id.Role().String()
+	}
+	return e
 }
 
 func (t *Tee) emit(e Event) {

@@ -14,13 +14,16 @@ import (
 // writer. Each leg read is one chunk and chunks are written whole, so input
 // from different legs interleaves by chunk and is never split.
 type inputMerge struct {
-	mu      sync.Mutex
-	ready   sync.Cond
-	q       spanQueue
-	bytes   int
-	limit   int
-	closed  bool
-	writing bool // the writer is writing the head chunk
+	mu     sync.Mutex
+	ready  sync.Cond
+	q      spanQueue
+	bytes  int
+	limit  int
+	closed bool
+	// poolSize is the size of pooled input buffers (compact chunks
+	// have other capacities).
+	poolSize int
+	writing  bool // the writer is writing the head chunk
 	// recorded is how many bytes of the head chunk have been handed to
 	// input recorders: a chunk written in several parts, or merged into
 	// between two writes, is recorded once and in full.
@@ -47,6 +50,7 @@ func (m *inputMerge) init(opts Options) {
 	m.ready.L = &m.mu
 	m.consumedCh.L = &m.mu
 	m.limit = opts.InputBuffer
+	m.poolSize = inputChunkSize
 	m.mode = opts.Input
 	m.idle = opts.ExclusiveIdle
 }
@@ -94,7 +98,7 @@ func (m *inputMerge) legGone(l *leg) {
 func (t *Tee) acceptInput(l *leg, c *chunk) {
 	m := &t.input
 	n := uint64(len(c.b))
-	if !l.opts.Load().Input {
+	if !l.mayType() {
 		l.c.discarded.Add(n)
 		l.backend.c.discarded.Add(n)
 		t.inChunks.release(c)
@@ -106,7 +110,7 @@ func (t *Tee) acceptInput(l *leg, c *chunk) {
 		h := m.holderLocked(now)
 		if h == nil {
 			m.setHolderLocked(l)
-			t.emit(Event{Kind: EventWriteLock, Backend: l.backend.name, Leg: l.name, Reason: "taken by typing"})
+			t.emit(l.event(EventWriteLock, "taken by typing"))
 		} else if h != l {
 			m.refusedNoticeLocked(t, l, h)
 			m.mu.Unlock()
@@ -125,14 +129,24 @@ func (t *Tee) acceptInput(l *leg, c *chunk) {
 		t.inChunks.release(c)
 		return
 	}
-	if tail := m.appendableTailLocked(len(c.b)); tail != nil {
+	if tail := m.appendableTailLocked(len(c.b), l); tail != nil {
 		// Keystroke-sized reads are copied into the last queued chunk
 		// instead of each pinning a 4 KiB buffer: a client typing byte
 		// by byte during an outage would otherwise hold 4 KiB per byte
 		// of the input bound. Each read's bytes stay contiguous and in
 		// order, so input still interleaves by whole reads.
 		tail.b = append(tail.b, c.b...)
+		tail.buf = tail.b[:cap(tail.b)]
 		t.inChunks.release(c)
+	} else if m.q.len() > 0 && len(c.b) <= smallInput {
+		// A keystroke behind another leg's input cannot join that
+		// chunk (one author per chunk): it gets a chunk of its own
+		// size, which its leg's next keystrokes grow.
+		k := &chunk{buf: append([]byte(nil), c.b...), from: l}
+		k.b = k.buf
+		k.refs.Store(1)
+		t.inChunks.release(c)
+		m.q.push(span{c: k})
 	} else {
 		m.q.push(span{c: c})
 	}
@@ -150,14 +164,24 @@ const smallInput = 1 << 10
 
 // appendableTailLocked returns the last queued input chunk if n more bytes
 // fit in its buffer and n is small; never the chunk the writer is writing
-// (it reads that one's bytes without the lock).
-func (m *inputMerge) appendableTailLocked(n int) *chunk {
+// (it reads that one's bytes without the lock), and never another leg's
+// chunk (each chunk has one author for input captures and the audit log).
+func (m *inputMerge) appendableTailLocked(n int, from *leg) *chunk {
 	k := m.q.len()
 	if n > smallInput || k == 0 || (k == 1 && m.writing) {
 		return nil
 	}
 	tail := m.q.at(k - 1).c
-	if len(tail.b)+n > cap(tail.buf) {
+	if tail.from != from {
+		return nil
+	}
+	// A pooled buffer takes what fits; a compact one (see acceptInput)
+	// grows by append up to smallInput.
+	if cap(tail.buf) == m.poolSize {
+		if len(tail.b)+n > cap(tail.buf) {
+			return nil
+		}
+	} else if len(tail.b)+n > smallInput {
 		return nil
 	}
 	return tail
@@ -188,6 +212,7 @@ func (t *Tee) frontendWriteLoop() {
 		// The bytes not yet recorded; nothing is appended to the head
 		// chunk while it is being written, so they are stable.
 		record := head.c.b[m.recorded:]
+		from := head.c.from
 		m.recorded = len(head.c.b)
 		m.writing = true
 		m.mu.Unlock()
@@ -201,7 +226,7 @@ func (t *Tee) frontendWriteLoop() {
 			// to the frontend, even if that write then fails (the
 			// rest is written to the next device, and not recorded
 			// twice).
-			t.recordInput(record)
+			t.recordInput(from, record)
 			n, err = t.writeFrontend(dev, b)
 		}
 
@@ -255,18 +280,44 @@ func (t *Tee) frontendWriteFailed(gen uint64, err error) {
 }
 
 // recordInput hands input about to be written to the frontend to legs
-// that log input.
-func (t *Tee) recordInput(p []byte) {
+// that log input, and to the input hook (the audit log), with its author.
+func (t *Tee) recordInput(from *leg, p []byte) {
 	if len(p) == 0 {
 		return
 	}
+	var who chardev.InputAuthor
+	if from != nil {
+		who = chardev.InputAuthor{Leg: from.name, Identity: from.ident}
+	}
+	if h := t.inputHook.Load(); h != nil {
+		(*h)(who, p)
+	}
 	for _, l := range t.view.Load().legs {
-		if l.recorder != nil {
-			if err := l.recorder.RecordInput(p); err != nil {
-				l.fail(fmt.Errorf("record input: %w", err))
-			}
+		var err error
+		switch {
+		case l.attributed != nil:
+			err = l.attributed.RecordInputFrom(who, p)
+		case l.recorder != nil:
+			err = l.recorder.RecordInput(p)
+		default:
+			continue
+		}
+		if err != nil {
+			l.fail(fmt.Errorf("record input: %w", err))
 		}
 	}
+}
+
+// SetInputHook sets a function called with every input chunk, and who
+// typed it, just before it is written to the frontend (nil removes it).
+// It runs on the frontend writer: it must be quick and must not call
+// back into the tee. The audit log uses it.
+func (t *Tee) SetInputHook(fn func(who chardev.InputAuthor, p []byte)) {
+	if fn == nil {
+		t.inputHook.Store(nil)
+		return
+	}
+	t.inputHook.Store(&fn)
 }
 
 // PurgeInput discards input queued for the frontend and not yet written
@@ -308,7 +359,7 @@ type legControl struct {
 var _ chardev.Control = (*legControl)(nil)
 
 func (c *legControl) SetLineSettings(ls chardev.LineSettings) error {
-	if !c.l.opts.Load().Control {
+	if !c.l.opts.Load().Control && !c.l.isAdmin() {
 		return fmt.Errorf("line settings from %s: %w", c.l.name, chardev.ErrNotPermitted)
 	}
 	return c.t.SetLineSettings(ls)
@@ -317,7 +368,7 @@ func (c *legControl) SetLineSettings(ls chardev.LineSettings) error {
 func (c *legControl) LineSettings() chardev.LineSettings { return c.t.LineSettings() }
 
 func (c *legControl) SetModemLines(dtr, rts *bool) error {
-	if !c.l.opts.Load().Control {
+	if !c.l.opts.Load().Control && !c.l.isAdmin() {
 		return fmt.Errorf("modem lines from %s: %w", c.l.name, chardev.ErrNotPermitted)
 	}
 	return c.t.SetModemLines(dtr, rts)
@@ -326,7 +377,7 @@ func (c *legControl) SetModemLines(dtr, rts *bool) error {
 func (c *legControl) ModemStatus() (chardev.ModemStatus, error) { return c.t.ModemStatus() }
 
 func (c *legControl) Break(d time.Duration) error {
-	if !c.l.opts.Load().Input {
+	if !c.l.mayType() {
 		return fmt.Errorf("break from %s: %w", c.l.name, chardev.ErrNotPermitted)
 	}
 	m := &c.t.input
@@ -343,7 +394,7 @@ func (c *legControl) Break(d time.Duration) error {
 }
 
 func (c *legControl) PurgeInput() {
-	if c.l.opts.Load().Input {
+	if c.l.mayType() {
 		c.t.PurgeInput()
 	}
 }
@@ -355,7 +406,7 @@ func (c *legControl) TakeWriteLock() error {
 	if m.mode != Exclusive {
 		return nil
 	}
-	if !c.l.opts.Load().Input {
+	if !c.l.mayType() {
 		return fmt.Errorf("write lock for %s: %w", c.l.name, chardev.ErrNotPermitted)
 	}
 	now := time.Now()
@@ -364,8 +415,37 @@ func (c *legControl) TakeWriteLock() error {
 	}
 	m.setHolderLocked(c.l)
 	m.lastKey = now
-	c.t.emit(Event{Kind: EventWriteLock, Backend: c.l.backend.name, Leg: c.l.name, Reason: "taken"})
+	c.t.emit(c.l.event(EventWriteLock, "taken"))
 	return nil
+}
+
+var _ chardev.LockStealer = (*legControl)(nil)
+
+// StealWriteLock takes the write lock from whoever holds it: an admin's
+// right. The event names both legs and both users.
+func (c *legControl) StealWriteLock() (prevLeg, prevUser string, err error) {
+	if !c.l.isAdmin() || !c.l.mayType() {
+		return "", "", fmt.Errorf("steal write lock for %s: admin role required: %w", c.l.name, chardev.ErrNotPermitted)
+	}
+	m := &c.t.input
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mode != Exclusive {
+		return "", "", nil
+	}
+	now := time.Now()
+	if h := m.holderLocked(now); h != nil && h != c.l {
+		prevLeg, prevUser = h.name, h.user()
+	}
+	m.setHolderLocked(c.l)
+	m.lastKey = now
+	e := c.l.event(EventWriteLock, "taken")
+	if prevLeg != "" {
+		e.Reason = "stolen from " + prevLeg
+		e.FromLeg, e.FromUser = prevLeg, prevUser
+	}
+	c.t.emit(e)
+	return prevLeg, prevUser, nil
 }
 
 func (c *legControl) ReleaseWriteLock() {
@@ -377,7 +457,7 @@ func (c *legControl) ReleaseWriteLock() {
 	}
 	m.mu.Unlock()
 	if released {
-		c.t.emit(Event{Kind: EventWriteLock, Backend: c.l.backend.name, Leg: c.l.name, Reason: "released"})
+		c.t.emit(c.l.event(EventWriteLock, "released"))
 	}
 }
 
@@ -400,7 +480,10 @@ func (t *Tee) StatusText() string {
 	fmt.Fprintf(&b, "\r\n%d legs:", len(st.Legs))
 	for _, l := range st.Legs {
 		fmt.Fprintf(&b, " %s", l.Name)
-		if l.Peer != "" {
+		switch {
+		case l.User != "":
+			fmt.Fprintf(&b, "(%s %s from %s)", l.User, l.Role, l.Peer)
+		case l.Peer != "":
 			fmt.Fprintf(&b, "(%s)", l.Peer)
 		}
 	}

@@ -26,6 +26,10 @@ type leg struct {
 	since   time.Time
 
 	recorder chardev.InputRecorder // nil unless the device logs input
+	// attributed is recorder's attributing form, when it has one.
+	attributed chardev.AttributedInputRecorder
+	// ident is the person behind the leg (nil for a raw client).
+	ident    *chardev.Identity
 	observer chardev.LineObserver  // nil unless the device wants line changes
 	tracker  chardev.OffsetTracker // nil unless the device wants stream offsets
 	noticer  chardev.Noticer       // nil unless the device shows notices to a person
@@ -104,6 +108,10 @@ func newLeg(t *Tee, b *backend, dev chardev.Chardev, opts LegOptions, at uint64)
 	if r, ok := dev.(chardev.InputRecorder); ok {
 		l.recorder = r
 	}
+	if r, ok := dev.(chardev.AttributedInputRecorder); ok {
+		l.attributed = r
+	}
+	l.ident = chardev.IdentityOf(dev)
 	if o, ok := dev.(chardev.LineObserver); ok {
 		l.observer = o
 	}
@@ -310,6 +318,22 @@ func (l *leg) failLocked(err error) {
 	}()
 }
 
+// mayType reports whether the leg's input may reach the frontend: its
+// backend grants input and, for a person, the role in force now allows
+// typing (a reload may have downgraded it).
+func (l *leg) mayType() bool {
+	if !l.opts.Load().Input {
+		return false
+	}
+	return l.ident == nil || l.ident.Role() >= chardev.RoleOperate
+}
+
+// isAdmin reports whether the leg's person is an admin of the tee.
+func (l *leg) isAdmin() bool { return l.ident.Role() >= chardev.RoleAdmin }
+
+// user is the leg's person, or "".
+func (l *leg) user() string { return l.ident.Name() }
+
 func (l *leg) failure() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -450,6 +474,7 @@ func (l *leg) legReadLoop() {
 		n, err := l.dev.Read(c.buf)
 		if n > 0 {
 			c.b = c.buf[:n]
+			c.from = l
 			l.t.acceptInput(l, c)
 		} else {
 			l.t.inChunks.release(c)

@@ -82,6 +82,9 @@ type LegStats struct {
 	QueueBytes  int64     `json:"queue_bytes"`
 	FirstOffset uint64    `json:"first_offset"`
 	NextOffset  uint64    `json:"next_offset"`
+	// User and Role are the person behind the leg, if any.
+	User string `json:"user,omitempty"`
+	Role string `json:"role,omitempty"`
 }
 
 // BackendStats are a backend's counters, cumulative over every leg it has
@@ -122,14 +125,16 @@ type SwapCount struct {
 
 // Stats is a snapshot of a tee.
 type Stats struct {
-	Name      string         `json:"name"`
-	Offset    uint64         `json:"offset"`
-	InputMode string         `json:"input"`
-	WriteLock string         `json:"write_lock,omitempty"`
-	Frontend  FrontendStats  `json:"frontend"`
-	Backends  []BackendStats `json:"backends"`
-	Legs      []LegStats     `json:"legs"`
-	Swaps     []SwapCount    `json:"swaps"`
+	Name      string `json:"name"`
+	Offset    uint64 `json:"offset"`
+	InputMode string `json:"input"`
+	WriteLock string `json:"write_lock,omitempty"`
+	// WriteLockUser is the person holding the write lock, if any.
+	WriteLockUser string         `json:"write_lock_user,omitempty"`
+	Frontend      FrontendStats  `json:"frontend"`
+	Backends      []BackendStats `json:"backends"`
+	Legs          []LegStats     `json:"legs"`
+	Swaps         []SwapCount    `json:"swaps"`
 	// SwapDurations has one histogram per swap kind (leg, source,
 	// frontend, failover), of successful swaps.
 	SwapDurations []Histogram `json:"swap_durations"`
@@ -156,7 +161,7 @@ func (t *Tee) Stats() Stats {
 	st.Frontend.InputPending = m.bytes
 	st.InputMode = m.mode.String()
 	if h := m.holderLocked(time.Now()); h != nil {
-		st.WriteLock = h.name
+		st.WriteLock, st.WriteLockUser = h.name, h.user()
 	}
 	m.mu.Unlock()
 
@@ -168,6 +173,9 @@ func (t *Tee) Stats() Stats {
 			BytesOut: l.c.out.Load(), BytesIn: l.c.in.Load(), Dropped: l.c.dropped.Load(),
 			Discarded: l.c.discarded.Load(), QueueBytes: l.c.queued.Load(),
 			FirstOffset: l.c.first.Load(), NextOffset: l.c.next.Load(),
+		}
+		if l.ident != nil {
+			ls.User, ls.Role = l.ident.User, l.ident.Role().String()
 		}
 		st.Legs = append(st.Legs, ls)
 		legsOf[l.backend]++

@@ -37,6 +37,9 @@ var ErrClosed = errors.New("tee: closed")
 // ErrNotFound is returned (wrapped) when a backend name is unknown.
 var ErrNotFound = errors.New("no such backend")
 
+// inputChunkSize is the size of a leg's read buffer.
+const inputChunkSize = 4 << 10
+
 // ErrExists is returned (wrapped) when a backend name is taken.
 var ErrExists = errors.New("backend name already in use")
 
@@ -51,6 +54,9 @@ type backend struct {
 	sourceClosed bool
 	legs         []*leg
 	seq          uint64
+	// service: the legs come from Join (a service such as SSH accepts
+	// the clients), not from a device or source of the backend's own.
+	service bool
 
 	acceptDone chan struct{} // closed when the current accept loop returns
 
@@ -114,6 +120,7 @@ type Tee struct {
 	startOnce sync.Once
 	input     inputMerge
 	pacing    atomic.Pointer[Pacing] // nil: input is written as fast as the device takes it
+	inputHook atomic.Pointer[func(chardev.InputAuthor, []byte)]
 	events    eventHub
 	swapsOK   [swapKinds]atomic.Uint64
 	swapsKO   [swapKinds]atomic.Uint64
@@ -133,7 +140,7 @@ func New(opts Options) (*Tee, error) {
 		opts:      opts,
 		chunks:    newChunkPool(opts.ReadSize),
 		sized:     newSizedPools(opts.ReadSize),
-		inChunks:  newChunkPool(4 << 10),
+		inChunks:  newChunkPool(inputChunkSize),
 		backends:  map[string]*backend{},
 		swapCh:    make(chan *frontendSwap),
 		frontDone: make(chan struct{}),
@@ -343,8 +350,54 @@ func (t *Tee) attachLeg(b *backend, dev chardev.Chardev, opts LegOptions, fromSo
 	l := t.newLegLocked(b, dev, opts, fromSource)
 	t.mu.Unlock()
 	t.startLeg(l)
-	t.emit(Event{Kind: EventAttach, Backend: b.name, Leg: l.name, Offset: l.c.first.Load(), Reason: l.peer})
+	t.emit(l.attachEvent())
 	return l, nil
+}
+
+// attachEvent is the attach event of l: where it came from and, for a
+// person, how they authenticated.
+func (l *leg) attachEvent() Event {
+	e := l.event(EventAttach, l.peer)
+	e.Offset = l.c.first.Load()
+	if id := l.ident; id != nil {
+		e.Source, e.Auth, e.KeyFingerprint = id.Source, id.AuthMethod, id.KeyFingerprint
+	}
+	return e
+}
+
+// Join attaches dev as one more leg of the service backend name, which is
+// created on first use and has no device or source of its own: a service
+// (SSH, the browser console) accepts and authenticates clients itself and
+// joins each session here. Legs are named "name#N", or "name:user#N" when
+// dev carries an identity (chardev.Identified). opts apply to this leg
+// (replay, queue, overflow); for an identified leg, typing also needs its
+// role to be operate or more. It fails with ErrExists if name is a
+// configured backend, and with ErrClosed once the tee stops accepting.
+// Join returns the leg's name; the leg leaves like any other (its device
+// fails or is closed, or Detach(name) removes every session).
+func (t *Tee) Join(name string, opts LegOptions, dev chardev.Chardev) (string, error) {
+	if err := validName(name); err != nil {
+		return "", err
+	}
+	t.mu.Lock()
+	if t.closed || t.noAccept {
+		t.mu.Unlock()
+		return "", ErrClosed
+	}
+	b, ok := t.backends[name]
+	if ok && !b.service {
+		t.mu.Unlock()
+		return "", fmt.Errorf("tee %s: %q is a configured backend: %w", t.opts.Name, name, ErrExists)
+	}
+	if !ok {
+		b = &backend{name: name, opts: opts, service: true}
+		t.backends[name] = b
+	}
+	l := t.newLegLocked(b, dev, opts, true)
+	t.mu.Unlock()
+	t.startLeg(l)
+	t.emit(l.attachEvent())
+	return l.name, nil
 }
 
 // newLegLocked builds a leg starting at the current offset (minus replay)
@@ -359,6 +412,9 @@ func (t *Tee) newLegLocked(b *backend, dev chardev.Chardev, opts LegOptions, fro
 	if fromSource {
 		b.seq++
 		l.name = fmt.Sprintf("%s#%d", b.name, b.seq)
+		if l.ident != nil {
+			l.name = fmt.Sprintf("%s:%s#%d", b.name, l.ident.User, b.seq)
+		}
 	}
 	if len(replay) > 0 {
 		c := newChunk(start, replay)
@@ -389,6 +445,9 @@ func (t *Tee) replayLocked(dev chardev.Chardev, opts LegOptions) []byte {
 // startLeg hands the device its control handle and its start offset, and
 // starts the leg's goroutines.
 func (t *Tee) startLeg(l *leg) {
+	if ln, ok := l.dev.(chardev.LegNamer); ok {
+		ln.SetLegName(l.name)
+	}
 	if ca, ok := l.dev.(chardev.ControlAware); ok {
 		ca.SetControl(&legControl{t: t, l: l})
 	}
@@ -438,7 +497,9 @@ func (t *Tee) finishLeg(l *leg, reason error) {
 	t.mu.Unlock()
 	l.releaseQueue()
 	t.input.legGone(l)
-	t.emit(Event{Kind: EventDetach, Backend: l.backend.name, Leg: l.name, Offset: l.c.next.Load(), Reason: reason.Error()})
+	e := l.event(EventDetach, reason.Error())
+	e.Offset = l.c.next.Load()
+	t.emit(e)
 	close(l.gone)
 }
 
