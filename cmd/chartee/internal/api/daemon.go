@@ -29,11 +29,13 @@ import (
 	"time"
 
 	"chartee/cmd/chartee/internal/config"
+	"chartee/cmd/chartee/internal/daemon"
 	"chartee/tee"
 )
 
 // Daemon is what the API needs from the running appliance. The daemon
-// package implements it; tests use a fake.
+// package implements it; tests use a fake. Its types are the domain's
+// (config, daemon, tee); the API translates them for the wire.
 type Daemon interface {
 	// Tees lists the running tees, sorted by name.
 	Tees() []*tee.Tee
@@ -48,12 +50,15 @@ type Daemon interface {
 	// SwapFrontend replaces a tee's frontend device.
 	SwapFrontend(ctx context.Context, teeName string, d *config.Device) (tee.FrontendSwapReport, error)
 	// Reload re-reads the config file and applies the difference.
-	Reload(ctx context.Context) (ReloadReport, error)
+	Reload(ctx context.Context) (daemon.ReloadReport, error)
 	// Subscribe streams every tee's events until cancel is called.
 	Subscribe(buf int) (events <-chan tee.Event, cancel func())
 }
 
-// ReloadReport says what a reload changed.
+var _ Daemon = (*daemon.Daemon)(nil)
+
+// ReloadReport is the answer to POST /v1/reload: what a reload changed
+// (daemon.ReloadReport on the wire).
 type ReloadReport struct {
 	File     string        `json:"file"`
 	Started  []string      `json:"tees_started,omitempty"`
@@ -65,4 +70,14 @@ type ReloadReport struct {
 	Frontend []string      `json:"frontends_swapped,omitempty"`
 	Warnings []string      `json:"warnings,omitempty"`
 	Elapsed  time.Duration `json:"duration_ns"`
+}
+
+// reloadReport translates the daemon's report for the wire.
+func reloadReport(r daemon.ReloadReport) ReloadReport {
+	return ReloadReport{
+		File: r.File, Started: r.Started, Stopped: r.Stopped,
+		Attached: r.Attached, Detached: r.Detached, Swapped: r.Swapped,
+		Updated: r.Updated, Frontend: r.Frontend, Warnings: r.Warnings,
+		Elapsed: r.Elapsed,
+	}
 }

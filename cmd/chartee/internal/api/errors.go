@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"chartee/cmd/chartee/internal/config"
+	"chartee/cmd/chartee/internal/daemon"
 	"chartee/tee"
 )
 
@@ -67,7 +68,7 @@ func errorFor(err error, op bool) *Error {
 		return newError(CodeNotFound, "%s", err)
 	case errors.Is(err, tee.ErrExists):
 		return newError(CodeExists, "%s", err)
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, daemon.ErrInvalid):
 		return newError(CodeBadRequest, "%s", err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return newError(CodeTimeout, "%s", err)

@@ -16,6 +16,7 @@ import (
 	_ "chartee/backends" // registers the device types the specs name
 	"chartee/chardev/memdev"
 	"chartee/cmd/chartee/internal/config"
+	"chartee/cmd/chartee/internal/daemon"
 	"chartee/tee"
 )
 
@@ -34,7 +35,7 @@ type fakeDaemon struct {
 	// SwapFrontend with the operation's context; an error aborts it.
 	beforeOp func(ctx context.Context, what string) error
 	// reload answers Reload (default: an error, as with no config file).
-	reload func(ctx context.Context) (ReloadReport, error)
+	reload func(ctx context.Context) (daemon.ReloadReport, error)
 	// afterOp receives the operation's context state once it is done.
 	afterOp func(ctxErr error)
 }
@@ -135,7 +136,7 @@ func (d *fakeDaemon) Swap(ctx context.Context, teeName, backend string, b *confi
 		return tee.SwapReport{}, err
 	}
 	if b.IsSource() {
-		return tee.SwapReport{}, fmt.Errorf("daemon: swap %s to a listener: %w", backend, ErrInvalid)
+		return tee.SwapReport{}, fmt.Errorf("daemon: swap %s to a listener: %w", backend, daemon.ErrInvalid)
 	}
 	return t.Swap(ctx, backend, b.Opener(), opts)
 }
@@ -152,10 +153,10 @@ func (d *fakeDaemon) SwapFrontend(ctx context.Context, teeName string, dev *conf
 	return t.SwapFrontend(ctx, dev.Opener())
 }
 
-func (d *fakeDaemon) Reload(ctx context.Context) (ReloadReport, error) {
+func (d *fakeDaemon) Reload(ctx context.Context) (daemon.ReloadReport, error) {
 	defer d.done(ctx)
 	if d.reload == nil {
-		return ReloadReport{}, errors.New("daemon: reload: no config file (running the built-in demo)")
+		return daemon.ReloadReport{}, errors.New("daemon: reload: no config file (running the built-in demo)")
 	}
 	return d.reload(ctx)
 }

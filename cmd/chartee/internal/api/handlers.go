@@ -175,5 +175,5 @@ func (s *Server) reload(ctx context.Context, r *http.Request, _ []byte) (int, an
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, rep, nil
+	return http.StatusOK, reloadReport(rep), nil
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"chartee/cmd/chartee/internal/config"
+	"chartee/cmd/chartee/internal/daemon"
 	"chartee/tee"
 )
 
@@ -252,11 +253,11 @@ func TestSwapFrontend(t *testing.T) {
 
 func TestReload(t *testing.T) {
 	e := newEnv(t, Options{})
-	e.d.reload = func(ctx context.Context) (ReloadReport, error) {
+	e.d.reload = func(ctx context.Context) (daemon.ReloadReport, error) {
 		if _, ok := ctx.Deadline(); !ok {
-			return ReloadReport{}, errors.New("reload without a deadline")
+			return daemon.ReloadReport{}, errors.New("reload without a deadline")
 		}
-		return ReloadReport{File: "/etc/chartee.yaml", Started: []string{"lab"}, Swapped: []string{"console/cap"}}, nil
+		return daemon.ReloadReport{File: "/etc/chartee.yaml", Started: []string{"lab"}, Swapped: []string{"console/cap"}}, nil
 	}
 	rep, err := e.c.Reload(ctxT(t))
 	if err != nil {
@@ -407,7 +408,7 @@ func TestDaemonErrorMapping(t *testing.T) {
 		code   string
 	}{
 		{"deadline", func(ctx context.Context) error { <-ctx.Done(); return fmt.Errorf("daemon: open: %w", ctx.Err()) }, 504, CodeTimeout},
-		{"invalid", func(context.Context) error { return fmt.Errorf("daemon: cannot apply: %w", ErrInvalid) }, 400, CodeBadRequest},
+		{"invalid", func(context.Context) error { return fmt.Errorf("daemon: cannot apply: %w", daemon.ErrInvalid) }, 400, CodeBadRequest},
 		{"config list", func(context.Context) error {
 			return fmt.Errorf("reload: %w", config.ErrorList{{Pos: config.Pos{File: "c.yaml", Line: 3, Col: 5}, Msg: "unknown key"}, {Pos: config.Pos{File: "c.yaml", Line: 9, Col: 1}, Msg: "missing name"}})
 		}, 400, CodeInvalidConfig},
@@ -418,7 +419,7 @@ func TestDaemonErrorMapping(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e.d.beforeOp = func(ctx context.Context, _ string) error { return tc.err(ctx) }
-			e.d.reload = func(ctx context.Context) (ReloadReport, error) { return ReloadReport{}, tc.err(ctx) }
+			e.d.reload = func(ctx context.Context) (daemon.ReloadReport, error) { return daemon.ReloadReport{}, tc.err(ctx) }
 			wantAPIError(t, e.c.Attach(ctx, "console", backendJSON(t, map[string]any{"name": "n", "type": "null"})), tc.status, tc.code)
 			_, err := e.c.SwapFrontend(ctx, "console", backendJSON(t, map[string]any{"type": "null"}))
 			wantAPIError(t, err, tc.status, tc.code)
@@ -440,7 +441,7 @@ func TestClosedTee(t *testing.T) {
 
 func TestPanicIs500AndServerSurvives(t *testing.T) {
 	e := newEnv(t, Options{})
-	e.d.reload = func(context.Context) (ReloadReport, error) { panic("bug in reload") }
+	e.d.reload = func(context.Context) (daemon.ReloadReport, error) { panic("bug in reload") }
 	_, err := e.c.Reload(ctxT(t))
 	wantAPIError(t, err, 500, CodeInternal)
 	if err := e.c.Health(ctxT(t)); err != nil {

@@ -2,16 +2,10 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 
 	"chartee/chardev"
 	"chartee/tee"
 )
-
-// ErrInvalid marks an error the daemon found in a request (a spec that
-// decodes but cannot apply to this tee, say). Wrap it to have the API answer
-// 400 bad_request instead of 422 open_failed.
-var ErrInvalid = errors.New("invalid request")
 
 // Error codes in Error.Code. Clients switch on the code, never on the
 // message.

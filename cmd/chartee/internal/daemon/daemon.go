@@ -2,7 +2,7 @@
 // engine (package tee) per configured tee, attaches its backends, applies
 // control-API changes, reloads the configuration without dropping anyone
 // (SIGHUP), reopens capture files (SIGUSR1) and shuts everything down in
-// order. It is the api.Daemon the control API drives.
+// order. The control API (package api) drives it and translates its types.
 //
 // The daemon keeps its own copy of the configuration that is actually
 // running: every API change (attach, detach, swap, frontend swap) updates
@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"chartee/chardev"
-	"chartee/cmd/chartee/internal/api"
 	"chartee/cmd/chartee/internal/config"
 	"chartee/tee"
 )
@@ -79,8 +78,6 @@ type runningTee struct {
 	stopped bool
 }
 
-var _ api.Daemon = (*Daemon)(nil)
-
 // New starts every tee of cfg and attaches its backends. Every backend is
 // opened before any tee starts; if one cannot be, nothing is started and
 // the error names the tee and the backend.
@@ -112,7 +109,7 @@ func (d *Daemon) start(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	var rep api.ReloadReport
+	var rep ReloadReport
 	if err := d.execute(ctx, p, &rep); err != nil {
 		// A tee that started with a backend missing is not what was
 		// asked for: stop them all.
@@ -231,7 +228,7 @@ func (e noTeeError) Is(target error) bool { return target == tee.ErrNotFound }
 // if that fails nothing changes.
 func (d *Daemon) Attach(ctx context.Context, teeName string, b *config.Backend) error {
 	if b == nil || b.Name == "" {
-		return fmt.Errorf("daemon: attach: the backend needs a name: %w", api.ErrInvalid)
+		return fmt.Errorf("daemon: attach: the backend needs a name: %w", ErrInvalid)
 	}
 	rt, err := d.lockTee(teeName)
 	if err != nil {
@@ -240,7 +237,7 @@ func (d *Daemon) Attach(ctx context.Context, teeName string, b *config.Backend) 
 	defer rt.mu.Unlock()
 	nb := *b
 	if err := nb.SetTee(teeName); err != nil {
-		return fmt.Errorf("daemon: attach %s/%s: %w: %w", teeName, b.Name, err, api.ErrInvalid)
+		return fmt.Errorf("daemon: attach %s/%s: %w: %w", teeName, b.Name, err, ErrInvalid)
 	}
 	if err := attachBackend(ctx, rt.t, &nb, nil); err != nil {
 		d.log.Warn("attach failed", "tee", teeName, "backend", b.Name, "err", err)
@@ -273,13 +270,13 @@ func (d *Daemon) Detach(teeName, backend string) error {
 func (d *Daemon) Swap(ctx context.Context, teeName, backend string, b *config.Backend, opts tee.SwapOptions) (tee.SwapReport, error) {
 	rep := tee.SwapReport{Backend: backend, Mode: opts.Mode.String()}
 	if b == nil {
-		return rep, fmt.Errorf("daemon: swap %s/%s: no spec: %w", teeName, backend, api.ErrInvalid)
+		return rep, fmt.Errorf("daemon: swap %s/%s: no spec: %w", teeName, backend, ErrInvalid)
 	}
 	if b.Name != "" && b.Name != backend {
-		return rep, fmt.Errorf("daemon: swap %s/%s: the spec names %q; a swap cannot rename: %w", teeName, backend, b.Name, api.ErrInvalid)
+		return rep, fmt.Errorf("daemon: swap %s/%s: the spec names %q; a swap cannot rename: %w", teeName, backend, b.Name, ErrInvalid)
 	}
 	if err := b.SetTee(teeName); err != nil {
-		return rep, fmt.Errorf("daemon: swap %s/%s: %w: %w", teeName, backend, err, api.ErrInvalid)
+		return rep, fmt.Errorf("daemon: swap %s/%s: %w: %w", teeName, backend, err, ErrInvalid)
 	}
 	rt, err := d.lockTee(teeName)
 	if err != nil {
@@ -295,7 +292,7 @@ func (d *Daemon) Swap(ctx context.Context, teeName, backend string, b *config.Ba
 	nb.Name = backend
 	if old.IsSource() != nb.IsSource() {
 		return rep, fmt.Errorf("daemon: swap %s/%s: %s is %s but %s is %s; detach and attach instead: %w",
-			teeName, backend, old.Describe(), kindOf(old), nb.Describe(), kindOf(&nb), api.ErrInvalid)
+			teeName, backend, old.Describe(), kindOf(old), nb.Describe(), kindOf(&nb), ErrInvalid)
 	}
 	if nb.IsSource() {
 		start := time.Now()
@@ -326,14 +323,14 @@ func (d *Daemon) Swap(ctx context.Context, teeName, backend string, b *config.Ba
 // first; the tee's line settings are replayed onto it.
 func (d *Daemon) SwapFrontend(ctx context.Context, teeName string, dev *config.Device) (tee.FrontendSwapReport, error) {
 	if dev == nil {
-		return tee.FrontendSwapReport{}, fmt.Errorf("daemon: swap frontend of %s: no spec: %w", teeName, api.ErrInvalid)
+		return tee.FrontendSwapReport{}, fmt.Errorf("daemon: swap frontend of %s: no spec: %w", teeName, ErrInvalid)
 	}
 	nd := *dev
 	if err := nd.SetTee(teeName); err != nil {
-		return tee.FrontendSwapReport{}, fmt.Errorf("daemon: swap frontend of %s: %w: %w", teeName, err, api.ErrInvalid)
+		return tee.FrontendSwapReport{}, fmt.Errorf("daemon: swap frontend of %s: %w: %w", teeName, err, ErrInvalid)
 	}
 	if nd.IsSource() {
-		return tee.FrontendSwapReport{}, fmt.Errorf("daemon: swap frontend of %s: %s is a listener, not a single stream: %w", teeName, nd.Describe(), api.ErrInvalid)
+		return tee.FrontendSwapReport{}, fmt.Errorf("daemon: swap frontend of %s: %s is a listener, not a single stream: %w", teeName, nd.Describe(), ErrInvalid)
 	}
 	rt, err := d.lockTee(teeName)
 	if err != nil {

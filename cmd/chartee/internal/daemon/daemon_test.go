@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"chartee/cmd/chartee/internal/api"
 	"chartee/cmd/chartee/internal/config"
 	"chartee/tee"
 )
@@ -151,12 +150,12 @@ func TestAPIOperations(t *testing.T) {
 		t.Fatalf("swap report %+v", rep)
 	}
 	listener := parse(t, teeYAML("x", f.addr(), indent(`- {name: cap, type: tcp-listen, listen: 127.0.0.1:0}`))).Tees[0].Backends[0]
-	if _, err := d.Swap(ctx, "t", "cap", listener, tee.SwapOptions{}); !errors.Is(err, api.ErrInvalid) {
+	if _, err := d.Swap(ctx, "t", "cap", listener, tee.SwapOptions{}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("swapping a file for a listener: %v, want ErrInvalid", err)
 	}
 	renamed := *capB
 	renamed.Name = "other"
-	if _, err := d.Swap(ctx, "t", "cap", &renamed, tee.SwapOptions{}); !errors.Is(err, api.ErrInvalid) {
+	if _, err := d.Swap(ctx, "t", "cap", &renamed, tee.SwapOptions{}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("swap that renames: %v, want ErrInvalid", err)
 	}
 	unnamed := *capB
@@ -164,7 +163,7 @@ func TestAPIOperations(t *testing.T) {
 	if _, err := d.Swap(ctx, "t", "ghost", &unnamed, tee.SwapOptions{}); !errors.Is(err, tee.ErrNotFound) {
 		t.Fatalf("swap of an unknown backend: %v, want ErrNotFound", err)
 	}
-	if _, err := d.SwapFrontend(ctx, "t", &listener.Device); !errors.Is(err, api.ErrInvalid) {
+	if _, err := d.SwapFrontend(ctx, "t", &listener.Device); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("a listener as frontend: %v, want ErrInvalid", err)
 	}
 
@@ -283,7 +282,7 @@ func TestReloadAddRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := api.ReloadReport{
+	want := ReloadReport{
 		Started:  []string{"second"},
 		Attached: []string{"t/new", "second/rb"},
 		Detached: []string{"t/old"},

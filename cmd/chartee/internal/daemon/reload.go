@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"chartee/chardev"
-	"chartee/cmd/chartee/internal/api"
 	"chartee/cmd/chartee/internal/config"
 	"chartee/tee"
 )
@@ -18,20 +17,20 @@ import (
 // Reload re-reads the configuration file and applies the difference (see
 // Apply). An invalid file changes nothing: its error — a config.ErrorList
 // naming every problem by file:line:col — is returned as is.
-func (d *Daemon) Reload(ctx context.Context) (api.ReloadReport, error) {
+func (d *Daemon) Reload(ctx context.Context) (ReloadReport, error) {
 	d.mu.RLock()
 	path := d.path
 	d.mu.RUnlock()
 	if path == "" {
 		err := errors.New("daemon: reload: no configuration file to re-read (started without -c)")
 		d.reloaded(err)
-		return api.ReloadReport{}, err
+		return ReloadReport{}, err
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
 		d.reloaded(err)
 		d.log.Error("reload failed: invalid configuration; the running one stays", "file", path, "err", err)
-		return api.ReloadReport{File: path}, err
+		return ReloadReport{File: path}, err
 	}
 	return d.Apply(ctx, cfg)
 }
@@ -59,7 +58,7 @@ func (d *Daemon) Reload(ctx context.Context) (api.ReloadReport, error) {
 // The report lists "tee" names for tees and frontends and "tee/backend"
 // for backends; changes of tee settings or failover lists show in Updated
 // as "tee (settings)" and "tee (failover)".
-func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) (api.ReloadReport, error) {
+func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) (ReloadReport, error) {
 	start := time.Now()
 	rep, err := d.apply(ctx, cfg)
 	rep.Elapsed = time.Since(start)
@@ -85,8 +84,8 @@ func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) (api.ReloadRepor
 	return rep, err
 }
 
-func (d *Daemon) apply(ctx context.Context, cfg *config.Config) (api.ReloadReport, error) {
-	var rep api.ReloadReport
+func (d *Daemon) apply(ctx context.Context, cfg *config.Config) (ReloadReport, error) {
+	var rep ReloadReport
 	if cfg != nil {
 		rep.File = cfg.File
 	}
@@ -427,7 +426,7 @@ func openBackend(ctx context.Context, b *config.Backend) (*opened, error) {
 // backends need), then the changes of running tees, then new tees. It goes
 // on past a failure, so the running config records exactly what runs, and
 // returns every failure joined.
-func (d *Daemon) execute(ctx context.Context, p *plan, rep *api.ReloadReport) error {
+func (d *Daemon) execute(ctx context.Context, p *plan, rep *ReloadReport) error {
 	defer p.closeUnused()
 	var errs []error
 	for _, rt := range p.stop {
@@ -470,7 +469,7 @@ func (d *Daemon) execute(ctx context.Context, p *plan, rep *api.ReloadReport) er
 
 // changeTee applies a running tee's plan; live is its backends as they
 // are now, updated as changes succeed.
-func (d *Daemon) changeTee(ctx context.Context, tp *teePlan, live map[string]*config.Backend, rep *api.ReloadReport) []error {
+func (d *Daemon) changeTee(ctx context.Context, tp *teePlan, live map[string]*config.Backend, rep *ReloadReport) []error {
 	var errs []error
 	t, name := tp.rt.t, tp.cfg.Name
 	final := cloneTee(tp.cfg)
@@ -529,7 +528,7 @@ func (d *Daemon) changeTee(ctx context.Context, tp *teePlan, live map[string]*co
 }
 
 // startNewTee starts a tee a reload added and attaches its backends.
-func (d *Daemon) startNewTee(ctx context.Context, nt *newTee, rep *api.ReloadReport) []error {
+func (d *Daemon) startNewTee(ctx context.Context, nt *newTee, rep *ReloadReport) []error {
 	t, err := d.startTee(nt.cfg)
 	if err != nil {
 		return []error{err}
