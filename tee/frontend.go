@@ -389,34 +389,90 @@ func (t *Tee) SetFailover(list []chardev.Opener) {
 	f.mu.Unlock()
 }
 
+// errControlBusy is returned when a frontend control call could not run
+// or finish within the control bound.
+var errControlBusy = errors.New("the frontend's control path is busy: a previous control call is still waiting for the device")
+
+// control runs fn, a control call on the frontend device (line settings,
+// modem lines, break), on the tee's control path: one call at a time, and
+// never under the frontend lock, so Stats, status text and the input
+// writer never wait for a device's round trip. The caller waits at most
+// the control bound (the drain timeout, plus extra) for its turn and its
+// call; a call still running then goes on in the background, keeping the
+// path, and the caller gets an error. Close does not wait for it.
+func (t *Tee) control(what string, extra time.Duration, fn func() error) error {
+	timer := time.NewTimer(t.controlBound() + extra)
+	defer timer.Stop()
+	select {
+	case t.ctlTok <- struct{}{}:
+	case <-timer.C:
+		return fmt.Errorf("tee %s: %s: %w", t.opts.Name, what, errControlBusy)
+	case <-t.ctx.Done():
+		return ErrClosed
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer func() { <-t.ctlTok }()
+		done <- fn()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		t.emit(Event{Kind: EventError, Reason: what + ": the frontend device has not answered; the call goes on in the background"})
+		return fmt.Errorf("tee %s: %s: %w", t.opts.Name, what, errControlBusy)
+	}
+}
+
+func (t *Tee) controlBound() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.opts.DrainTimeout
+}
+
 // SetLineSettings changes the frontend's line settings and records them as
 // the tee's line state, replayed on every reconnect, failover and swap.
 // While the frontend is down the settings are only recorded. Every leg that
-// observes line changes is told.
+// observes line changes is told. It runs on the control path (see
+// control): it returns within the drain timeout whatever the device does.
 func (t *Tee) SetLineSettings(ls chardev.LineSettings) error {
 	if err := ls.Validate(); err != nil {
 		return err
 	}
-	f := &t.front
-	f.mu.Lock()
-	cur := f.line.settings
-	if ls.Baud == 0 {
-		ls.Baud = cur.Baud
-	}
-	if ls.DataBits == 0 {
-		ls.DataBits = cur.DataBits
-	}
-	dev := f.dev
-	var err error
-	if dev != nil {
-		err = chardev.SetLineSettings(dev, ls)
-	}
-	if err == nil || chardev.IsUnsupported(err) {
-		f.line.settings, f.line.hasSettings = ls, true
-	}
-	f.mu.Unlock()
-	if err != nil && !chardev.IsUnsupported(err) {
-		return fmt.Errorf("tee %s: line settings: %w", t.opts.Name, err)
+	err := t.control("line settings", 0, func() error {
+		f := &t.front
+		f.mu.Lock()
+		cur := f.line.settings
+		if ls.Baud == 0 {
+			ls.Baud = cur.Baud
+		}
+		if ls.DataBits == 0 {
+			ls.DataBits = cur.DataBits
+		}
+		dev, gen := f.dev, f.gen
+		f.mu.Unlock()
+		for {
+			var err error
+			if dev != nil {
+				err = chardev.SetLineSettings(dev, ls)
+			}
+			if err != nil && !chardev.IsUnsupported(err) {
+				return fmt.Errorf("tee %s: line settings: %w", t.opts.Name, err)
+			}
+			f.mu.Lock()
+			f.line.settings, f.line.hasSettings = ls, true
+			ndev, ngen := f.dev, f.gen
+			f.mu.Unlock()
+			// A device installed meanwhile may have been given the
+			// line state from before this change: give it this one.
+			if ngen == gen || ndev == nil {
+				return nil
+			}
+			dev, gen = ndev, ngen
+		}
+	})
+	if err != nil {
+		return err
 	}
 	t.emit(Event{Kind: EventLine, Reason: ls.String()})
 	for _, l := range t.view.Load().legs {
@@ -435,50 +491,63 @@ func (t *Tee) LineSettings() chardev.LineSettings {
 }
 
 // SetModemLines drives the frontend's DTR/RTS and records them for replay.
+// It runs on the control path (see control).
 func (t *Tee) SetModemLines(dtr, rts *bool) error {
+	return t.control("modem lines", 0, func() error {
+		f := &t.front
+		f.mu.Lock()
+		if dtr != nil {
+			v := *dtr
+			f.line.dtr = &v
+		}
+		if rts != nil {
+			v := *rts
+			f.line.rts = &v
+		}
+		dev := f.dev
+		f.mu.Unlock()
+		if dev == nil {
+			return nil
+		}
+		if err := chardev.SetModemLines(dev, dtr, rts); err != nil && !chardev.IsUnsupported(err) {
+			return fmt.Errorf("tee %s: modem lines: %w", t.opts.Name, err)
+		}
+		return nil
+	})
+}
+
+// ModemStatus reads the frontend's modem lines, on the control path.
+func (t *Tee) ModemStatus() (chardev.ModemStatus, error) {
+	var ms chardev.ModemStatus
+	err := t.control("modem status", 0, func() error {
+		dev := t.frontDev()
+		if dev == nil {
+			return fmt.Errorf("tee %s: frontend is down", t.opts.Name)
+		}
+		var err error
+		ms, err = chardev.GetModemStatus(dev)
+		return err
+	})
+	return ms, err
+}
+
+func (t *Tee) frontDev() chardev.Chardev {
 	f := &t.front
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if dtr != nil {
-		v := *dtr
-		f.line.dtr = &v
-	}
-	if rts != nil {
-		v := *rts
-		f.line.rts = &v
-	}
-	if f.dev == nil {
-		return nil
-	}
-	if err := chardev.SetModemLines(f.dev, dtr, rts); err != nil && !chardev.IsUnsupported(err) {
-		return fmt.Errorf("tee %s: modem lines: %w", t.opts.Name, err)
-	}
-	return nil
+	return f.dev
 }
 
-// ModemStatus reads the frontend's modem lines.
-func (t *Tee) ModemStatus() (chardev.ModemStatus, error) {
-	f := &t.front
-	f.mu.Lock()
-	dev := f.dev
-	f.mu.Unlock()
-	if dev == nil {
-		return chardev.ModemStatus{}, fmt.Errorf("tee %s: frontend is down", t.opts.Name)
-	}
-	return chardev.GetModemStatus(dev)
-}
-
-// SendBreak sends a break to the frontend.
+// SendBreak sends a break to the frontend, on the control path.
 func (t *Tee) SendBreak(d time.Duration) error {
-	f := &t.front
-	f.mu.Lock()
-	dev := f.dev
-	f.mu.Unlock()
-	if dev == nil {
-		return fmt.Errorf("tee %s: frontend is down", t.opts.Name)
-	}
-	if err := chardev.SendBreak(dev, d); err != nil {
-		return fmt.Errorf("tee %s: break: %w", t.opts.Name, err)
-	}
-	return nil
+	return t.control("break", d, func() error {
+		dev := t.frontDev()
+		if dev == nil {
+			return fmt.Errorf("tee %s: frontend is down", t.opts.Name)
+		}
+		if err := chardev.SendBreak(dev, d); err != nil {
+			return fmt.Errorf("tee %s: break: %w", t.opts.Name, err)
+		}
+		return nil
+	})
 }

@@ -110,7 +110,10 @@ type Tee struct {
 	// one), so it needs no lock and no per-chunk copy.
 	pending []*leg
 
-	front  frontendState
+	front frontendState
+	// ctlTok is the control path's token (see control): the one thing
+	// held across a frontend control call, and taken by nothing else.
+	ctlTok chan struct{}
 	swapCh chan *frontendSwap
 	// frontDone is closed when the frontend loop, and so its reader, has
 	// stopped: nothing more will be fanned out.
@@ -143,6 +146,7 @@ func New(opts Options) (*Tee, error) {
 		inChunks:  newChunkPool(inputChunkSize),
 		backends:  map[string]*backend{},
 		swapCh:    make(chan *frontendSwap),
+		ctlTok:    make(chan struct{}, 1),
 		frontDone: make(chan struct{}),
 	}
 	t.scroll = newScrollback(opts.Scrollback, t.chunks)

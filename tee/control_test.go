@@ -1,0 +1,122 @@
+package tee
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"chartee/chardev"
+	"chartee/chardev/memdev"
+)
+
+// hangingControl is a frontend whose control calls (line settings, modem
+// lines, break) hang for 30 s or until released: an RFC 2217 server that
+// stops answering COM-PORT-OPTION requests.
+type hangingControl struct {
+	*memdev.Device
+	entered chan struct{} // one value per control call begun
+	release chan struct{}
+}
+
+func newHangingControl() *hangingControl {
+	return &hangingControl{Device: memdev.New("rfc2217"), entered: make(chan struct{}, 16), release: make(chan struct{})}
+}
+
+func (d *hangingControl) hang() error {
+	d.entered <- struct{}{}
+	select {
+	case <-d.release:
+	case <-time.After(30 * time.Second):
+	}
+	return nil
+}
+
+func (d *hangingControl) SetLineSettings(chardev.LineSettings) error { return d.hang() }
+func (d *hangingControl) SetDTR(bool) error                          { return d.hang() }
+func (d *hangingControl) SetRTS(bool) error                          { return d.hang() }
+func (d *hangingControl) Break(time.Duration) error                  { return d.hang() }
+
+// within fails the test unless fn returns before d.
+func within(t *testing.T, d time.Duration, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s: no answer within %s while a frontend control call hangs", what, d)
+	}
+}
+
+// TestControlCallThatHangsBlocksNothingElse: while a frontend control
+// call waits for a device that does not answer, stats, status text and
+// the line state answer at once, typed input reaches the frontend, and
+// further control calls fail within the control bound instead of
+// queueing for the device.
+func TestControlCallThatHangsBlocksNothingElse(t *testing.T) {
+	front := newHangingControl()
+	defer close(front.release) // before the harness's Close
+	const bound = 300 * time.Millisecond
+	h := newHarness(t, Options{Frontend: memdev.Opener(nil, front), DrainTimeout: bound})
+	typist := h.attach("typist", LegOptions{Input: true})
+
+	first := make(chan error, 1)
+	go func() { first <- h.tee.SetLineSettings(chardev.LineSettings{Baud: 9600}) }()
+	select {
+	case <-front.entered:
+	case <-time.After(wait):
+		t.Fatal("the line settings never reached the device")
+	}
+
+	within(t, 100*time.Millisecond, "Stats", func() { h.tee.Stats() })
+	within(t, 100*time.Millisecond, "StatusText", func() { h.tee.StatusText() })
+	within(t, 100*time.Millisecond, "LineSettings", func() { h.tee.LineSettings() })
+
+	typist.Feed([]byte("typed while the device hangs"))
+	if !front.WaitWritten(len("typed while the device hangs"), wait) {
+		t.Fatalf("typed input did not reach the frontend: got %q", front.Written())
+	}
+
+	// The caller of the hanging call, and one queued behind it, get an
+	// error within the bound (with a generous margin), not 30 s later.
+	dtr := true
+	for what, call := range map[string]func() error{
+		"queued modem lines": func() error { return h.tee.SetModemLines(&dtr, nil) },
+		"queued break":       func() error { return h.tee.SendBreak(10 * time.Millisecond) },
+		"the hanging call":   func() error { return <-first },
+	} {
+		var err error
+		within(t, bound+5*time.Second, what, func() { err = call() })
+		if !errors.Is(err, errControlBusy) {
+			t.Fatalf("%s: %v, want %v", what, err, errControlBusy)
+		}
+	}
+}
+
+var _ chardev.Chardev = (*hangingControl)(nil)
+
+// TestControlPathRecordsOnSuccess: the control path still records and
+// replays what it set.
+func TestControlPathRecordsOnSuccess(t *testing.T) {
+	h := newHarness(t, Options{})
+	if err := h.tee.SetLineSettings(chardev.LineSettings{Baud: 19200, DataBits: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.tee.LineSettings(); got.Baud != 19200 || got.DataBits != 7 {
+		t.Fatalf("recorded %+v", got)
+	}
+	if got, _ := h.front.LineSettings(); got.Baud != 19200 {
+		t.Fatalf("device has %+v", got)
+	}
+	next := memdev.New("next")
+	if _, err := h.tee.SwapFrontend(context.Background(), memdev.Opener(nil, next)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := next.LineSettings(); got.Baud != 19200 || got.DataBits != 7 {
+		t.Fatalf("replayed %+v onto the new frontend", got)
+	}
+}
