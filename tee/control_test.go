@@ -120,3 +120,54 @@ func TestControlPathRecordsOnSuccess(t *testing.T) {
 		t.Fatalf("replayed %+v onto the new frontend", got)
 	}
 }
+
+// stuckRecorder is a capture whose input recording never returns (a FIFO
+// capture nobody reads, a file system that hangs) until released.
+type stuckRecorder struct {
+	*memdev.Device
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (d *stuckRecorder) RecordInput([]byte) error {
+	select {
+	case d.entered <- struct{}{}:
+	default:
+	}
+	<-d.release
+	return nil
+}
+
+// TestStuckInputRecorderDoesNotStopTyping: a recorder that blocks forever
+// gets its own bounded queue; typing reaches the frontend all the same,
+// and what the recorder could not take is counted and told.
+func TestStuckInputRecorderDoesNotStopTyping(t *testing.T) {
+	rec := &stuckRecorder{Device: memdev.New("fifo"), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	defer close(rec.release) // before the harness's Close
+	h := newHarness(t, Options{})
+	sub := h.tee.Subscribe(256)
+	defer sub.Close()
+	if err := h.tee.Attach(context.Background(), "fifo", LegOptions{}, memdev.Opener(nil, rec)); err != nil {
+		t.Fatal(err)
+	}
+	typist := h.attach("typist", LegOptions{Input: true})
+	total := 0
+	for i := range 40 { // 40 x 4 KiB: more than the recorder's queue
+		p := pattern(4<<10, i)
+		typist.Feed(p)
+		total += len(p)
+		if !h.front.WaitWritten(total, wait) {
+			t.Fatalf("typing stopped after %d of %d bytes behind a stuck input recorder", h.front.WrittenLen(), total)
+		}
+	}
+	select {
+	case <-rec.entered:
+	case <-time.After(wait):
+		t.Fatal("the recorder was never given input")
+	}
+	expectEvent(t, sub, EventDrop, "fifo", "input capture queue full")
+	ls, _ := legStats(h.tee, "fifo")
+	if ls.InputRecordDropped == 0 || ls.InputRecordDropped >= uint64(total) {
+		t.Fatalf("input not recorded: %d bytes counted of %d typed", ls.InputRecordDropped, total)
+	}
+}

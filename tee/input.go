@@ -292,18 +292,10 @@ func (t *Tee) recordInput(from *leg, p []byte) {
 	if h := t.inputHook.Load(); h != nil {
 		(*h)(who, p)
 	}
+	at := t.offsetNext.Load()
 	for _, l := range t.view.Load().legs {
-		var err error
-		switch {
-		case l.attributed != nil:
-			err = l.attributed.RecordInputFrom(who, p)
-		case l.recorder != nil:
-			err = l.recorder.RecordInput(p)
-		default:
-			continue
-		}
-		if err != nil {
-			l.fail(fmt.Errorf("record input: %w", err))
+		if l.recorder != nil || l.attributed != nil {
+			l.queueRecord(at, who, p)
 		}
 	}
 }

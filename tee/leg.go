@@ -56,6 +56,10 @@ type leg struct {
 	failed    error
 	dropping  bool     // in an overflow episode (for the drop event)
 	notices   []string // for noticer, delivered by the writer
+	// records are input waiting for recorder (see record.go).
+	records     []inputRecord
+	recBytes    int
+	recDropping bool
 	// refusedEpoch is the input lock episode this leg was last told its
 	// typing is discarded in (guarded by the input lock, not mu).
 	refusedEpoch uint64
@@ -72,13 +76,14 @@ type leg struct {
 
 // legCounters are read by Stats without locks.
 type legCounters struct {
-	out       atomic.Uint64 // bytes written to the device
-	in        atomic.Uint64 // bytes accepted from it into the frontend
-	dropped   atomic.Uint64 // output bytes dropped on overflow
-	discarded atomic.Uint64 // input bytes discarded (no input right, lock held elsewhere, buffer full)
-	queued    atomic.Int64
-	first     atomic.Uint64
-	next      atomic.Uint64
+	out        atomic.Uint64 // bytes written to the device
+	in         atomic.Uint64 // bytes accepted from it into the frontend
+	dropped    atomic.Uint64 // output bytes dropped on overflow
+	discarded  atomic.Uint64 // input bytes discarded (no input right, lock held elsewhere, buffer full)
+	recDropped atomic.Uint64 // input bytes not recorded: the recorder's queue was full
+	queued     atomic.Int64
+	first      atomic.Uint64
+	next       atomic.Uint64
 }
 
 var (
@@ -347,8 +352,12 @@ func (l *leg) legWriteLoop() {
 	defer close(l.writerDone)
 	for {
 		l.mu.Lock()
-		for l.failed == nil && !l.cutReachedLocked() && (l.q.len() == 0 || l.held) && len(l.notices) == 0 {
+		for l.failed == nil && !l.cutReachedLocked() && (l.q.len() == 0 || l.held) && len(l.notices) == 0 && len(l.records) == 0 {
 			l.dataReady.Wait()
+		}
+		if l.failed == nil && l.deliverRecordLocked() {
+			l.mu.Unlock()
+			continue
 		}
 		if l.failed != nil || l.cutReachedLocked() {
 			l.mu.Unlock()
@@ -359,6 +368,7 @@ func (l *leg) legWriteLoop() {
 			continue
 		}
 		at := l.batchLocked()
+		l.limitBatchLocked()
 		l.batch = len(l.wbufs)
 		l.mu.Unlock()
 

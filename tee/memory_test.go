@@ -108,11 +108,12 @@ func TestQueueBoundsLegMemory(t *testing.T) {
 			}
 			eventually(t, "stalled leg full", full)
 			if tc.pol == Block {
-				o := tee.Offset()
-				time.Sleep(50 * time.Millisecond)
-				if tee.Offset() != o {
-					t.Fatal("the frontend reader did not wait for the full block leg")
-				}
+				// The reader waits for room: the offset holds still.
+				eventually(t, "the frontend reader waiting for the full block leg", func() bool {
+					o := tee.Offset()
+					time.Sleep(20 * time.Millisecond)
+					return tee.Offset() == o && internalOffset(tee) > o
+				})
 			}
 			front.paused.Store(true)
 			used := heapInUse() - min(base, heapInUse())

@@ -71,17 +71,20 @@ func (h *durationHistogram) snapshot(kind string) Histogram {
 
 // LegStats are one leg's live counters.
 type LegStats struct {
-	Name        string    `json:"name"`
-	Backend     string    `json:"backend"`
-	Peer        string    `json:"peer,omitempty"`
-	Since       time.Time `json:"since"`
-	BytesOut    uint64    `json:"bytes_out"`
-	BytesIn     uint64    `json:"bytes_in"`
-	Dropped     uint64    `json:"dropped_bytes"`
-	Discarded   uint64    `json:"input_discarded_bytes"`
-	QueueBytes  int64     `json:"queue_bytes"`
-	FirstOffset uint64    `json:"first_offset"`
-	NextOffset  uint64    `json:"next_offset"`
+	Name      string    `json:"name"`
+	Backend   string    `json:"backend"`
+	Peer      string    `json:"peer,omitempty"`
+	Since     time.Time `json:"since"`
+	BytesOut  uint64    `json:"bytes_out"`
+	BytesIn   uint64    `json:"bytes_in"`
+	Dropped   uint64    `json:"dropped_bytes"`
+	Discarded uint64    `json:"input_discarded_bytes"`
+	// InputRecordDropped is input this leg's recorder (a capture of
+	// input) did not get because it fell too far behind.
+	InputRecordDropped uint64 `json:"input_record_dropped_bytes,omitempty"`
+	QueueBytes         int64  `json:"queue_bytes"`
+	FirstOffset        uint64 `json:"first_offset"`
+	NextOffset         uint64 `json:"next_offset"`
 	// User and Role are the person behind the leg, if any.
 	User string `json:"user,omitempty"`
 	Role string `json:"role,omitempty"`
@@ -171,7 +174,7 @@ func (t *Tee) Stats() Stats {
 		ls := LegStats{
 			Name: l.name, Backend: l.backend.name, Peer: l.peer, Since: l.since,
 			BytesOut: l.c.out.Load(), BytesIn: l.c.in.Load(), Dropped: l.c.dropped.Load(),
-			Discarded: l.c.discarded.Load(), QueueBytes: l.c.queued.Load(),
+			Discarded: l.c.discarded.Load(), QueueBytes: l.c.queued.Load(), InputRecordDropped: l.c.recDropped.Load(),
 			FirstOffset: l.c.first.Load(), NextOffset: l.c.next.Load(),
 		}
 		if l.ident != nil {

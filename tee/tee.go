@@ -103,6 +103,9 @@ type Tee struct {
 	nextLeg  uint64
 	view     atomic.Pointer[view]
 	offsetA  atomic.Uint64
+	// offsetNext is offset, for readers without the tee lock (input
+	// records: see record.go).
+	offsetNext atomic.Uint64
 
 	// pending is fanout's scratch list of block legs to wait for. Only
 	// the frontend reader uses it, and there is one reader at a time
@@ -194,6 +197,7 @@ func (t *Tee) fanout(c *chunk) {
 	t.mu.Lock()
 	c.off = t.offset
 	t.offset += uint64(len(c.b))
+	t.offsetNext.Store(t.offset)
 	end := t.offset
 	t.scroll.write(c)
 	pending := t.pending[:0]
