@@ -168,17 +168,53 @@ func FuzzTimestampedRoundTrip(f *testing.F) {
 }
 
 // FuzzParseTimestamped feeds arbitrary files to the parser: it must not
-// panic, and what it returns is a sub-sequence of the file's bytes.
+// panic, and what it returns is a sub-sequence of the file's bytes: each
+// line's Data is a piece of the file, the pieces in file order and never
+// overlapping (a parser that invents, repeats or reorders bytes fails).
 func FuzzParseTimestamped(f *testing.F) {
 	f.Add([]byte("2026-11-25T10:00:00.123Z > a\n2026-11-25T10:00:00.124Z+< b"), true)
+	f.Add([]byte("2026-11-25T10:00:00.123Z a\n2026-11-25T10:00:00.123Z a\n"), false)
 	f.Fuzz(func(t *testing.T, data []byte, marks bool) {
 		lines, err := ParseTimestamped(data, marks)
-		total := 0
-		for _, l := range lines {
-			total += len(l.Data)
-		}
-		if total > len(data) {
-			t.Fatalf("parsed %d data bytes out of a %d-byte file (err %v)", total, len(data), err)
+		if i, pos := piecesInOrder(data, lines); i >= 0 {
+			t.Fatalf("line %d's data %q is not in the file after byte %d (err %v)", i+1, lines[i].Data, pos, err)
 		}
 	})
+}
+
+// piecesInOrder checks that every line's Data occurs in file after the
+// previous line's, without overlap. It returns -1, or the index of the
+// first line that does not and the file offset its search began at.
+// (Taking the earliest occurrence each time never rejects an order that
+// exists.)
+func piecesInOrder(file []byte, lines []Line) (bad, pos int) {
+	for i, l := range lines {
+		j := bytes.Index(file[pos:], l.Data)
+		if j < 0 {
+			return i, pos
+		}
+		pos += j + len(l.Data)
+	}
+	return -1, pos
+}
+
+func TestPiecesInOrder(t *testing.T) {
+	file := []byte("xxabcyyde")
+	mk := func(ds ...string) []Line {
+		var ls []Line
+		for _, d := range ds {
+			ls = append(ls, Line{Data: []byte(d)})
+		}
+		return ls
+	}
+	for _, ok := range [][]string{{}, {"abc", "de"}, {"ab", "c", "yyd"}, {"", "xx"}} {
+		if bad, _ := piecesInOrder(file, mk(ok...)); bad >= 0 {
+			t.Errorf("%q: rejected", ok)
+		}
+	}
+	for _, bad := range [][]string{{"de", "abc"}, {"abc", "abc"}, {"abcd"}, {"abc", "bc"}, {"zz"}} {
+		if i, _ := piecesInOrder(file, mk(bad...)); i < 0 {
+			t.Errorf("%q: accepted", bad)
+		}
+	}
 }

@@ -58,6 +58,10 @@ type app struct {
 	// it printed as readiness information (tests use it instead of
 	// scraping stderr).
 	ready func(readyInfo)
+	// systemSocket, when set, replaces defaultSocket (tests point it into
+	// a temporary directory, so a packaged daemon on the machine running
+	// them changes nothing).
+	systemSocket string
 }
 
 const usageText = `chartee: one character device (serial console, QEMU chardev, pty, program)

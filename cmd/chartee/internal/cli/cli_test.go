@@ -335,7 +335,10 @@ func TestDemoSocketPath(t *testing.T) {
 
 func TestSocketPathResolution(t *testing.T) {
 	xdg := t.TempDir()
-	a := &app{getenv: mapEnv(map[string]string{"XDG_RUNTIME_DIR": xdg})}
+	// The packaged socket lives in a directory of the test's: whether a
+	// real daemon runs on this machine changes nothing.
+	system := filepath.Join(t.TempDir(), "control.sock")
+	a := &app{getenv: mapEnv(map[string]string{"XDG_RUNTIME_DIR": xdg}), systemSocket: system}
 	if got := a.socketPath("/flag.sock"); got != "/flag.sock" {
 		t.Errorf("flag: %q", got)
 	}
@@ -343,18 +346,23 @@ func TestSocketPathResolution(t *testing.T) {
 	if got := a.socketPath(""); got != "/env.sock" {
 		t.Errorf("env: %q", got)
 	}
-	if _, err := os.Stat(defaultSocket); err == nil {
-		t.Logf("%s exists here; the demo fallback cannot be tested", defaultSocket)
-		return
-	}
 	a.getenv = mapEnv(map[string]string{"XDG_RUNTIME_DIR": xdg})
-	if got := a.socketPath(""); got != defaultSocket {
-		t.Errorf("no demo running: %q, want %q", got, defaultSocket)
+	if got := a.socketPath(""); got != system {
+		t.Errorf("no demo running: %q, want %q", got, system)
 	}
 	demo := filepath.Join(xdg, "chartee-demo.sock")
 	writeFile(t, demo, "")
 	if got := a.socketPath(""); got != demo {
 		t.Errorf("demo: %q, want %q", got, demo)
+	}
+	// A packaged daemon's socket wins over a demo's.
+	writeFile(t, system, "")
+	if got := a.socketPath(""); got != system {
+		t.Errorf("packaged daemon and demo: %q, want %q", got, system)
+	}
+	// Unset, the packaged default is the documented path.
+	if got := (&app{}).defaultSocket(); got != "/run/chartee/control.sock" {
+		t.Errorf("default socket %q", got)
 	}
 }
 

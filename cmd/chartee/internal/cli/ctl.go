@@ -175,13 +175,22 @@ func (a *app) socketPath(flagValue string) string {
 	if env := a.getenv("CHARTEE_SOCKET"); env != "" {
 		return env
 	}
-	if _, err := os.Stat(defaultSocket); err == nil {
-		return defaultSocket
+	def := a.defaultSocket()
+	if _, err := os.Stat(def); err == nil {
+		return def
 	}
 	if demo, err := demoSocketPath(a.getenv, false); err == nil {
 		if _, err := os.Stat(demo); err == nil {
 			return demo
 		}
+	}
+	return def
+}
+
+// defaultSocket is the packaged daemon's socket path.
+func (a *app) defaultSocket() string {
+	if a.systemSocket != "" {
+		return a.systemSocket
 	}
 	return defaultSocket
 }
