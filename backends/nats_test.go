@@ -6,12 +6,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -387,12 +389,7 @@ func TestNATSWriteWaitsForReconnect(t *testing.T) {
 // TestNATSOpenWithoutServer: Open succeeds while no server is up (an
 // appliance boots without NATS), and the device says so.
 func TestNATSOpenWithoutServer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := natsReservePort(t) // nothing listens there, nor can for 60s
 	dev := natsTestOpen(t, natsTestSpec("nats://"+addr, "chartee.x.y"))
 	if d := dev.Describe(); !strings.Contains(d, "disconnected") {
 		t.Fatalf("Describe() = %q, want disconnected", d)
@@ -529,32 +526,143 @@ func natsDiff(a, b []byte) string {
 }
 
 // natsCluster starts three JetStream servers routed to each other on
-// 127.0.0.1.
+// 127.0.0.1. Every server must be told the others' route ports before it
+// starts (JetStream refuses a clustered server without configured routes),
+// so the ports are reserved in advance with natsReservePort.
 func natsCluster(t *testing.T) []*server.Server {
 	t.Helper()
-	ports := make([]int, 3)
-	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
-		_ = ln.Close()
-	}
 	var routes []*url.URL
-	for _, p := range ports {
-		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	for range 3 {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: natsReservePort(t)})
 	}
 	servers := make([]*server.Server, 3)
 	for i := range servers {
+		port := routes[i].Port()
 		servers[i] = natsTestServer(t, func(o *server.Options) {
 			o.ServerName = fmt.Sprintf("n%d", i+1)
 			o.JetStream = true
-			o.Cluster = server.ClusterOpts{Name: "chartee-test", Host: "127.0.0.1", Port: ports[i]}
+			o.Cluster = server.ClusterOpts{Name: "chartee-test", Host: "127.0.0.1"}
+			fmt.Sscan(port, &o.Cluster.Port)
 			o.Routes = routes
 		})
 	}
 	return servers
+}
+
+// natsFreezeProxy forwards TCP connections to a NATS server until frozen;
+// from then on nothing passes either way, and sawPublish is closed once a
+// client has sent a (H)PUB into the frozen proxy.
+type natsFreezeProxy struct {
+	ln         net.Listener
+	target     string
+	sawPublish chan struct{}
+	frozen     atomic.Bool
+	sawOnce    sync.Once
+	mu         sync.Mutex
+	conns      []net.Conn
+	wg         sync.WaitGroup
+}
+
+func newNATSFreezeProxy(t *testing.T, target string) *natsFreezeProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &natsFreezeProxy{ln: ln, target: target, sawPublish: make(chan struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *natsFreezeProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *natsFreezeProxy) freeze() { p.frozen.Store(true) }
+
+func (p *natsFreezeProxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, s)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(s, c, true)
+		go p.pipe(c, s, false)
+	}
+}
+
+// pipe copies from src to dst until frozen; fromClient marks the
+// direction publishes travel.
+func (p *natsFreezeProxy) pipe(dst, src net.Conn, fromClient bool) {
+	defer p.wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if p.frozen.Load() {
+			if fromClient && (bytes.Contains(buf[:n], []byte("HPUB ")) || bytes.Contains(buf[:n], []byte("PUB "))) {
+				p.sawOnce.Do(func() { close(p.sawPublish) })
+			}
+		} else if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// close stops the proxy and closes every proxied connection.
+func (p *natsFreezeProxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// natsReservePort returns a loopback address whose port no one else can
+// be given until a server listens on it. A port merely found free and
+// released races with every other bind(":0") and outgoing connection on
+// the machine; this one is left in TIME_WAIT (a connection to it closed
+// from the accepting side first) for 60s, during which the kernel hands it
+// to no automatic bind or connect, while a server's explicit listen with
+// SO_REUSEADDR (as Go, and so nats-server, sets it) takes it at once.
+// (e2e/internal/harness.PickFreeAddr does the same and tests it.)
+func natsReservePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	s.Close()
+	_, _ = io.Copy(io.Discard, c) // the FIN arrived: TIME_WAIT follows our close
+	return addr
 }
 
 // TestNATSJetStreamClusterFailover is the acceptance test: a
@@ -596,17 +704,34 @@ func TestNATSJetStreamClusterFailover(t *testing.T) {
 
 	front := memdev.New("front")
 	tt := rcNewTee(t, tee.Options{Frontend: rcOnce(front)})
-	spec := natsTestSpec(leader.ClientURL(), "chartee.{appliance}.ttyS0")
+	// The leg reaches the leader through a proxy the test controls, so
+	// the kill can be made to hit a publish in flight.
+	proxy := newNATSFreezeProxy(t, leader.Addr().String())
+	spec := natsTestSpec("nats://"+proxy.addr(), "chartee.{appliance}.ttyS0")
 	spec.JetStream = &NATSJetStream{Stream: "CONSOLES", AckTimeout: chardev.Duration(time.Second)}
 	dev := natsAttach(t, ctx, tt, "capture", tee.LegOptions{Overflow: tee.Block, Queue: 16 << 10}, spec)
 
 	// The frontend writes continuously; the leader is killed once a
-	// third of it has been fed.
+	// third of it has been fed, at a moment the leg has output queued (its
+	// writer is busy publishing). The kill is made to hit a publish in
+	// flight: the proxy freezes (nothing more passes either way), the
+	// test waits until the leg has sent a publish into it — one whose ack
+	// can never come, whether it was sent before the freeze or after —
+	// and only then are the leader and the proxied connection killed. That
+	// publish must be retried on a surviving node.
+	legQueued := func() int64 {
+		for _, b := range tt.Stats().Backends {
+			if b.Name == "capture" {
+				return b.QueueBytes
+			}
+		}
+		return 0
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var want []byte
 	const total = 300 << 10
 	killed := false
-	for len(want) < total {
+	for len(want) < total || !killed {
 		line := make([]byte, 16+rng.IntN(600))
 		for i := range line {
 			line[i] = byte('a' + rng.IntN(26))
@@ -618,9 +743,20 @@ func TestNATSJetStreamClusterFailover(t *testing.T) {
 			t.Fatal("the frontend's output is not being read")
 		}
 		if !killed && len(want) > total/3 {
-			killed = true
-			t.Logf("killing stream leader %s at %d bytes", leader.Name(), len(want))
-			natsStop(leader)
+			if q := legQueued(); q > 0 {
+				killed = true
+				proxy.freeze()
+				select {
+				case <-proxy.sawPublish:
+				case <-time.After(natsTestTimeout):
+					t.Fatal("the leg sent no publish within its ack timeout of the freeze")
+				}
+				t.Logf("killing stream leader %s at %d bytes, %d queued for the leg, a publish in flight", leader.Name(), len(want), q)
+				natsStop(leader)
+				proxy.close()
+			} else if len(want) > 2*total {
+				t.Fatalf("in %d bytes the leg never had output queued: no publish in flight to kill", len(want))
+			}
 		}
 	}
 	natsWait(t, "the leg to publish everything", func() bool {
@@ -660,6 +796,11 @@ func TestNATSJetStreamClusterFailover(t *testing.T) {
 		t.Fatalf("the stream differs from the frontend's output: %s", natsDiff(got, want))
 	}
 	natsCheckHeaders(t, msgs, dev.Session(), "appliance-1")
+	// The publish the kill interrupted got no ack: it was sent again
+	// (and stored once: the stream above is byte-exact).
+	if dev.Retries() == 0 {
+		t.Fatal("no publish was retried, yet the stream leader was killed with one in flight")
+	}
 	t.Logf("%d bytes in %d messages survived the failover; %d publishes were retried", len(got), len(msgs), dev.Retries())
 }
 
