@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -286,40 +285,15 @@ func (r *NetReconnect) Validate() error {
 	return nil
 }
 
-func (r *NetReconnect) backoff() *netBackoff {
-	b := &netBackoff{initial: r.Initial.D(), max: r.Max.D()}
-	if b.initial <= 0 {
-		b.initial = netDefaultReconnectInitial
+func (r *NetReconnect) backoff() *chardev.Backoff {
+	b := &chardev.Backoff{Initial: r.Initial.D(), Max: r.Max.D(), Jitter: true}
+	if b.Initial <= 0 {
+		b.Initial = netDefaultReconnectInitial
 	}
-	if b.max <= 0 {
-		b.max = max(netDefaultReconnectMax, b.initial)
+	if b.Max <= 0 {
+		b.Max = max(netDefaultReconnectMax, b.Initial)
 	}
-	b.reset()
 	return b
-}
-
-// netBackoff is capped exponential backoff with jitter. It is written here
-// rather than taken from a library because it is a dozen lines and the
-// libraries (cenkalti/backoff, jpillora/backoff) would be new dependencies
-// for no behaviour this lacks. Not safe for concurrent use: one redial loop
-// owns it.
-type netBackoff struct {
-	initial, max time.Duration
-	next         time.Duration
-}
-
-func (b *netBackoff) reset() { b.next = b.initial }
-
-// wait returns the delay before the next attempt: the current step less up
-// to a quarter of it at random (so a crowd of clients spreads out), and
-// doubles the step up to the cap.
-func (b *netBackoff) wait() time.Duration {
-	d := b.next
-	b.next = min(2*b.next, b.max)
-	if q := int64(d / 4); q > 0 {
-		d -= time.Duration(rand.Int64N(q))
-	}
-	return d
 }
 
 // netAllowList is the `allow` key parsed: client networks allowed to

@@ -394,7 +394,7 @@ func TestNetBackoff(t *testing.T) {
 		b := (&NetReconnect{Initial: chardev.Duration(initial), Max: chardev.Duration(capd)}).backoff()
 		step := initial
 		for i := range rapid.IntRange(1, 40).Draw(t, "steps") {
-			d := b.wait()
+			d := b.Next()
 			if d > step || d < step-step/4 {
 				t.Fatalf("wait %d = %s, want within [%s, %s]", i, d, step-step/4, step)
 			}
@@ -403,15 +403,15 @@ func TestNetBackoff(t *testing.T) {
 			}
 			step = min(2*step, capd)
 		}
-		b.reset()
-		if d := b.wait(); d > initial {
+		b.Reset()
+		if d := b.Next(); d > initial {
 			t.Fatalf("after reset wait = %s, want at most %s", d, initial)
 		}
 	})
 	// Defaults for an empty section.
 	b := (&NetReconnect{}).backoff()
-	if b.initial != netDefaultReconnectInitial || b.max != netDefaultReconnectMax {
-		t.Errorf("defaults: initial %s max %s", b.initial, b.max)
+	if b.Initial != netDefaultReconnectInitial || b.Max != netDefaultReconnectMax || !b.Jitter {
+		t.Errorf("defaults: %+v", b)
 	}
 }
 

@@ -168,7 +168,7 @@ type NetConn struct {
 	typ, addr string
 	protocol  string
 	dial      func(context.Context) (net.Conn, error)
-	backoff   *netBackoff // nil: no reconnection; owned by the redial loop
+	backoff   *chardev.Backoff // nil: no reconnection; owned by the redial loop
 	onConnect func(chardev.Chardev)
 
 	ctx    context.Context // ends redialing; cancelled by Close
@@ -266,12 +266,8 @@ func (d *NetConn) lost(gen uint64, cause error) {
 func (d *NetConn) redialLoop() {
 	defer d.wg.Done()
 	for {
-		t := time.NewTimer(d.backoff.wait())
-		select {
-		case <-d.ctx.Done():
-			t.Stop()
+		if !d.backoff.Wait(d.ctx.Done()) {
 			return
-		case <-t.C:
 		}
 		stream, err := d.connect(d.ctx)
 		d.mu.Lock()
@@ -287,7 +283,7 @@ func (d *NetConn) redialLoop() {
 		}
 		d.cur, d.lastErr = stream, nil
 		d.gen++
-		d.backoff.reset()
+		d.backoff.Reset()
 		d.cond.Broadcast()
 		d.mu.Unlock()
 		if d.onConnect != nil {

@@ -210,7 +210,7 @@ func (s *NetSource) Stats() NetSourceStats {
 // here and never returned. After Close it returns an error wrapping
 // net.ErrClosed.
 func (s *NetSource) Accept() (chardev.Chardev, error) {
-	var delay time.Duration
+	bo := chardev.AcceptBackoff()
 	for {
 		conn, err := s.ln.Accept()
 		if err != nil {
@@ -221,17 +221,11 @@ func (s *NetSource) Accept() (chardev.Chardev, error) {
 				return nil, fmt.Errorf("%s %s: accept: %w", s.cfg.typ, s.addr, err)
 			}
 			// Out of file descriptors or a client that gave up: wait a
-			// little, as net/http does, instead of spinning.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-s.done:
-				t.Stop()
-			}
+			// little instead of spinning.
+			bo.Wait(s.done)
 			continue
 		}
-		delay = 0
+		bo.Reset()
 		if !s.cfg.allow.allows(conn.RemoteAddr()) {
 			s.refusedAllow.Add(1)
 			_ = conn.Close()

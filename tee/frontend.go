@@ -255,9 +255,8 @@ func (t *Tee) rightSize(c *chunk) *chunk {
 func (t *Tee) reconnect(lost int, afterLoss bool) (chardev.Chardev, int, *frontendSwap) {
 	f := &t.front
 	t.mu.Lock()
-	bo := t.opts.Reconnect
+	bo := chardev.Backoff{Initial: t.opts.Reconnect.Initial, Max: t.opts.Reconnect.Max}
 	t.mu.Unlock()
-	delay := bo.Initial
 	first := true
 	lostAt := time.Now()
 	for {
@@ -314,7 +313,7 @@ func (t *Tee) reconnect(lost int, afterLoss bool) (chardev.Chardev, int, *fronte
 			}
 		}
 		first = false
-		timer := time.NewTimer(delay)
+		timer := time.NewTimer(bo.Next())
 		select {
 		case <-timer.C:
 		case r := <-t.swapCh:
@@ -324,7 +323,6 @@ func (t *Tee) reconnect(lost int, afterLoss bool) (chardev.Chardev, int, *fronte
 			timer.Stop()
 			return nil, 0, nil
 		}
-		delay = min(2*delay, bo.Max)
 	}
 }
 

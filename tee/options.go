@@ -131,6 +131,15 @@ func (b Backoff) withDefaults() Backoff {
 	return b
 }
 
+// Defaults the configuration layer also needs: it checks replay against
+// the scrollback, and bounds a tee's shutdown by the drain timeout.
+const (
+	// DefaultScrollback is Options.Scrollback when zero.
+	DefaultScrollback = 64 << 10
+	// DefaultDrainTimeout is Options.DrainTimeout when zero.
+	DefaultDrainTimeout = 5 * time.Second
+)
+
 // Options configure a Tee. Only Frontend is required.
 type Options struct {
 	// Name identifies the tee in events and stats.
@@ -185,13 +194,13 @@ func (o Options) withDefaults() Options {
 		o.InputBuffer = 64 << 10
 	}
 	if o.Scrollback <= 0 {
-		o.Scrollback = 64 << 10
+		o.Scrollback = DefaultScrollback
 	}
 	if o.ReadSize <= 0 {
 		o.ReadSize = 32 << 10
 	}
 	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 5 * time.Second
+		o.DrainTimeout = DefaultDrainTimeout
 	}
 	if o.EventBuffer <= 0 {
 		o.EventBuffer = 256

@@ -319,7 +319,7 @@ func (t *Tee) AttachSource(name string, opts LegOptions, src chardev.Source) err
 func (t *Tee) acceptLoop(b *backend, src chardev.Source, done chan struct{}) {
 	defer t.wg.Done()
 	defer close(done)
-	delay := 5 * time.Millisecond
+	bo := chardev.AcceptBackoff()
 	for {
 		dev, err := src.Accept()
 		if err != nil {
@@ -329,15 +329,12 @@ func (t *Tee) acceptLoop(b *backend, src chardev.Source, done chan struct{}) {
 			// EMFILE and friends: back off rather than spin; the source
 			// is still ours until it is closed.
 			t.emit(Event{Kind: EventError, Backend: b.name, Reason: "accept: " + err.Error()})
-			select {
-			case <-time.After(delay):
-			case <-t.ctx.Done():
+			if !bo.Wait(t.ctx.Done()) {
 				return
 			}
-			delay = min(2*delay, time.Second)
 			continue
 		}
-		delay = 5 * time.Millisecond
+		bo.Reset()
 		t.mu.Lock()
 		opts := b.opts
 		t.mu.Unlock()

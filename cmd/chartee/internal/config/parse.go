@@ -296,7 +296,7 @@ func (w *walker) tee(n *yaml.Node, path string) (*Tee, *yaml.Node) {
 	}
 	scroll := t.Scrollback
 	if scroll == 0 {
-		scroll = defaultScrollback
+		scroll = tee.DefaultScrollback
 	}
 	for _, r := range replays {
 		if r.n > scroll {
@@ -316,10 +316,6 @@ type replayAt struct {
 	node *yaml.Node
 	path string
 }
-
-// defaultScrollback is the engine's scrollback when a tee gives none
-// (tee.Options), against which replay is checked.
-const defaultScrollback = 64 << 10
 
 // backends decodes a tee's backend list, checking names are unique.
 func (w *walker) backends(n *yaml.Node, path string, replays *[]replayAt) []*Backend {

@@ -467,7 +467,7 @@ func (d *Daemon) closeSubscribers() {
 // Events hook, until the tee is closed. The caller attaches the backends
 // and then calls Start.
 func (d *Daemon) startTee(tc *config.Tee) (*tee.Tee, error) {
-	opts := teeOptions(tc)
+	opts := tc.Options()
 	opts.Events = d.forward
 	opts.Hold = true // the caller attaches the backends, then Starts
 	t, err := tee.New(opts)
@@ -516,25 +516,6 @@ func (d *Daemon) logEvent(e tee.Event) {
 		attrs = append(attrs, slog.Bool("line_applied", f.LineApplied), slog.Duration("took", f.Elapsed))
 	}
 	d.log.LogAttrs(context.Background(), level, string(e.Kind), attrs...)
-}
-
-// teeOptions turns a configured tee into engine options.
-func teeOptions(tc *config.Tee) tee.Options {
-	failover := make([]chardev.Opener, len(tc.Frontend.Failover))
-	for i := range tc.Frontend.Failover {
-		failover[i] = tc.Frontend.Failover[i].Opener()
-	}
-	return tee.Options{
-		Name:          tc.Name,
-		Frontend:      tc.Frontend.Opener(),
-		Failover:      failover,
-		Reconnect:     tc.Frontend.Reconnect,
-		Input:         tc.Input,
-		ExclusiveIdle: tc.ExclusiveIdle,
-		InputBuffer:   tc.InputBuffer,
-		Scrollback:    tc.Scrollback,
-		DrainTimeout:  tc.DrainTimeout,
-	}
 }
 
 // attachBackend attaches b to t. src, when not nil, is b's listener

@@ -476,11 +476,11 @@ func (d *Daemon) changeTee(ctx context.Context, tp *teePlan, live map[string]*co
 	// The engine's scrollback is fixed when it starts (Apply warned).
 	final.Scrollback = tp.rt.cfg.Scrollback
 	if tp.settings {
-		t.Configure(teeOptions(tp.cfg))
+		t.Configure(tp.cfg.Options())
 		rep.Updated = append(rep.Updated, name+" (settings)")
 	}
 	if tp.failover {
-		t.SetFailover(teeOptions(tp.cfg).Failover)
+		t.SetFailover(tp.cfg.Options().Failover)
 		rep.Updated = append(rep.Updated, name+" (failover)")
 	}
 	if tp.frontend != nil {
@@ -577,7 +577,7 @@ func drainTimeout(tc *config.Tee) time.Duration {
 	if tc.DrainTimeout > 0 {
 		return tc.DrainTimeout
 	}
-	return 5 * time.Second
+	return tee.DefaultDrainTimeout
 }
 
 // resources names what a backend holds exclusively: its claims (see
