@@ -105,11 +105,11 @@ func (w *walker) yamlErr(err error) {
 // topKeys, teeKeys, ... are the keys each section accepts, sorted for
 // messages.
 var (
-	topKeys      = []string{"control", "log", "metrics", "tees"}
+	topKeys      = []string{"access", "control", "log", "metrics", "ssh", "tees"}
 	controlKeys  = []string{"listen", "socket", "token_file"}
 	metricsKeys  = []string{"listen"}
 	logKeys      = []string{"format", "level"}
-	teeKeys      = []string{"backends", "drain_timeout", "exclusive_idle", "frontend", "input", "input_buffer", "name", "scrollback"}
+	teeKeys      = []string{"access", "backends", "drain_timeout", "exclusive_idle", "frontend", "input", "input_buffer", "name", "scrollback"}
 	backoffKeys  = []string{"initial", "max"}
 	legKeys      = []string{"input", "name", "on_overflow", "queue", "replay"}
 	frontendKeys = []string{"failover", "reconnect"}
@@ -127,8 +127,13 @@ func (w *walker) config(root *yaml.Node) *Config {
 		return cfg
 	}
 	var teesGiven bool
+	var refs []grantRef
 	for _, p := range ps {
 		switch p.name {
+		case "access":
+			w.accessSection(p.val, "access", &cfg.Access)
+		case "ssh":
+			w.sshSection(p.val, "ssh", &cfg.SSH)
 		case "control":
 			w.control(p.val, "control", &cfg.Control)
 		case "metrics":
@@ -144,7 +149,7 @@ func (w *walker) config(root *yaml.Node) *Config {
 			}
 		case "tees":
 			teesGiven = true
-			cfg.Tees = w.tees(p.val, "tees")
+			cfg.Tees = w.tees(p.val, "tees", &refs)
 		default:
 			// x- keys are free, to hold anchors: x-tls: &tls {...}.
 			if !strings.HasPrefix(p.name, "x-") {
@@ -155,6 +160,7 @@ func (w *walker) config(root *yaml.Node) *Config {
 	if !teesGiven {
 		w.errf(root, "tees", "required: a config needs at least one tee")
 	}
+	w.checkAccess(cfg, root, refs)
 	return cfg
 }
 
@@ -213,7 +219,7 @@ func (w *walker) control(n *yaml.Node, path string, c *Control) {
 }
 
 // tees decodes the list of tees, checking names are unique.
-func (w *walker) tees(n *yaml.Node, path string) []*Tee {
+func (w *walker) tees(n *yaml.Node, path string, refs *[]grantRef) []*Tee {
 	n = w.deref(n)
 	if n == nil {
 		return nil
@@ -228,7 +234,7 @@ func (w *walker) tees(n *yaml.Node, path string) []*Tee {
 	var out []*Tee
 	names := map[string]*yaml.Node{}
 	for i, item := range n.Content {
-		t, nameNode := w.tee(item, index(path, i))
+		t, nameNode := w.tee(item, index(path, i), refs)
 		if t == nil {
 			continue
 		}
@@ -245,7 +251,7 @@ func (w *walker) tees(n *yaml.Node, path string) []*Tee {
 }
 
 // tee decodes one tee.
-func (w *walker) tee(n *yaml.Node, path string) (*Tee, *yaml.Node) {
+func (w *walker) tee(n *yaml.Node, path string, refs *[]grantRef) (*Tee, *yaml.Node) {
 	n = w.deref(n)
 	ps, ok := w.pairs(n, path, "a tee")
 	if !ok {
@@ -278,6 +284,8 @@ func (w *walker) tee(n *yaml.Node, path string) (*Tee, *yaml.Node) {
 			t.Frontend = w.frontend(p.val, pp)
 		case "backends":
 			t.Backends = w.backends(p.val, pp, &replays)
+		case "access":
+			t.Access = w.grants(p.val, pp, refs)
 		default:
 			w.unknownKey(p, path, "a tee", teeKeys)
 		}

@@ -3,6 +3,7 @@ package config
 import (
 	"time"
 
+	"chartee/access"
 	"chartee/chardev"
 	"chartee/tee"
 )
@@ -16,6 +17,10 @@ type Config struct {
 	Metrics Metrics
 	Log     Log
 	Tees    []*Tee
+	// Access is who may reach the consoles (users, default role, audit
+	// log); SSH is the SSH service (Listen empty: none).
+	Access Access
+	SSH    SSH
 	// Warnings are problems that do not stop the config from working but
 	// deserve a look, like a listener open to the network without TLS.
 	Warnings ErrorList
@@ -67,7 +72,10 @@ type Tee struct {
 	DrainTimeout  time.Duration // 0: engine default
 	Frontend      Frontend
 	Backends      []*Backend
-	Pos           Pos
+	// Access is who may do what on this tee through SSH or the web
+	// console; nil gives everyone access.default.
+	Access *access.Grants
+	Pos    Pos
 }
 
 // Frontend is the tee's device, how to reconnect it, and its spares.
