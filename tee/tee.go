@@ -190,6 +190,15 @@ func (t *Tee) Name() string { return t.opts.Name }
 // it has been offered to every leg (queued, or dropped and counted).
 func (t *Tee) Offset() uint64 { return t.offsetA.Load() }
 
+// Scrollback returns a copy of the output the tee keeps for replay and the
+// stream offset of its first byte.
+func (t *Tee) Scrollback() ([]byte, uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.scroll.last(t.scroll.size)
+	return b, t.offset - uint64(len(b))
+}
+
 // fanout gives chunk c its stream offset and offers it to every leg. Legs
 // with the block policy and a full queue are waited for after the tee lock
 // is released, so a swap or detach never waits behind a slow leg.

@@ -1,0 +1,107 @@
+package web
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"chartee/tee"
+)
+
+func TestResumeStart(t *testing.T) {
+	for _, c := range []struct {
+		want      uint64
+		resume    bool
+		start     uint64
+		lost      uint64
+		restarted bool
+	}{
+		{0, false, 500, 0, false},  // first connection: replay, nothing lost
+		{300, true, 300, 0, false}, // everything still in the scrollback
+		{100, true, 250, 150, false},
+		{900, true, 400, 0, true}, // beyond this stream: it restarted
+	} {
+		lost, re := resumeStart(c.want, c.resume, c.start)
+		if lost != c.lost || re != c.restarted {
+			t.Errorf("resumeStart(%d, %v, %d) = %d, %v; want %d, %v", c.want, c.resume, c.start, lost, re, c.lost, c.restarted)
+		}
+	}
+}
+
+// TestResumeProperty drives a real server and tee: for any sequence of
+// output, disconnects (from the page or the server) and reconnects, the
+// bytes a page received are exactly the stream at the offsets it thinks
+// they are at, nothing is received twice, and the loss it was told is
+// exactly what it did not receive.
+func TestResumeProperty(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		scroll := rapid.IntRange(16, 400).Draw(rt, "scrollback")
+		e := newEnv(t, tee.Options{Scrollback: scroll}, Options{Leg: tee.LegOptions{Replay: 0}})
+		c := e.login("bob")
+		var stream []byte
+		emit := func(n, seed int) {
+			p := make([]byte, n)
+			for i := range p {
+				p[i] = byte('a' + (len(stream)+i+seed)%26)
+			}
+			stream = append(stream, p...)
+			e.emit(p)
+		}
+		emit(rapid.IntRange(0, 300).Draw(rt, "before"), 0)
+		w := e.open(c, streamPos{})
+		var got []seg
+		var lost uint64
+		first := w.hi.Offset
+		steps := rapid.IntRange(1, 6).Draw(rt, "steps")
+		for i := range steps {
+			emit(rapid.IntRange(0, 500).Draw(rt, fmt.Sprint("live", i)), i)
+			w.waitData(int(uint64(len(stream)) - w.position().next + uint64(w.received())))
+			switch rapid.IntRange(0, 2).Draw(rt, fmt.Sprint("cut", i)) {
+			case 0: // the page goes away
+				w.close()
+			case 1: // the server cuts it (detach ends every browser leg)
+				if err := e.tee.Detach("web:view"); err != nil {
+					rt.Fatal(err)
+				}
+				<-w.done
+			case 2: // stays connected
+				continue
+			}
+			w.mu.Lock()
+			got = append(got, w.segs...)
+			pos := w.pos
+			w.mu.Unlock()
+			emit(rapid.IntRange(0, 500).Draw(rt, fmt.Sprint("offline", i)), i+7)
+			w = e.open(c, pos)
+			lost = w.pos.lost
+		}
+		emit(rapid.IntRange(0, 100).Draw(rt, "last"), 3)
+		w.waitData(int(uint64(len(stream)) - w.position().next + uint64(w.received())))
+		w.mu.Lock()
+		got = append(got, w.segs...)
+		lost = w.pos.lost
+		end := w.pos.next
+		w.mu.Unlock()
+		w.close()
+		if end != uint64(len(stream)) {
+			rt.Fatalf("page at offset %d, stream is %d bytes", end, len(stream))
+		}
+		var total uint64
+		next := first
+		for _, s := range got {
+			if s.at < next {
+				rt.Fatalf("bytes at %d received twice (already had up to %d)", s.at, next)
+			}
+			if !bytes.Equal(s.b, stream[s.at:s.at+uint64(len(s.b))]) {
+				rt.Fatalf("bytes at %d are not the stream's", s.at)
+			}
+			total += uint64(len(s.b))
+			next = s.at + uint64(len(s.b))
+		}
+		if total+lost != uint64(len(stream))-first {
+			rt.Fatalf("received %d + told lost %d != %d bytes of stream from %d", total, lost, uint64(len(stream))-first, first)
+		}
+	})
+}

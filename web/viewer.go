@@ -1,0 +1,225 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"chartee/chardev"
+)
+
+// viewer is one browser's WebSocket as a tee leg. The engine writes
+// console bytes to it (binary frames) and reads what the person types from
+// it; the HTTP handler's goroutine reads the socket and feeds both the
+// keystrokes and the control messages in.
+type viewer struct {
+	conn   *websocket.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	user   string
+	peer   string
+	role   Role
+
+	want   uint64 // offset the page resumes from
+	resume bool   // the page holds part of the stream
+
+	started   chan struct{} // closed by the first StreamAt
+	start     uint64
+	startOnce sync.Once
+	ready     chan struct{} // closed once hello is sent: output may follow
+	ctl       chardev.Control
+
+	keys chan []byte // typed bytes, for Read
+	rest []byte
+
+	sendMu sync.Mutex
+	next   uint64 // offset of the next byte the page expects
+	at     uint64 // offset of the next byte the engine gives (StreamAt)
+
+	flowMu  sync.Mutex
+	flow    *sync.Cond
+	paused  bool
+	stopped bool
+
+	cols, rows int // informational (resize)
+}
+
+var (
+	_ chardev.Chardev       = (*viewer)(nil)
+	_ chardev.Resumer       = (*viewer)(nil)
+	_ chardev.OffsetTracker = (*viewer)(nil)
+	_ chardev.ControlAware  = (*viewer)(nil)
+	_ chardev.Peer          = (*viewer)(nil)
+)
+
+func newViewer(conn *websocket.Conn, user, peer string, role Role, want uint64, resume bool) *viewer {
+	v := &viewer{
+		conn: conn, user: user, peer: peer, role: role, want: want, resume: resume,
+		started: make(chan struct{}), ready: make(chan struct{}), keys: make(chan []byte, 16),
+	}
+	v.ctx, v.cancel = context.WithCancel(context.Background())
+	v.flow = sync.NewCond(&v.flowMu)
+	return v
+}
+
+// ResumeFrom implements chardev.Resumer.
+func (v *viewer) ResumeFrom() (uint64, bool) { return v.want, v.resume }
+
+// Peer names the person and where they connect from.
+func (v *viewer) Peer() string { return v.user + "@" + v.peer }
+
+// User is the authenticated user behind this leg.
+func (v *viewer) User() string { return v.user }
+
+// SetControl implements chardev.ControlAware; it comes before StreamAt.
+func (v *viewer) SetControl(c chardev.Control) { v.ctl = c }
+
+// StreamAt implements chardev.OffsetTracker. The first call (the leg's
+// start) releases the handler to send hello; later ones come from the
+// writer, before a Write.
+func (v *viewer) StreamAt(off uint64) {
+	first := false
+	v.startOnce.Do(func() {
+		first = true
+		v.start, v.at = off, off
+		close(v.started)
+	})
+	if !first {
+		v.at = off
+	}
+}
+
+// sendHello tells the page where its stream starts; output waits for it.
+func (v *viewer) sendHello(teeName string) error {
+	lost, restarted := resumeStart(v.want, v.resume, v.start)
+	h := helloMsg{T: "hello", Tee: teeName, User: v.user, Role: v.role.String(), Input: v.role.canType(),
+		Offset: v.start, Lost: lost, Restarted: restarted}
+	v.sendMu.Lock()
+	defer v.sendMu.Unlock()
+	v.next = v.start
+	err := v.sendJSONLocked(h)
+	close(v.ready)
+	return err
+}
+
+func (v *viewer) sendJSON(m any) error {
+	v.sendMu.Lock()
+	defer v.sendMu.Unlock()
+	return v.sendJSONLocked(m)
+}
+
+func (v *viewer) sendJSONLocked(m any) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return v.conn.Write(v.ctx, websocket.MessageText, b)
+}
+
+// Write sends console bytes as one binary frame, after an "at" message
+// if they do not follow the last ones. It waits while the page has asked
+// to pause (flow control): the leg's queue then fills, and its overflow
+// policy decides, as for any slow leg.
+func (v *viewer) Write(p []byte) (int, error) {
+	select {
+	case <-v.ready:
+	case <-v.ctx.Done():
+		return 0, io.ErrClosedPipe
+	}
+	if !v.waitFlow() {
+		return 0, io.ErrClosedPipe
+	}
+	v.sendMu.Lock()
+	defer v.sendMu.Unlock()
+	if v.at != v.next {
+		m := atMsg{T: "at", Offset: v.at}
+		if v.at > v.next {
+			m.Lost = v.at - v.next
+		}
+		if err := v.sendJSONLocked(m); err != nil {
+			return 0, err
+		}
+		v.next = v.at
+	}
+	if err := v.conn.Write(v.ctx, websocket.MessageBinary, p); err != nil {
+		return 0, err
+	}
+	v.next += uint64(len(p))
+	v.at += uint64(len(p))
+	return len(p), nil
+}
+
+// waitFlow blocks while output is paused; false once the viewer stops.
+func (v *viewer) waitFlow() bool {
+	v.flowMu.Lock()
+	defer v.flowMu.Unlock()
+	for v.paused && !v.stopped {
+		v.flow.Wait()
+	}
+	return !v.stopped
+}
+
+func (v *viewer) setPaused(p bool) {
+	v.flowMu.Lock()
+	v.paused = p
+	v.flow.Broadcast()
+	v.flowMu.Unlock()
+}
+
+// Read returns what the person typed. Only the handler feeds keys, and
+// only for a role that may type.
+func (v *viewer) Read(p []byte) (int, error) {
+	if len(v.rest) == 0 {
+		select {
+		case b := <-v.keys:
+			v.rest = b
+		case <-v.ctx.Done():
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, v.rest)
+	v.rest = v.rest[n:]
+	return n, nil
+}
+
+// typed hands keystrokes to Read; false once the viewer has stopped.
+func (v *viewer) typed(b []byte) bool {
+	select {
+	case v.keys <- b:
+		return true
+	case <-v.ctx.Done():
+		return false
+	}
+}
+
+// stop ends the viewer: Read and Write return, the socket closes.
+func (v *viewer) stop() {
+	v.cancel()
+	v.flowMu.Lock()
+	v.stopped = true
+	v.flow.Broadcast()
+	v.flowMu.Unlock()
+}
+
+// Close implements chardev.Chardev: the engine is done with this leg.
+func (v *viewer) Close() error {
+	v.stop()
+	return v.conn.Close(websocket.StatusGoingAway, "leg closed")
+}
+
+// Notice implements chardev.Noticer's method: a line for the person.
+func (v *viewer) Notice(text string) {
+	select {
+	case <-v.ready:
+	default:
+		return
+	}
+	ctx, cancel := context.WithTimeout(v.ctx, 2*time.Second)
+	defer cancel()
+	b, _ := json.Marshal(noticeMsg{T: "notice", Text: text})
+	v.conn.Write(ctx, websocket.MessageText, b)
+}

@@ -1,0 +1,134 @@
+package web
+
+import (
+	"bytes"
+	"crypto/tls"
+	"net/http"
+	"strings"
+	"testing"
+
+	"chartee/tee"
+)
+
+var tlsState tls.ConnectionState
+
+func TestWebSocketOrigin(t *testing.T) {
+	e := newEnv(t, tee.Options{}, Options{})
+	c := e.login("alice")
+	for _, hdr := range []http.Header{{}, {"Origin": {"http://evil.example"}}, {"Origin": {"null"}}} {
+		_, resp, err := e.dialWS(c, "/console/t1/ws", hdr)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Errorf("origin %v: accepted or not 403 (%v)", hdr, err)
+		}
+	}
+	w := e.open(c, streamPos{})
+	w.close()
+}
+
+func TestConsoleRoles(t *testing.T) {
+	e := newEnv(t, tee.Options{Input: tee.Exclusive}, Options{})
+	e.emit([]byte("before\r\n"))
+	op := e.open(e.login("alice"), streamPos{})
+	view := e.open(e.login("bob"), streamPos{})
+	if op.hi.Role != "operate" || !op.hi.Input || view.hi.Role != "view" || view.hi.Input {
+		t.Fatalf("hello: %+v / %+v", op.hi, view.hi)
+	}
+	// Both see the replay, then the same live output.
+	e.emit([]byte("live\r\n"))
+	want := []byte("before\r\nlive\r\n")
+	op.waitData(len(want))
+	view.waitData(len(want))
+	if !bytes.Equal(op.data, want) || !bytes.Equal(view.data, want) {
+		t.Fatalf("pages got %q and %q, want %q", op.data, view.data, want)
+	}
+	// The viewer types: nothing reaches the device; its break and lock
+	// are refused by the engine.
+	view.typeKeys("rm -rf /\r")
+	view.send(map[string]any{"t": "break"})
+	if m := view.waitCtl("error", "break"); !strings.Contains(m["error"].(string), "not permitted") {
+		t.Fatalf("viewer break: %v", m)
+	}
+	view.send(map[string]any{"t": "lock", "take": true})
+	view.waitCtl("error", "lock")
+	// The operator types, takes the lock, breaks.
+	op.typeKeys("ls\r")
+	eventually(t, "keys at the device", func() bool { return e.front.WrittenLen() >= 3 })
+	op.send(map[string]any{"t": "lock", "take": true})
+	op.waitCtl("ok", "lock")
+	st := op.waitCtl("status", "")
+	for st["you_hold_lock"] != true {
+		st = op.waitCtl("status", "")
+	}
+	if !strings.HasPrefix(st["write_lock"].(string), "alice ") {
+		t.Fatalf("lock holder %v", st["write_lock"])
+	}
+	op.send(map[string]any{"t": "break"})
+	op.waitCtl("ok", "break")
+	if e.front.Breaks() != 1 {
+		t.Fatalf("device saw %d breaks, want 1", e.front.Breaks())
+	}
+	if got := e.front.Written(); string(got) != "ls\r" {
+		t.Fatalf("device got %q, want only the operator's keys", got)
+	}
+	var viewerLeg tee.LegStats
+	for _, l := range e.tee.Stats().Legs {
+		if l.Backend == "web:view" {
+			viewerLeg = l
+		}
+	}
+	if viewerLeg.BytesIn != 0 {
+		t.Fatalf("viewer leg put %d bytes in", viewerLeg.BytesIn)
+	}
+	op.close()
+	view.close()
+	eventually(t, "session end audited", func() bool { return e.audit.has("alice|t1|session end") && e.audit.has("bob|t1|session end") })
+	if !e.audit.has("alice|t1|break|ok") || !e.audit.has("alice|t1|session start") {
+		t.Fatalf("audit: %v", e.audit.lines)
+	}
+}
+
+func TestConsoleNotVisible(t *testing.T) {
+	e := newEnv(t, tee.Options{}, Options{})
+	c := e.login("carol")
+	for _, p := range []string{"/console/t1", "/console/t1/scrollback", "/console/nope"} {
+		if r, _ := e.get(c, p); r.StatusCode != http.StatusNotFound {
+			t.Errorf("carol GET %s: %d, want 404", p, r.StatusCode)
+		}
+	}
+	if _, resp, err := e.dialWS(c, "/console/t1/ws", nil); err == nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("carol's WebSocket: %v", err)
+	}
+	if _, body := e.get(c, "/api/consoles"); strings.TrimSpace(body) != "[]" {
+		t.Errorf("carol's console list: %s", body)
+	}
+}
+
+func TestScrollbackDownload(t *testing.T) {
+	e := newEnv(t, tee.Options{Scrollback: 100}, Options{})
+	data := bytes.Repeat([]byte("0123456789"), 30)
+	e.emit(data)
+	resp, body := e.get(e.login("bob"), "/console/t1/scrollback")
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment;") {
+		t.Fatalf("download: %d %v", resp.StatusCode, resp.Header)
+	}
+	if !bytes.HasSuffix(data, []byte(body)) || len(body) < 100 {
+		t.Fatalf("scrollback %d bytes, not the tail of the output", len(body))
+	}
+}
+
+func TestConsolePage(t *testing.T) {
+	e := newEnv(t, tee.Options{}, Options{})
+	_, body := e.get(e.login("bob"), "/console/t1")
+	for _, s := range []string{`id="readonly"`, `data-input="false"`, `/static/vendor/xterm/xterm.js`, `id="download"`} {
+		if !strings.Contains(body, s) {
+			t.Errorf("viewer's page lacks %s", s)
+		}
+	}
+	if strings.Contains(body, `id="break"`) {
+		t.Error("viewer's page has a break button")
+	}
+	_, body = e.get(e.login("alice"), "/console/t1")
+	if !strings.Contains(body, `id="break"`) || !strings.Contains(body, `id="lock"`) || strings.Contains(body, `id="readonly"`) {
+		t.Error("operator's page lacks break/lock or shows read-only")
+	}
+}
