@@ -225,7 +225,7 @@ type wsClient struct {
 	t    testing.TB
 	conn *websocket.Conn
 	pos  streamPos
-	data []byte   // every byte received, in order
+	data []byte // every byte received, in order
 	ctl  chan map[string]any
 	done chan struct{}
 	err  error

@@ -24,17 +24,17 @@ func TestParseClientMsg(t *testing.T) {
 		}
 	}
 	bad := map[string]string{
-		`{"t":"resize","cols":0,"rows":24}`:  "resize 0x24",
-		`{"t":"resize","cols":80}`:           "resize 80x0",
-		`{"t":"lock"}`:                       `want {"t":"lock"`,
-		`{"t":"flow","pause":"yes"}`:         "cannot unmarshal",
-		`{"t":"break","cols":3}`:             "takes no fields",
-		`{"t":"reboot"}`:                     `unknown control message "reboot"`,
-		`{"t":"break","extra":1}`:            "unknown field",
-		`{"cols":1}`:                         `without "t"`,
-		`{"t":"break"}{"t":"break"}`:         "trailing data",
-		`[1,2]`:                              "cannot unmarshal",
-		``:                                   "EOF",
+		`{"t":"resize","cols":0,"rows":24}`: "resize 0x24",
+		`{"t":"resize","cols":80}`:          "resize 80x0",
+		`{"t":"lock"}`:                      `want {"t":"lock"`,
+		`{"t":"flow","pause":"yes"}`:        "cannot unmarshal",
+		`{"t":"break","cols":3}`:            "takes no fields",
+		`{"t":"reboot"}`:                    `unknown control message "reboot"`,
+		`{"t":"break","extra":1}`:           "unknown field",
+		`{"cols":1}`:                        `without "t"`,
+		`{"t":"break"}{"t":"break"}`:        "trailing data",
+		`[1,2]`:                             "cannot unmarshal",
+		``:                                  "EOF",
 		`{"t":"status"` + strings.Repeat(" ", 2000) + `}`: "at most 1024",
 	}
 	for in, want := range bad {
