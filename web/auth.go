@@ -23,6 +23,7 @@ type identity struct {
 	user    string
 	session string // empty behind a trusted proxy
 	csrf    string // token pages echo on state-changing requests
+	method  string // how they proved it: "password" or "trusted-header"
 }
 
 type ctxKey struct{}
@@ -53,7 +54,7 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 func (s *Server) who(r *http.Request) (identity, bool) {
 	if hdr := s.opts.TrustedHeader; hdr != "" {
 		if u := strings.TrimSpace(r.Header.Get(hdr)); u != "" {
-			return identity{user: u, csrf: s.sess.csrf("user:" + u)}, true
+			return identity{user: u, csrf: s.sess.csrf("user:" + u), method: "trusted-header"}, true
 		}
 	}
 	c, err := r.Cookie(sessionCookie)
@@ -64,7 +65,7 @@ func (s *Server) who(r *http.Request) (identity, bool) {
 	if !ok {
 		return identity{}, false
 	}
-	return identity{user: se.user, session: se.id, csrf: s.sess.csrf("session:" + se.id)}, true
+	return identity{user: se.user, session: se.id, csrf: s.sess.csrf("session:" + se.id), method: "password"}, true
 }
 
 func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request) {
@@ -159,20 +160,27 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	user, pass := strings.TrimSpace(r.PostFormValue("user")), r.PostFormValue("password")
 	if ok, wait := s.loginAllowed(clientAddr(r), user); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-		s.audit(user, "", "login refused", "too many attempts from "+clientAddr(r))
+		s.auditLogin("login-refused", user, clientAddr(r), "too many attempts")
 		s.renderLogin(w, r, http.StatusTooManyRequests, "Too many attempts; wait a little and try again.")
 		return
 	}
-	if user == "" || s.opts.Users.Authenticate(user, pass) != nil {
-		s.audit(user, "", "login failed", "from "+clientAddr(r))
+	if user == "" || !s.checkPassword(user, pass) {
+		s.auditLogin("login-failed", user, clientAddr(r), "wrong user name or password")
 		s.renderLogin(w, r, http.StatusUnauthorized, "Wrong user name or password.")
 		return
 	}
 	se := s.sess.create(user)
 	s.setCookie(w, sessionCookie, se.id, int(s.opts.SessionMax/time.Second))
 	s.setCookie(w, loginCookie, "", -1)
-	s.audit(user, "", "login", "from "+clientAddr(r))
+	s.auditLogin("login", user, clientAddr(r), "")
 	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
+}
+
+// checkPassword checks against the policy's hashes (constant time, also
+// for unknown users).
+func (s *Server) checkPassword(user, pass string) bool {
+	p := s.policy()
+	return p != nil && p.CheckPassword(user, pass)
 }
 
 func (s *Server) loginAllowed(addr, user string) (bool, time.Duration) {
@@ -187,7 +195,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		s.sess.delete(id.session)
 	}
 	s.setCookie(w, sessionCookie, "", -1)
-	s.audit(id.user, "", "logout", "")
+	s.auditLogin("logout", id.user, clientAddr(r), "")
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 

@@ -46,7 +46,7 @@ func TestLoginLogout(t *testing.T) {
 	if resp := e.postLogin(c, tok, "alice", "wrong"); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("wrong password: %d", resp.StatusCode)
 	}
-	if !e.audit.has("alice||login failed") {
+	if !e.audited(`"kind":"login-failed"`, `"user":"alice"`, `"source":"127.0.0.1"`) {
 		t.Error("failed login not audited")
 	}
 	tok = e.loginForm(c)
@@ -140,7 +140,7 @@ func TestLoginRateLimit(t *testing.T) {
 	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("4th attempt, right password: %d, Retry-After %q; want 429", r.StatusCode, r.Header.Get("Retry-After"))
 	}
-	if !e.audit.has("login refused") {
+	if !e.audited(`"kind":"login-refused"`, `"user":"alice"`) {
 		t.Error("refused login not audited")
 	}
 }

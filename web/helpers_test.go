@@ -1,9 +1,11 @@
 package web
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"fmt"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,7 +21,11 @@ import (
 
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
+	"golang.org/x/crypto/argon2"
 
+	"chartee/access"
+	"chartee/audit"
+	"chartee/chardev"
 	"chartee/chardev/memdev"
 	"chartee/tee"
 )
@@ -28,32 +34,37 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const wait = 10 * time.Second
 
-// users is a Users from a map: password and role per user, for every
-// console.
-type users map[string]struct {
+// testUsers are the people of the tests: password and role on "t1".
+var testUsers = map[string]struct {
 	pass string
-	role Role
+	role chardev.Role
+}{
+	"alice": {"alice-pw", chardev.RoleOperate},
+	"bob":   {"bob-pw", chardev.RoleView},
+	"carol": {"carol-pw", chardev.RoleNone},
+	"root":  {"root-pw", chardev.RoleAdmin},
 }
 
-func (u users) Authenticate(user, password string) error {
-	if e, ok := u[user]; ok && e.pass == password {
-		return nil
+// cheapHash is an argon2id hash in the config encoding with tiny costs,
+// so tests do not spend 64 MiB per login.
+func cheapHash(pw string) string {
+	salt := []byte("0123456789abcdef")
+	sum := argon2.IDKey([]byte(pw), salt, 1, 64, 1, 32)
+	return fmt.Sprintf("$argon2id$v=%d$m=64,t=1,p=1$%s$%s", argon2.Version,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(sum))
+}
+
+func testGate(t testing.TB) *access.Gate {
+	cfg := access.Config{Grants: map[string]access.Grants{"t1": {Roles: map[string]chardev.Role{}}}}
+	for name, u := range testUsers {
+		cfg.Users = append(cfg.Users, access.User{Name: name, PasswordHash: cheapHash(u.pass)})
+		cfg.Grants["t1"].Roles[name] = u.role
 	}
-	return errors.New("wrong password")
-}
-
-func (u users) Role(user, console string) Role {
-	if console != "t1" {
-		return RoleNone
+	pol, err := access.NewPolicy(cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return u[user].role
-}
-
-var testUsers = users{
-	"alice": {"alice-pw", RoleOperate},
-	"bob":   {"bob-pw", RoleView},
-	"carol": {"carol-pw", RoleNone},
-	"root":  {"root-pw", RoleAdmin},
+	return access.NewGate(pol, access.Limits{})
 }
 
 // consoles is a Consoles of fixed tees.
@@ -69,28 +80,6 @@ func (c consoles) Tee(name string) (*tee.Tee, bool) {
 	return nil, false
 }
 
-type auditLog struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (a *auditLog) Audit(user, console, event, detail string) {
-	a.mu.Lock()
-	a.lines = append(a.lines, user+"|"+console+"|"+event+"|"+detail)
-	a.mu.Unlock()
-}
-
-func (a *auditLog) has(sub string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, l := range a.lines {
-		if strings.Contains(l, sub) {
-			return true
-		}
-	}
-	return false
-}
-
 // env is a web server over one tee ("t1") on an in-memory frontend.
 type env struct {
 	t     testing.TB
@@ -98,14 +87,18 @@ type env struct {
 	tee   *tee.Tee
 	srv   *Server
 	http  *httptest.Server
-	audit *auditLog
+	audit *syncBuffer // the audit trail: logins here, the rest from tee events
+	gate  *access.Gate
 
 	transports []*http.Transport
 }
 
 func newEnv(t testing.TB, topts tee.Options, wopts Options) *env {
 	t.Helper()
-	e := &env{t: t, front: memdev.New("front"), audit: &auditLog{}}
+	e := &env{t: t, front: memdev.New("front"), gate: testGate(t)}
+	e.audit = &syncBuffer{}
+	alog := audit.New(e.audit, audit.Options{RecordInput: true})
+	topts.Events = alog.Event
 	topts.Name = "t1"
 	topts.Frontend = memdev.Opener(nil, e.front)
 	tt, err := tee.New(topts)
@@ -113,9 +106,10 @@ func newEnv(t testing.TB, topts tee.Options, wopts Options) *env {
 		t.Fatal(err)
 	}
 	e.tee = tt
+	tt.SetInputHook(func(who chardev.InputAuthor, p []byte) { alog.Input("t1", who, p) })
 	wopts.Consoles = consoles{tt}
-	wopts.Users = testUsers
-	wopts.Audit = e.audit
+	wopts.Gate = e.gate
+	wopts.Audit = alog
 	wopts.Logger = slog.New(slog.DiscardHandler)
 	srv, err := New(wopts)
 	if err != nil {
@@ -135,6 +129,24 @@ func newEnv(t testing.TB, topts tee.Options, wopts Options) *env {
 	})
 	eventually(t, "frontend up", func() bool { return tt.Stats().Frontend.Up })
 	return e
+}
+
+// syncBuffer is a bytes.Buffer safe for the audit log and test readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func eventually(t testing.TB, what string, cond func() bool) {
@@ -361,4 +373,19 @@ func (w *wsClient) waitCtl(typ, op string) map[string]any {
 func (w *wsClient) close() {
 	w.conn.Close(websocket.StatusNormalClosure, "")
 	<-w.done
+}
+
+// audited reports whether the audit trail has a record with all of kv
+// (JSON fragments such as `"kind":"attach"`).
+func (e *env) audited(kv ...string) bool {
+	for _, line := range strings.Split(e.audit.String(), "\n") {
+		all := line != ""
+		for _, f := range kv {
+			all = all && strings.Contains(line, f)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }

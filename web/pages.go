@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"strings"
 	"time"
 
 	"chartee/chardev"
@@ -36,8 +35,8 @@ type consoleInfo struct {
 func (s *Server) visible(user string) []consoleInfo {
 	out := []consoleInfo{}
 	for _, t := range s.opts.Consoles.Tees() {
-		role := s.opts.Users.Role(user, t.Name())
-		if role == RoleNone {
+		role := s.role(user, t.Name())
+		if role == chardev.RoleNone {
 			continue
 		}
 		st := t.Stats()
@@ -50,30 +49,20 @@ func (s *Server) visible(user string) []consoleInfo {
 	return out
 }
 
-// attachedOf lists a tee's legs; a browser leg shows its user.
+// attachedOf lists a tee's legs; a person's leg (SSH, browser) shows
+// its user.
 func attachedOf(st tee.Stats) []attached {
 	out := []attached{}
 	for _, l := range st.Legs {
-		a := attached{Name: l.Name, Peer: l.Peer}
-		if strings.HasPrefix(l.Backend, "web:") {
-			if u, addr, ok := strings.Cut(l.Peer, "@"); ok {
-				a.User, a.Peer = u, addr
-			}
-		}
-		out = append(out, a)
+		out = append(out, attached{Name: l.Name, User: l.User, Peer: l.Peer})
 	}
 	return out
 }
 
-// lockHolder names who holds the write lock: the user for a browser leg.
+// lockHolder names who holds the write lock: user and leg for a person.
 func lockHolder(st tee.Stats) string {
-	if st.WriteLock == "" {
-		return ""
-	}
-	for _, a := range attachedOf(st) {
-		if a.Name == st.WriteLock && a.User != "" {
-			return a.User + " (" + a.Name + ")"
-		}
+	if st.WriteLockUser != "" {
+		return st.WriteLockUser + " (" + st.WriteLock + ")"
 	}
 	return st.WriteLock
 }
@@ -126,14 +115,14 @@ func (s *Server) consoleWatch(w http.ResponseWriter, r *http.Request) {
 
 // console finds the tee of the request and the user's role on it; a
 // console the user may not see does not exist for them.
-func (s *Server) console(w http.ResponseWriter, r *http.Request) (*tee.Tee, identity, Role, bool) {
+func (s *Server) console(w http.ResponseWriter, r *http.Request) (*tee.Tee, identity, chardev.Role, bool) {
 	id := identityOf(r)
 	t, ok := s.opts.Consoles.Tee(r.PathValue("tee"))
-	role := RoleNone
+	role := chardev.RoleNone
 	if ok {
-		role = s.opts.Users.Role(id.user, t.Name())
+		role = s.role(id.user, t.Name())
 	}
-	if role == RoleNone {
+	if role == chardev.RoleNone {
 		http.Error(w, "web: no such console", http.StatusNotFound)
 		return nil, id, role, false
 	}
@@ -146,7 +135,7 @@ func (s *Server) consolePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, "console.html", map[string]any{
-		"Tee": t.Name(), "User": id.user, "Role": role.String(), "Input": role.canType(),
+		"Tee": t.Name(), "User": id.user, "Role": role.String(), "Input": canType(role),
 		"CSRF": id.csrf, "Logout": id.session != "",
 	})
 }
@@ -167,24 +156,17 @@ func (s *Server) scrollback(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(data)
-	s.audit(id.user, t.Name(), "scrollback download", fmt.Sprintf("%d bytes", len(data)))
-}
-
-// scrollbackReader is what a ring buffer backend offers (package
-// backends' ScrollbackReader), named here by its methods so this package
-// knows no concrete backend.
-type scrollbackReader interface {
-	ReadAt(off uint64, p []byte) (n int, next uint64, missed uint64)
-	Bounds() (oldest, next uint64)
+	t.Emit(tee.Event{Kind: tee.EventAdmin, Backend: backendName, User: id.user, Role: s.role(id.user, t.Name()).String(),
+		Source: clientAddr(r), Reason: fmt.Sprintf("scrollback downloaded (%d bytes)", len(data))})
 }
 
 // ringbufOf copies the kept bytes of the tee's largest ring buffer, or
 // returns nil when it has none.
 func ringbufOf(t *tee.Tee) []byte {
-	var best scrollbackReader
+	var best chardev.ScrollbackReader
 	var size uint64
 	t.Devices(func(_ string, dev chardev.Chardev) {
-		if sr, ok := dev.(scrollbackReader); ok {
+		if sr, ok := dev.(chardev.ScrollbackReader); ok {
 			if o, n := sr.Bounds(); best == nil || n-o > size {
 				best, size = sr, n-o
 			}

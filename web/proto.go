@@ -108,15 +108,18 @@ type atMsg struct {
 
 // statusMsg is the console's state, pushed when it changes.
 type statusMsg struct {
-	T          string     `json:"t"` // "status"
-	FrontendUp bool       `json:"frontend_up"`
-	Device     string     `json:"device"`
-	LastError  string     `json:"last_error,omitempty"`
-	InputMode  string     `json:"input_mode"`
-	WriteLock  string     `json:"write_lock,omitempty"`
-	YouHold    bool       `json:"you_hold_lock"`
-	Attached   []attached `json:"attached"`
-	Offset     uint64     `json:"offset"`
+	T          string `json:"t"` // "status"
+	FrontendUp bool   `json:"frontend_up"`
+	Device     string `json:"device"`
+	LastError  string `json:"last_error,omitempty"`
+	InputMode  string `json:"input_mode"`
+	WriteLock  string `json:"write_lock,omitempty"`
+	YouHold    bool   `json:"you_hold_lock"`
+	Role       string `json:"role"`  // may change on a reload
+	Input      bool   `json:"input"` // this page may type
+
+	Attached []attached `json:"attached"`
+	Offset   uint64     `json:"offset"`
 }
 
 // attached is one leg of a console as the pages show it.

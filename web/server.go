@@ -15,6 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"chartee/access"
+	"chartee/audit"
+	"chartee/chardev"
 	"chartee/tee"
 )
 
@@ -27,27 +30,18 @@ type Consoles interface {
 	Tee(name string) (*tee.Tee, bool)
 }
 
-// Users checks passwords and says who may do what. The access package
-// implements it for the daemon; tests use a map.
-type Users interface {
-	// Authenticate checks user's password; any error means no.
-	Authenticate(user, password string) error
-	// Role is user's role on console.
-	Role(user, console string) Role
-}
-
-// Auditor records what web users do, in the same trail as SSH users.
-// Nil records nothing.
-type Auditor interface {
-	Audit(user, console, event, detail string)
-}
-
 // Options configure a Server.
 type Options struct {
 	Consoles Consoles
-	Users    Users
-	Audit    Auditor
-	Logger   *slog.Logger
+	// Gate holds the users, their roles per console and the live
+	// sessions (package access): passwords are checked against its
+	// policy, and every viewer is admitted through it.
+	Gate *access.Gate
+	// Audit receives login successes and failures; sessions, input,
+	// breaks and the write lock reach the audit trail through the tee's
+	// events like SSH sessions'. Nil records nothing.
+	Audit  *audit.Log
+	Logger *slog.Logger
 	// TLS, when set, is used by Serve; cookies are then Secure.
 	TLS *tls.Config
 	// TrustedHeader names a request header set by an authenticating
@@ -73,7 +67,6 @@ type Server struct {
 	sess     *sessions
 	byAddr   *limiter
 	byUser   *limiter
-	srcs     sources
 	pages    *template.Template
 	mux      *http.ServeMux
 	static   http.Handler
@@ -87,8 +80,8 @@ type Server struct {
 
 // New builds a Server; Serve runs it on a listener.
 func New(opts Options) (*Server, error) {
-	if opts.Consoles == nil || opts.Users == nil {
-		return nil, errors.New("web: consoles and users are required")
+	if opts.Consoles == nil || opts.Gate == nil {
+		return nil, errors.New("web: consoles and an access gate are required")
 	}
 	opts = opts.withDefaults()
 	pages, err := template.New("").Funcs(template.FuncMap{"join": strings.Join}).ParseFS(content, "templates/*.html")
@@ -103,7 +96,6 @@ func New(opts Options) (*Server, error) {
 		byUser: newLimiter(opts.LoginBurst, opts.LoginInterval),
 		static: http.StripPrefix("/static/", http.FileServerFS(static)),
 	}
-	s.srcs.opts = opts.Leg
 	s.wsCtx, s.cancelWS = context.WithCancel(context.Background())
 	s.routes()
 	return s, nil
@@ -189,7 +181,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	hs := s.httpSrv
 	s.mu.Unlock()
 	s.cancelWS()
-	s.srcs.detachAll()
+	// Every browser leg goes; a tee without any has no "web" backend.
+	for _, t := range s.opts.Consoles.Tees() {
+		t.Detach(backendName)
+	}
 	var err error
 	if hs != nil {
 		err = hs.Shutdown(ctx)
@@ -204,9 +199,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-func (s *Server) audit(user, console, event, detail string) {
-	if s.opts.Audit != nil {
-		s.opts.Audit.Audit(user, console, event, detail)
+// auditLogin records a login attempt (no tee is involved, so it does not
+// go through a tee's events) and logs it.
+func (s *Server) auditLogin(kind, user, source, reason string) {
+	s.opts.Audit.Write(audit.Record{Kind: kind, User: user, Source: source, Auth: "password", Reason: reason})
+	s.log.Info("web "+kind, "user", user, "source", source, "reason", reason)
+}
+
+// policy is the access policy in force.
+func (s *Server) policy() *access.Policy { return s.opts.Gate.Policy() }
+
+// role is user's role on console under the policy in force.
+func (s *Server) role(user, console string) chardev.Role {
+	p := s.policy()
+	if p == nil {
+		return chardev.RoleNone
 	}
-	s.log.Info("web "+event, "user", user, "tee", console, "detail", detail)
+	return p.Role(user, console)
 }

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"io"
 	"sync"
-	"time"
 
 	"github.com/coder/websocket"
 
+	"chartee/access"
 	"chartee/chardev"
 )
 
@@ -20,9 +20,10 @@ type viewer struct {
 	conn   *websocket.Conn
 	ctx    context.Context
 	cancel context.CancelFunc
-	user   string
+	id     *chardev.Identity
 	peer   string
-	role   Role
+	leg    string // the engine's name for this leg (LegNamer)
+	legMu  sync.Mutex
 
 	want   uint64 // offset the page resumes from
 	resume bool   // the page holds part of the stream
@@ -32,6 +33,10 @@ type viewer struct {
 	startOnce sync.Once
 	ready     chan struct{} // closed once hello is sent: output may follow
 	ctl       chardev.Control
+
+	notices chan string // for the page, sent by the status pusher
+	// revoked carries the reason access was withdrawn (a reload).
+	revoked chan string
 
 	keys chan []byte // typed bytes, for Read
 	rest []byte
@@ -54,12 +59,17 @@ var (
 	_ chardev.OffsetTracker = (*viewer)(nil)
 	_ chardev.ControlAware  = (*viewer)(nil)
 	_ chardev.Peer          = (*viewer)(nil)
+	_ chardev.Identified    = (*viewer)(nil)
+	_ chardev.LegNamer      = (*viewer)(nil)
+	_ chardev.Noticer       = (*viewer)(nil)
+	_ access.Session        = (*viewer)(nil)
 )
 
-func newViewer(conn *websocket.Conn, user, peer string, role Role, want uint64, resume bool) *viewer {
+func newViewer(conn *websocket.Conn, id *chardev.Identity, want uint64, resume bool) *viewer {
 	v := &viewer{
-		conn: conn, user: user, peer: peer, role: role, want: want, resume: resume,
+		conn: conn, id: id, peer: id.Source, want: want, resume: resume,
 		started: make(chan struct{}), ready: make(chan struct{}), keys: make(chan []byte, 16),
+		notices: make(chan string, 8), revoked: make(chan string, 1),
 	}
 	v.ctx, v.cancel = context.WithCancel(context.Background())
 	v.flow = sync.NewCond(&v.flowMu)
@@ -69,11 +79,43 @@ func newViewer(conn *websocket.Conn, user, peer string, role Role, want uint64, 
 // ResumeFrom implements chardev.Resumer.
 func (v *viewer) ResumeFrom() (uint64, bool) { return v.want, v.resume }
 
-// Peer names the person and where they connect from.
-func (v *viewer) Peer() string { return v.user + "@" + v.peer }
+// Peer is where the browser connects from.
+func (v *viewer) Peer() string { return v.peer }
 
-// User is the authenticated user behind this leg.
-func (v *viewer) User() string { return v.user }
+// Identity implements chardev.Identified: the engine names the leg after
+// the user, lets it type only while its role allows, and attributes its
+// input in captures and the audit trail, exactly as for SSH sessions.
+func (v *viewer) Identity() *chardev.Identity { return v.id }
+
+func (v *viewer) role() chardev.Role { return v.id.Role() }
+
+// SetLegName implements chardev.LegNamer.
+func (v *viewer) SetLegName(name string) {
+	v.legMu.Lock()
+	v.leg = name
+	v.legMu.Unlock()
+}
+
+func (v *viewer) legName() string {
+	v.legMu.Lock()
+	defer v.legMu.Unlock()
+	return v.leg
+}
+
+// Revoke implements access.Session: a reload took the user's access to
+// this console away. The handler closes the page's connection.
+func (v *viewer) Revoke(reason string) {
+	select {
+	case v.revoked <- reason:
+	default:
+	}
+}
+
+// RoleChanged implements access.Session: the engine already applies the
+// new role (the identity is shared); the page is told so it can show it.
+func (v *viewer) RoleChanged(old, now chardev.Role) {
+	v.Notice("your role on this console changed from " + old.String() + " to " + now.String())
+}
 
 // SetControl implements chardev.ControlAware; it comes before StreamAt.
 func (v *viewer) SetControl(c chardev.Control) { v.ctl = c }
@@ -96,7 +138,7 @@ func (v *viewer) StreamAt(off uint64) {
 // sendHello tells the page where its stream starts; output waits for it.
 func (v *viewer) sendHello(teeName string) error {
 	lost, restarted := resumeStart(v.want, v.resume, v.start)
-	h := helloMsg{T: "hello", Tee: teeName, User: v.user, Role: v.role.String(), Input: v.role.canType(),
+	h := helloMsg{T: "hello", Tee: teeName, User: v.id.User, Role: v.role().String(), Input: canType(v.role()),
 		Offset: v.start, Lost: lost, Restarted: restarted}
 	v.sendMu.Lock()
 	defer v.sendMu.Unlock()
@@ -211,15 +253,12 @@ func (v *viewer) Close() error {
 	return v.conn.Close(websocket.StatusGoingAway, "leg closed")
 }
 
-// Notice implements chardev.Noticer's method: a line for the person.
+// Notice implements chardev.Noticer: a line for the person, shown on the
+// page apart from the terminal. It never blocks; the status pusher sends
+// it, and a notice that does not fit is dropped.
 func (v *viewer) Notice(text string) {
 	select {
-	case <-v.ready:
+	case v.notices <- text:
 	default:
-		return
 	}
-	ctx, cancel := context.WithTimeout(v.ctx, 2*time.Second)
-	defer cancel()
-	b, _ := json.Marshal(noticeMsg{T: "notice", Text: text})
-	v.conn.Write(ctx, websocket.MessageText, b)
 }

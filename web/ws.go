@@ -15,10 +15,15 @@ import (
 	"chartee/tee"
 )
 
+// backendName is the tee service backend every browser leg joins; legs
+// are named "web:<user>#N" like SSH's "ssh:<user>#N".
+const backendName = "web"
+
 // Close codes the page acts on: it reconnects after anything else.
 const (
-	closeUnauthorized = 4001 // session gone or role lost: back to the login page
-	closeNoConsole    = 4004 // console not there (any more)
+	closeUnauthorized = 4001 // logged out: back to the login page
+	closeRevoked      = 4003 // access withdrawn or refused: stop
+	closeNoConsole    = 4004 // console not there (any more): stop
 )
 
 // breakDuration is how long a break from the page lasts.
@@ -33,7 +38,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "web: WebSocket from another origin refused", http.StatusForbidden)
 		return
 	}
-	t, id, role, ok := s.console(w, r)
+	t, id, _, ok := s.console(w, r)
 	if !ok {
 		return
 	}
@@ -57,8 +62,8 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(64 << 10)
-	v := newViewer(conn, id.user, r.RemoteAddr, role, want, resume)
-	s.serveViewer(t, id, v)
+	ident := &chardev.Identity{User: id.user, Service: "web", Source: r.RemoteAddr, AuthMethod: id.method}
+	s.serveViewer(t, id, newViewer(conn, ident, want, resume))
 }
 
 func parseFrom(q string) (uint64, bool, error) {
@@ -72,28 +77,39 @@ func parseFrom(q string) (uint64, bool, error) {
 	return n, true, nil
 }
 
-// serveViewer attaches v to the tee, says hello, then reads the socket
-// until it closes.
+// serveViewer admits v through the access gate (session limits, role),
+// joins it to the tee, says hello, then reads the socket until it closes.
 func (s *Server) serveViewer(t *tee.Tee, id identity, v *viewer) {
 	defer v.stop()
-	src, err := s.srcs.get(t, v.role)
-	if err == nil && !src.offer(v) {
-		err = errNoSource
-	}
-	if err == nil {
-		err = s.waitStarted(v)
-	}
+	adm, err := s.opts.Gate.Admit(v.id, t.Name(), v)
 	if err != nil {
+		v.conn.Close(closeRevoked, truncReason(err.Error()))
+		return
+	}
+	defer adm.Close()
+	opts := s.opts.Leg
+	opts.Input = true // the identity's role decides, live
+	opts.Control = v.role() >= chardev.RoleAdmin
+	if _, err := t.Join(backendName, opts, v); err != nil {
 		v.conn.Close(closeNoConsole, "console not available")
+		return
+	}
+	if err := s.waitStarted(v); err != nil {
 		return
 	}
 	if err := v.sendHello(t.Name()); err != nil {
 		return
 	}
-	s.audit(id.user, t.Name(), "session start", fmt.Sprintf("web from %s, role %s, offset %d", v.peer, v.role, v.start))
-	defer s.audit(id.user, t.Name(), "session end", "web "+v.peer)
 	go s.pushStatus(t, v)
 	s.readLoop(t, id, v)
+}
+
+// truncReason fits a close reason in a control frame.
+func truncReason(s string) string {
+	if len(s) > 120 {
+		return s[:120]
+	}
+	return s
 }
 
 func (s *Server) waitStarted(v *viewer) error {
@@ -101,15 +117,15 @@ func (s *Server) waitStarted(v *viewer) error {
 	case <-v.started:
 		return nil
 	case <-v.ctx.Done(): // the engine closed it: the tee is going away
-		return errNoSource
+		return errors.New("web: closed before start")
 	case <-s.wsCtx.Done():
-		return errNoSource
+		return errors.New("web: shutting down")
 	}
 }
 
 // readLoop takes what the page sends: binary frames are keystrokes,
 // text frames control messages. It also ends the viewer when the session
-// is gone (logout) or the server shuts down.
+// is gone (logout), access is revoked, or the server shuts down.
 func (s *Server) readLoop(t *tee.Tee, id identity, v *viewer) {
 	ctx, cancel := context.WithCancel(v.ctx)
 	defer cancel()
@@ -117,6 +133,8 @@ func (s *Server) readLoop(t *tee.Tee, id identity, v *viewer) {
 		select {
 		case <-s.wsCtx.Done():
 			v.conn.Close(websocket.StatusGoingAway, "server shutting down")
+		case reason := <-v.revoked:
+			v.conn.Close(closeRevoked, truncReason(reason))
 		case <-ctx.Done():
 		}
 	}()
@@ -125,26 +143,25 @@ func (s *Server) readLoop(t *tee.Tee, id identity, v *viewer) {
 		if err != nil {
 			return
 		}
-		if !s.stillAllowed(id, t, v) {
+		if !s.stillLoggedIn(id) {
 			v.conn.Close(closeUnauthorized, "logged out")
 			return
 		}
 		if typ == websocket.MessageBinary {
-			// Only a role that may type feeds the leg; the engine
-			// would discard a viewer's bytes anyway (its leg has no
-			// input right).
-			if v.role.canType() && !v.typed(b) {
+			// The engine discards a viewer's bytes (its identity's
+			// role); not handing them over at all saves the trip.
+			if canType(v.role()) && !v.typed(b) {
 				return
 			}
 			continue
 		}
-		s.control(t, id, v, b)
+		s.control(t, v, b)
 	}
 }
 
-// stillAllowed: the session still exists (logout ends the page's
+// stillLoggedIn: the session still exists (logout ends the page's
 // console too).
-func (s *Server) stillAllowed(id identity, t *tee.Tee, v *viewer) bool {
+func (s *Server) stillLoggedIn(id identity) bool {
 	if id.session == "" {
 		return true
 	}
@@ -152,7 +169,7 @@ func (s *Server) stillAllowed(id identity, t *tee.Tee, v *viewer) bool {
 	return ok
 }
 
-func (s *Server) control(t *tee.Tee, id identity, v *viewer, b []byte) {
+func (s *Server) control(t *tee.Tee, v *viewer, b []byte) {
 	m, err := parseClientMsg(b)
 	if err != nil {
 		v.sendJSON(replyMsg{T: "error", Op: "parse", Error: err.Error()})
@@ -171,17 +188,36 @@ func (s *Server) control(t *tee.Tee, id identity, v *viewer, b []byte) {
 		return
 	case msgBreak:
 		opErr = v.ctl.Break(breakDuration)
-		s.audit(id.user, t.Name(), "break", errText(opErr))
-	case msgLock:
-		if *m.Take {
-			opErr = v.ctl.TakeWriteLock()
-		} else {
-			v.ctl.ReleaseWriteLock()
+		if opErr == nil {
+			t.Emit(v.event(tee.EventAdmin, "break"))
 		}
-		s.audit(id.user, t.Name(), map[bool]string{true: "lock take", false: "lock release"}[*m.Take], errText(opErr))
+	case msgLock:
+		opErr = s.lock(v, *m.Take)
 	}
 	s.reply(v, m.T, opErr)
 	v.sendJSON(statusOf(t, v))
+}
+
+// lock takes or releases the write lock; an admin takes it from whoever
+// holds it (the engine checks the role and reports the steal).
+func (s *Server) lock(v *viewer, take bool) error {
+	if !take {
+		v.ctl.ReleaseWriteLock()
+		return nil
+	}
+	err := v.ctl.TakeWriteLock()
+	if errors.Is(err, chardev.ErrNotPermitted) && v.role() >= chardev.RoleAdmin {
+		if ls, ok := v.ctl.(chardev.LockStealer); ok {
+			_, _, err = ls.StealWriteLock()
+		}
+	}
+	return err
+}
+
+// event is an event about this viewer's leg, naming its person.
+func (v *viewer) event(kind tee.EventKind, reason string) tee.Event {
+	return tee.Event{Kind: kind, Backend: backendName, Leg: v.legName(), User: v.id.User, Role: v.role().String(),
+		Source: v.id.Source, Auth: v.id.AuthMethod, Reason: reason}
 }
 
 func (s *Server) reply(v *viewer, op string, err error) {
@@ -196,14 +232,8 @@ func (s *Server) reply(v *viewer, op string, err error) {
 	v.sendJSON(replyMsg{T: "ok", Op: op})
 }
 
-func errText(err error) string {
-	if err != nil {
-		return "refused: " + err.Error()
-	}
-	return "ok"
-}
-
-// pushStatus sends the console's state whenever it changes.
+// pushStatus sends the console's state whenever it changes, and the
+// notices the engine gives the viewer.
 func (s *Server) pushStatus(t *tee.Tee, v *viewer) {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
@@ -219,6 +249,10 @@ func (s *Server) pushStatus(t *tee.Tee, v *viewer) {
 		select {
 		case <-v.ctx.Done():
 			return
+		case text := <-v.notices:
+			if v.sendJSON(noticeMsg{T: "notice", Text: text}) != nil {
+				return
+			}
 		case <-tick.C:
 		}
 	}
@@ -226,13 +260,9 @@ func (s *Server) pushStatus(t *tee.Tee, v *viewer) {
 
 func statusOf(t *tee.Tee, v *viewer) statusMsg {
 	st := t.Stats()
-	m := statusMsg{T: "status", FrontendUp: st.Frontend.Up, Device: st.Frontend.Device,
+	r := v.role()
+	return statusMsg{T: "status", FrontendUp: st.Frontend.Up, Device: st.Frontend.Device,
 		LastError: st.Frontend.LastError, InputMode: st.InputMode, WriteLock: lockHolder(st),
-		Attached: attachedOf(st), Offset: st.Offset}
-	for _, l := range st.Legs {
-		if l.Name == st.WriteLock && l.Peer == v.Peer() {
-			m.YouHold = true
-		}
-	}
-	return m
+		YouHold: st.WriteLock != "" && st.WriteLock == v.legName(), Attached: attachedOf(st), Offset: st.Offset,
+		Role: r.String(), Input: canType(r)}
 }
