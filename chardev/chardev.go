@@ -33,9 +33,11 @@ type Chardev interface {
 // failure of the device, and callers treat it as "nothing to do".
 var ErrUnsupported = errors.New("unsupported by this device")
 
-// IsUnsupported reports whether err means the device lacks the capability.
-// ENOTTY and EINVAL from a modem-line or termios ioctl on a pty count as
-// unsupported: the pty exists and works, it just is not a UART.
+// IsUnsupported reports whether err means the device lacks the capability:
+// ErrUnsupported, errors.ErrUnsupported, or ENOTTY, which a modem-line or
+// termios ioctl on a pty answers (the pty exists and works, it just is not
+// a UART). EINVAL does not count: it can mean a bad argument to a real
+// UART, which must not be mistaken for "nothing to do".
 func IsUnsupported(err error) bool {
 	return errors.Is(err, ErrUnsupported) || errors.Is(err, syscall.ENOTTY) ||
 		errors.Is(err, errors.ErrUnsupported)

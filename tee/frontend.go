@@ -57,7 +57,7 @@ func (f *frontendState) init(opts Options) {
 	f.candidates = append([]chardev.Opener{opts.Frontend}, opts.Failover...)
 }
 
-// current returns the device in use and its generation, waiting while the
+// wait returns the device in use and its generation, waiting while the
 // frontend is down. nil means the tee is closing.
 func (f *frontendState) wait() (chardev.Chardev, uint64) {
 	f.mu.Lock()
@@ -84,7 +84,7 @@ func (f *frontendState) stopReading(t *Tee) {
 	t.cancel()
 }
 
-// install makes dev the frontend, after replaying the line state onto it.
+// installFrontend makes dev the frontend, after replaying the line state onto it.
 func (t *Tee) installFrontend(dev chardev.Chardev, idx int, desc string) (lineApplied bool) {
 	lineApplied = t.replayLine(dev)
 	f := &t.front
@@ -98,7 +98,7 @@ func (t *Tee) installFrontend(dev chardev.Chardev, idx int, desc string) (lineAp
 	return lineApplied
 }
 
-// uninstall marks the frontend down; input waits (bounded) for the next.
+// uninstallFrontend marks the frontend down; input waits (bounded) for the next.
 func (t *Tee) uninstallFrontend(reason string) {
 	f := &t.front
 	f.mu.Lock()

@@ -1,7 +1,6 @@
 package tee
 
 import (
-	"math"
 	"sync/atomic"
 	"time"
 )
@@ -63,9 +62,6 @@ func (h *durationHistogram) snapshot(kind string) Histogram {
 	cum += h.counts[len(DurationBuckets)].Load()
 	out.Count = cum
 	out.SumSeconds = float64(h.sumNs.Load()) / 1e9
-	if math.IsNaN(out.SumSeconds) {
-		out.SumSeconds = 0
-	}
 	return out
 }
 

@@ -357,12 +357,12 @@ func (w *walker) backends(n *yaml.Node, path string, replays *[]replayAt) []*Bac
 	return out
 }
 
-// backend decodes one backend: the leg keys and a device. It returns nil
-// when the device's type is missing or unknown.
 // backendMeta is where a backend's name and replay are, for checks that
 // span backends.
 type backendMeta struct{ nameNode, replayNode *yaml.Node }
 
+// backend decodes one backend: the leg keys and a device. It returns nil
+// when the device's type is missing or unknown.
 func (w *walker) backend(n *yaml.Node, path string) (*Backend, backendMeta) {
 	n = w.deref(n)
 	b := &Backend{}

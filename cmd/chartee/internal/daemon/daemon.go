@@ -37,7 +37,7 @@ type Options struct {
 	Logger *slog.Logger
 	// OnReload is called after every attempt to load or apply a
 	// configuration, the initial one from New included (for the
-	// config_last_reload_successful metric).
+	// config_last_reload_success metric).
 	OnReload func(ok bool, at time.Time, err error)
 }
 
@@ -70,8 +70,8 @@ type Daemon struct {
 
 // runningTee is one started engine and the configuration it runs.
 type runningTee struct {
+	name string
 	// mu serializes changes to this tee and guards cfg and stopped.
-	name    string
 	mu      sync.Mutex
 	t       *tee.Tee
 	cfg     *config.Tee // private copy: what is running now
