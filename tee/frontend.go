@@ -196,12 +196,14 @@ func (t *Tee) frontendLoop() {
 			dev, idx, req = t.reconnect(idx, true)
 		case r := <-t.swapCh:
 			t.uninstallFrontend("swapping")
-			dev.Close()
+			// The new device is open already: only the reader must
+			// stop; a Close that hangs after that is not waited for.
+			t.closeAsync(dev)
 			<-readErr
 			dev, req = nil, r
 		case <-t.ctx.Done():
 			t.uninstallFrontend("closed")
-			dev.Close()
+			t.closeAsync(dev)
 			<-readErr
 			return
 		}
@@ -350,8 +352,14 @@ func (t *Tee) SwapFrontend(ctx context.Context, open chardev.Opener) (FrontendSw
 		dev.Close()
 		return FrontendSwapReport{}, ErrClosed
 	}
-	// The frontend loop has taken the request; it always answers.
-	return <-req.done, nil
+	// The frontend loop has taken the request; it always answers, once
+	// the old device's reader has stopped.
+	select {
+	case rep := <-req.done:
+		return rep, nil
+	case <-ctx.Done():
+		return FrontendSwapReport{}, fmt.Errorf("tee %s: swap frontend: the old frontend's reader has not stopped: %w", t.opts.Name, ctx.Err())
+	}
 }
 
 func (t *Tee) finishFrontendSwap(req *frontendSwap, applied bool) {

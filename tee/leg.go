@@ -315,9 +315,9 @@ func (l *leg) failLocked(err error) {
 	// Closing may block on some devices; never do it under our lock.
 	// Detach and Swap wait (bounded) for devClosed, so when they return
 	// a capture is flushed and a pty link is gone.
-	l.t.wg.Add(1)
+	l.t.closers.Add(1)
 	go func() {
-		defer l.t.wg.Done()
+		defer l.t.closers.Done()
 		defer close(l.devClosed)
 		l.dev.Close()
 	}()

@@ -89,6 +89,9 @@ type Tee struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// closers are the goroutines running device and listener Closes,
+	// which may hang: Close waits for them, bounded (see bounds.go).
+	closers sync.WaitGroup
 
 	// mu is the tee lock: stream offset, scrollback, legs and backends.
 	mu     sync.Mutex
@@ -519,9 +522,11 @@ func (t *Tee) finishLeg(l *leg, reason error) {
 
 // Detach removes backend name: its source stops accepting and all its legs
 // are closed. It returns when they are gone and their devices' Close has
-// returned — a capture file flushed, a pty's link removed — or, for a
-// device whose Close hangs, once the drain timeout has passed (an error
-// event says so; the backend is detached all the same).
+// returned — a capture file flushed, a pty's link removed. It waits at
+// most the drain timeout for the source and the legs to stop and as long
+// again for the devices' Close: a device that hangs cannot hang the
+// caller (an error event says what was left running; the backend is
+// detached all the same).
 func (t *Tee) Detach(name string) error {
 	t.mu.Lock()
 	b, ok := t.backends[name]
@@ -535,17 +540,19 @@ func (t *Tee) Detach(name string) error {
 	legs := slices.Clone(b.legs)
 	timeout := t.opts.DrainTimeout
 	t.mu.Unlock()
+	dl := t.newDeadline("detach", timeout)
+	defer dl.stop()
 	if src != nil {
-		src.Close()
+		t.closeAsync(src)
 	}
-	if done != nil {
-		<-done
-	}
+	dl.wait(done, name, "", "the listener's close")
 	for _, l := range legs {
 		l.fail(errDetached)
 	}
 	for _, l := range legs {
-		<-l.gone
+		if !dl.wait(l.gone, name, l.name, "the leg's device I/O") {
+			legs = slices.DeleteFunc(legs, func(x *leg) bool { return x == l })
+		}
 	}
 	t.waitDevicesClosed(legs, timeout)
 	return nil
@@ -651,9 +658,12 @@ func (t *Tee) SwapSource(name string, src chardev.Source, opts *LegOptions) erro
 	oldAddr := "(closed)"
 	if old != nil {
 		oldAddr = old.Addr()
-		old.Close()
+		t.closeAsync(old)
 	}
-	<-oldDone
+	// Bounded: a listener whose Close hangs cannot hang the caller.
+	dl := t.newDeadline("swap source", t.drainTimeout())
+	dl.wait(oldDone, name, "", "the old listener's close")
+	dl.stop()
 	t.swapsOK[swapSource].Add(1)
 	t.swapTimes[swapSource].observe(time.Since(start))
 	t.emit(Event{Kind: EventSwap, Backend: name, Reason: fmt.Sprintf("source %s -> %s", oldAddr, src.Addr())})
@@ -807,13 +817,18 @@ func (t *Tee) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Close stops everything: the frontend, every source and leg. No goroutine
-// of the tee outlives it.
+// Close stops everything: the frontend, every source and leg. Its waits
+// are bounded: at most the drain timeout for listeners and legs to stop,
+// as long again for the tee's goroutines and as long again for device
+// Closes. No goroutine of the tee outlives it unless a device hangs past
+// those bounds (an error event says so; that goroutine ends when the
+// device lets go).
 func (t *Tee) Close() error {
 	t.mu.Lock()
+	timeout := t.opts.DrainTimeout
 	if t.closed {
 		t.mu.Unlock()
-		t.wg.Wait()
+		t.waitStopped(timeout)
 		t.events.waitHook()
 		return nil
 	}
@@ -834,25 +849,44 @@ func (t *Tee) Close() error {
 
 	t.cancel()
 	t.neverStarted()
+	dl := t.newDeadline("close", timeout)
 	for _, s := range sources {
-		s.Close()
+		t.closeAsync(s)
 	}
 	for _, d := range dones {
-		<-d
+		dl.wait(d, "", "", "a listener's close")
 	}
 	for _, l := range legs {
 		l.fail(errTeeClosed)
 	}
 	for _, l := range legs {
-		<-l.gone
+		dl.wait(l.gone, l.backend.name, l.name, "the leg's device I/O")
 	}
+	dl.stop()
 	t.front.close()
 	t.input.close()
-	t.wg.Wait()
+	t.waitStopped(timeout)
 	t.mu.Lock()
 	t.scroll.reset()
 	t.mu.Unlock()
 	t.events.closeAll()
 	t.events.waitHook()
 	return nil
+}
+
+// waitStopped waits, bounded, for the tee's goroutines and then for its
+// device Closes.
+func (t *Tee) waitStopped(timeout time.Duration) {
+	dl := t.newDeadline("close", timeout)
+	dl.wait(waitGroupDone(&t.wg), "", "", "a goroutine in device I/O")
+	dl.stop()
+	dl = t.newDeadline("close", timeout)
+	dl.wait(waitGroupDone(&t.closers), "", "", "a device's close")
+	dl.stop()
+}
+
+func (t *Tee) drainTimeout() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.opts.DrainTimeout
 }
