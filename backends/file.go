@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +40,7 @@ var (
 	_ chardev.InputRecorder = (*File)(nil)
 	_ chardev.Reopener      = (*File)(nil)
 	_ chardev.Describer     = (*File)(nil)
+	_ chardev.Discarder     = (*File)(nil)
 	_ chardev.Claimer       = (*FileSpec)(nil)
 )
 
@@ -230,6 +233,9 @@ func fileOpen(spec FileSpec, now capture.Clock) (*File, error) {
 	default:
 		f.enc = capture.Raw{W: &f.sink}
 	}
+	// Staged: opening has no effect on disk beyond creating a missing
+	// file, so a start that fails later can Discard it without a trace.
+	f.sink.stage = true
 	if err := f.openFile(!spec.Append); err != nil {
 		return nil, err
 	}
@@ -345,6 +351,9 @@ func (f *File) record(encode func(capture.Encoder, []byte) error, p []byte) erro
 	if f.sink.file() == nil {
 		return fmt.Errorf("file: write %s: no open file after an earlier failure", f.spec.Path)
 	}
+	if err := f.sink.commit(); err != nil {
+		return fileError(err)
+	}
 	if err := encode(f.enc, p); err != nil {
 		return fileError(err)
 	}
@@ -352,6 +361,21 @@ func (f *File) record(encode func(capture.Encoder, []byte) error, p []byte) erro
 		return f.rotateFile()
 	}
 	return nil
+}
+
+// fileOpenError explains a failed open with what to do about it: a
+// missing directory is the usual first-run problem (/var/log/chartee).
+func fileOpenError(path string, err error) error {
+	dir := filepath.Dir(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if _, serr := os.Stat(dir); serr != nil {
+			return fmt.Errorf("file: %w (the directory %s does not exist: create it with mkdir -p %s, or under systemd with LogsDirectory= in the unit, as configs/chartee.service does)", err, dir, dir)
+		}
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("file: %w (give chartee's user write access to %s; under systemd LogsDirectory= makes /var/log/<name> writable)", err, dir)
+	}
+	return fileError(err)
 }
 
 // fileError prefixes err with the backend type. The os errors already name
@@ -383,10 +407,44 @@ func (f *File) Reopen() error {
 		return f.errClosed("reopen")
 	default:
 	}
+	if err := f.sink.commit(); err != nil {
+		return fileError(err)
+	}
 	if err := f.sink.close(); err != nil {
 		return fileError(err)
 	}
 	return f.openFile(false)
+}
+
+// Discard closes a capture that was opened but never used (a start or
+// reload that failed after opening it), undoing the open: a file it
+// created is removed, an existing one is left exactly as it was — no
+// header, no truncation (chardev.Discarder). Once anything was written it
+// is Close.
+func (f *File) Discard() error {
+	f.mu.Lock()
+	staged, created := f.sink.stage, f.sink.created
+	f.mu.Unlock()
+	if !staged {
+		return f.Close()
+	}
+	f.closeOnce.Do(func() { close(f.done) })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	file := f.sink.current.Swap(nil)
+	if file == nil {
+		return nil
+	}
+	err := file.Close()
+	if created {
+		if rerr := os.Remove(f.spec.Path); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
+		return fileError(err)
+	}
+	return nil
 }
 
 // Close flushes what the encoder holds back and closes the file. It is
@@ -410,7 +468,10 @@ func (f *File) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var flushErr error
-	if a, ok := f.enc.(*capture.Asciicast); ok && f.sink.file() != nil {
+	if f.sink.file() != nil {
+		flushErr = f.sink.commit()
+	}
+	if a, ok := f.enc.(*capture.Asciicast); ok && f.sink.file() != nil && flushErr == nil {
 		flushErr = a.Flush()
 	}
 	if err := f.sink.close(); err != nil {
@@ -430,6 +491,42 @@ type fileSink struct {
 	rotate  FileRotate
 	current atomic.Pointer[os.File] // read by Close without mu
 	size    int64                   // bytes in the file, as far as we know
+
+	// stage holds writes in memory (an asciicast header) and defers the
+	// truncation of an existing file until commit: between the open and
+	// the first write or Close, the file on disk is as it was (or newly
+	// created, and then created says so).
+	stage        bool
+	created      bool
+	pendingTrunc bool
+	held         []byte
+}
+
+// commit ends the stage: the file is truncated if it was to be, and what
+// was held is written. It is a no-op afterwards.
+func (s *fileSink) commit() error {
+	if !s.stage {
+		return nil
+	}
+	s.stage = false
+	file := s.file()
+	if file == nil {
+		return nil
+	}
+	if s.pendingTrunc {
+		s.pendingTrunc = false
+		if err := file.Truncate(0); err != nil {
+			return err
+		}
+	}
+	held := s.held
+	s.held = nil
+	if len(held) > 0 {
+		if _, err := file.Write(held); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *fileSink) file() *os.File { return s.current.Load() }
@@ -440,12 +537,16 @@ func (s *fileSink) file() *os.File { return s.current.Load() }
 // header or last byte can be read back from the very file written to.
 func (s *fileSink) open(truncate bool) (int64, error) {
 	flags := os.O_RDWR | os.O_CREATE | os.O_APPEND
-	if truncate {
+	if truncate && !s.stage {
 		flags |= os.O_TRUNC
+	}
+	if s.stage {
+		_, err := os.Lstat(s.path)
+		s.created = errors.Is(err, fs.ErrNotExist)
 	}
 	file, err := os.OpenFile(s.path, flags, 0o640)
 	if err != nil {
-		return 0, fileError(err)
+		return 0, fileOpenError(s.path, err)
 	}
 	info, err := file.Stat()
 	if err != nil {
@@ -460,6 +561,12 @@ func (s *fileSink) open(truncate bool) (int64, error) {
 	if info.Mode().IsRegular() {
 		s.size = info.Size()
 	}
+	if !info.Mode().IsRegular() {
+		s.stage = false // a device or FIFO: nothing to undo, errors show now
+	}
+	if s.stage && truncate && s.size > 0 {
+		s.pendingTrunc, s.size = true, 0
+	}
 	s.current.Store(file)
 	return s.size, nil
 }
@@ -469,6 +576,11 @@ func (s *fileSink) Write(p []byte) (int, error) {
 	file := s.file()
 	if file == nil {
 		return 0, fmt.Errorf("write %s: %w", s.path, os.ErrClosed)
+	}
+	if s.stage {
+		s.held = append(s.held, p...)
+		s.size += int64(len(p))
+		return len(p), nil
 	}
 	n, err := file.Write(p)
 	s.size += int64(n)

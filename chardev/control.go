@@ -115,3 +115,20 @@ type Noticer interface {
 type Escaper interface {
 	EscapeKey() string
 }
+
+// Discarder is implemented by devices whose opening leaves a trace (a
+// capture file created, a header staged). Discard closes a device that was
+// opened but never used — a start or reload that failed after opening it —
+// and undoes the open: a failed start leaves no capture file behind and
+// never a header with nothing under it. Devices without it are closed.
+type Discarder interface {
+	Discard() error
+}
+
+// Discard discards dev if it can, and closes it otherwise.
+func Discard(dev Chardev) error {
+	if d, ok := dev.(Discarder); ok {
+		return d.Discard()
+	}
+	return dev.Close()
+}

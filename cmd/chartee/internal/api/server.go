@@ -114,15 +114,11 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // replaced; a live one, or any other kind of file, is an error. The socket
 // file is removed by Shutdown.
 func (s *Server) ServeUnix(path string) error {
-	sock, err := listenUnix(path)
+	b, err := ListenUnix(path)
 	if err != nil {
 		return err
 	}
-	if err := s.serve(sock, s.mux, "unix:"+path, sock); err != nil {
-		sock.Close()
-		return err
-	}
-	return nil
+	return s.ServeBound(b)
 }
 
 // ServeTCP listens on addr (host:port; port 0 picks one) and serves the API
@@ -132,6 +128,39 @@ func (s *Server) ServeUnix(path string) error {
 // console. GET /healthz is the one open endpoint, so liveness probes need
 // no secret; it reveals only that chartee runs.
 func (s *Server) ServeTCP(addr, token string) (net.Addr, error) {
+	b, err := ListenTCP(addr, token)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ServeBound(b); err != nil {
+		return nil, err
+	}
+	return b.Addr(), nil
+}
+
+// Bound is a control listener bound ahead of serving: `chartee run` binds
+// every socket before the daemon opens any device, so that a busy address
+// fails the start before a capture file is created or appended to.
+// Clients that connect in between wait in the listen backlog.
+type Bound struct {
+	ln    net.Listener
+	sock  *unixSocket // nil for TCP
+	name  string
+	token string // "" for the unix socket
+}
+
+// ListenUnix binds the unix control socket as ServeUnix does.
+func ListenUnix(path string) (*Bound, error) {
+	sock, err := listenUnix(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Bound{ln: sock, sock: sock, name: "unix:" + path}, nil
+}
+
+// ListenTCP binds the token-protected TCP control listener as ServeTCP
+// does.
+func ListenTCP(addr, token string) (*Bound, error) {
 	if token == "" {
 		return nil, errors.New("api: a TCP listener requires a token")
 	}
@@ -139,11 +168,27 @@ func (s *Server) ServeTCP(addr, token string) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	if err := s.serve(ln, s.requireToken(token, s.mux), "tcp:"+ln.Addr().String(), nil); err != nil {
-		ln.Close()
-		return nil, err
+	return &Bound{ln: ln, name: "tcp:" + ln.Addr().String(), token: token}, nil
+}
+
+// Addr is where b listens.
+func (b *Bound) Addr() net.Addr { return b.ln.Addr() }
+
+// Close releases a listener that will not be served (a failed start).
+func (b *Bound) Close() error { return b.ln.Close() }
+
+// ServeBound serves the API on b in the background; Shutdown stops it.
+// On error b is closed.
+func (s *Server) ServeBound(b *Bound) error {
+	h := s.mux
+	if b.token != "" {
+		h = s.requireToken(b.token, s.mux)
 	}
-	return ln.Addr(), nil
+	if err := s.serve(b.ln, h, b.name, b.sock); err != nil {
+		b.ln.Close()
+		return err
+	}
+	return nil
 }
 
 // serve starts serving ln in the background and records it (and sock,

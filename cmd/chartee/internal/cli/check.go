@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"chartee/chardev"
 	"chartee/cmd/chartee/internal/config"
 )
 
@@ -40,12 +41,43 @@ func (a *app) check(args []string) int {
 		return exitError
 	}
 	printWarnings(a.stderr, cfg.Warnings)
+	host := hostWarnings(cfg)
+	for _, w := range host {
+		fmt.Fprintf(a.stderr, "warning: %s\n", w)
+	}
 	backends := 0
 	for _, t := range cfg.Tees {
 		backends += len(t.Backends)
 	}
-	fmt.Fprintf(a.stdout, "%s: ok (%s, %s)\n", path, plural(len(cfg.Tees), "tee"), plural(backends, "backend"))
+	warned := ""
+	if n := len(cfg.Warnings) + len(host); n > 0 {
+		warned = "; " + plural(n, "warning") + " above"
+	}
+	fmt.Fprintf(a.stdout, "%s: ok (%s, %s%s)\n", path, plural(len(cfg.Tees), "tee"), plural(backends, "backend"), warned)
 	return exitOK
+}
+
+// hostWarnings checks what the config needs on this host now: device
+// paths that do not exist, capture and socket directories that were never
+// made. They are warnings, not errors: a device may be plugged in later
+// and systemd makes LogsDirectory= before the start.
+func hostWarnings(cfg *config.Config) []string {
+	var out []string
+	check := func(d *config.Device, where string) {
+		for _, err := range chardev.CheckHost(d.Spec) {
+			out = append(out, fmt.Sprintf("%s: %s (%s): %v", d.Pos, where, d.Type, err))
+		}
+	}
+	for _, t := range cfg.Tees {
+		check(&t.Frontend.Device, "tee "+t.Name+" frontend")
+		for i := range t.Frontend.Failover {
+			check(&t.Frontend.Failover[i], fmt.Sprintf("tee %s failover #%d", t.Name, i+1))
+		}
+		for _, b := range t.Backends {
+			check(&b.Device, "tee "+t.Name+" backend "+b.Name)
+		}
+	}
+	return out
 }
 
 // printConfigError prints every problem of a config error, one per line

@@ -161,6 +161,50 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 
 	ctx, cancel := context.WithCancel(a.ctx)
 	defer cancel()
+
+	// Every socket is bound before the daemon opens any device: a busy
+	// port must fail the start before a capture file is created or
+	// appended to (the daemon, in turn, binds its listeners before it
+	// opens its captures).
+	info := readyInfo{Demo: demo, Listeners: map[string]string{}}
+	var stopMetrics func(context.Context) error
+	var bound []*api.Bound
+	unbind := func() {
+		for _, b := range bound {
+			b.Close()
+		}
+		if stopMetrics != nil {
+			stopMetrics(context.Background())
+		}
+	}
+	if cfg.Metrics.Listen != "" {
+		h := metrics.Handler(metrics.NewRegistry(collector), log)
+		addr, stop, err := metrics.Serve(ctx, cfg.Metrics.Listen, h)
+		if err != nil {
+			return fail(err)
+		}
+		stopMetrics = stop
+		info.MetricsURL = "http://" + addr + metrics.Path
+	}
+	if sock := cfg.Control.Socket; sock != "" {
+		b, err := listenControlSocket(sock)
+		if err != nil {
+			unbind()
+			return fail(err)
+		}
+		bound = append(bound, b)
+		info.Socket = sock
+	}
+	if cfg.Control.Listen != "" {
+		b, err := api.ListenTCP(cfg.Control.Listen, token)
+		if err != nil {
+			unbind()
+			return fail(err)
+		}
+		bound = append(bound, b)
+		info.ControlTCP = b.Addr().String()
+	}
+
 	d, err := daemon.New(ctx, cfg, daemon.Options{
 		Logger: log,
 		OnReload: func(ok bool, at time.Time, _ error) {
@@ -168,14 +212,13 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 		},
 	})
 	if err != nil {
+		unbind()
 		return fail(err)
 	}
 	running.Store(d)
 	collector.SetReload(metrics.ReloadState{Success: true, Time: time.Now()})
 	d.SetConfigPath(path)
 
-	info := readyInfo{Demo: demo, Listeners: map[string]string{}}
-	var stopMetrics func(context.Context) error
 	srv := api.NewServer(d, api.Options{Logger: log})
 	shutdown := func(ctx context.Context) {
 		actx, acancel := context.WithTimeout(ctx, apiShutdownTimeout)
@@ -192,37 +235,16 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 			}
 		}
 	}
-	startupFailed := func(err error) int {
-		ctx, c := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer c()
-		shutdown(ctx)
-		return fail(err)
-	}
-
-	if cfg.Metrics.Listen != "" {
-		h := metrics.Handler(metrics.NewRegistry(collector), log)
-		addr, stop, err := metrics.Serve(ctx, cfg.Metrics.Listen, h)
-		if err != nil {
-			return startupFailed(err)
+	for i, b := range bound {
+		if err := srv.ServeBound(b); err != nil {
+			for _, rest := range bound[i+1:] {
+				rest.Close()
+			}
+			ctx, c := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer c()
+			shutdown(ctx)
+			return fail(err)
 		}
-		stopMetrics = stop
-		info.MetricsURL = "http://" + addr + metrics.Path
-	}
-	if sock := cfg.Control.Socket; sock != "" {
-		if err := ensureDir(filepath.Dir(sock)); err != nil {
-			return startupFailed(err)
-		}
-		if err := srv.ServeUnix(sock); err != nil {
-			return startupFailed(err)
-		}
-		info.Socket = sock
-	}
-	if cfg.Control.Listen != "" {
-		addr, err := srv.ServeTCP(cfg.Control.Listen, token)
-		if err != nil {
-			return startupFailed(err)
-		}
-		info.ControlTCP = addr.String()
 	}
 	for _, t := range d.Tees() {
 		st := t.Stats()
@@ -325,6 +347,15 @@ func readToken(path string) (string, error) {
 		return "", fmt.Errorf("control: token_file %s is empty", path)
 	}
 	return tok, nil
+}
+
+// listenControlSocket binds the control socket, making its directory
+// when missing.
+func listenControlSocket(sock string) (*api.Bound, error) {
+	if err := ensureDir(filepath.Dir(sock)); err != nil {
+		return nil, err
+	}
+	return api.ListenUnix(sock)
 }
 
 // ensureDir creates the socket's directory, private, when it is missing

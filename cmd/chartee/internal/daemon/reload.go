@@ -240,7 +240,7 @@ func (o *primedOpener) discard() {
 	o.dev = nil
 	o.mu.Unlock()
 	if dev != nil {
-		dev.Close()
+		chardev.Discard(dev)
 	}
 }
 
@@ -321,8 +321,35 @@ func (d *Daemon) plan(ctx context.Context, cfg *config.Config) (*plan, error) {
 		op.pre = o
 		return nil
 	}
-	var err error
+	// Every listener is bound before any device is opened, so that a bind
+	// failure (a port in use) leaves no capture file created or appended.
+	type teeOp struct {
+		tee string
+		op  *backendOp
+	}
+	var ops []teeOp
 	for _, tp := range p.keep {
+		for _, op := range tp.ops {
+			ops = append(ops, teeOp{tp.cfg.Name, op})
+		}
+	}
+	for _, nt := range p.start {
+		for _, op := range nt.ops {
+			ops = append(ops, teeOp{nt.cfg.Name, op})
+		}
+	}
+	var err error
+	for _, sources := range []bool{true, false} {
+		for _, o := range ops {
+			if err == nil && o.op.new.IsSource() == sources {
+				err = openOp(o.tee, o.op)
+			}
+		}
+	}
+	for _, tp := range p.keep {
+		if err != nil {
+			break
+		}
 		if tp.rt.cfg.Frontend.Canonical != tp.cfg.Frontend.Canonical {
 			dev, oerr := tp.cfg.Frontend.Opener().Open(ctx)
 			if oerr != nil {
@@ -331,24 +358,6 @@ func (d *Daemon) plan(ctx context.Context, cfg *config.Config) (*plan, error) {
 			}
 			tp.frontend = &opened{dev: &primedOpener{dev: dev, next: tp.cfg.Frontend.Opener()}}
 			p.opened = append(p.opened, tp.frontend)
-		}
-		for _, op := range tp.ops {
-			if err = openOp(tp.cfg.Name, op); err != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	for _, nt := range p.start {
-		if err != nil {
-			break
-		}
-		for _, op := range nt.ops {
-			if err = openOp(nt.cfg.Name, op); err != nil {
-				break
-			}
 		}
 	}
 	if err != nil {
