@@ -71,11 +71,24 @@ type Daemon struct {
 // runningTee is one started engine and the configuration it runs.
 type runningTee struct {
 	name string
-	// mu serializes changes to this tee and guards cfg and stopped.
+	// op serializes changes to this tee: it is held across tee
+	// operations, which may wait on devices (each wait bounded), so
+	// nothing that only reads takes it.
+	op sync.Mutex
+	// mu guards cfg and stopped. Changes replace them under op and mu;
+	// readers (Config, the API's show) take mu alone, which is held only
+	// to read or replace them, never while a tee operation waits.
 	mu      sync.Mutex
 	t       *tee.Tee
 	cfg     *config.Tee // private copy: what is running now
 	stopped bool
+}
+
+// setBackends replaces the running backend list (the caller holds op).
+func (rt *runningTee) setBackends(bs []*config.Backend) {
+	rt.mu.Lock()
+	rt.cfg.Backends = bs
+	rt.mu.Unlock()
 }
 
 // New starts every tee of cfg and attaches its backends. Every backend is
@@ -197,7 +210,7 @@ func (d *Daemon) Config() *config.Config {
 }
 
 // lockTee finds a running tee and locks it for a change. The caller
-// unlocks rt.mu.
+// unlocks rt.op.
 func (d *Daemon) lockTee(name string) (*runningTee, error) {
 	d.mu.RLock()
 	rt, ok := d.tees[name]
@@ -209,9 +222,12 @@ func (d *Daemon) lockTee(name string) (*runningTee, error) {
 	if !ok {
 		return nil, noTeeError{name}
 	}
+	rt.op.Lock()
 	rt.mu.Lock()
-	if rt.stopped {
-		rt.mu.Unlock()
+	stopped := rt.stopped
+	rt.mu.Unlock()
+	if stopped {
+		rt.op.Unlock()
 		return nil, noTeeError{name}
 	}
 	return rt, nil
@@ -234,7 +250,7 @@ func (d *Daemon) Attach(ctx context.Context, teeName string, b *config.Backend) 
 	if err != nil {
 		return err
 	}
-	defer rt.mu.Unlock()
+	defer rt.op.Unlock()
 	nb := *b
 	if err := nb.SetTee(teeName); err != nil {
 		return fmt.Errorf("daemon: attach %s/%s: %w: %w", teeName, b.Name, err, ErrInvalid)
@@ -243,7 +259,7 @@ func (d *Daemon) Attach(ctx context.Context, teeName string, b *config.Backend) 
 		d.log.Warn("attach failed", "tee", teeName, "backend", b.Name, "err", err)
 		return err
 	}
-	rt.cfg.Backends = append(slices.Clone(rt.cfg.Backends), &nb)
+	rt.setBackends(append(slices.Clone(rt.cfg.Backends), &nb))
 	return nil
 }
 
@@ -253,11 +269,11 @@ func (d *Daemon) Detach(teeName, backend string) error {
 	if err != nil {
 		return err
 	}
-	defer rt.mu.Unlock()
+	defer rt.op.Unlock()
 	if err := rt.t.Detach(backend); err != nil {
 		return err
 	}
-	rt.cfg.Backends = slices.DeleteFunc(slices.Clone(rt.cfg.Backends), func(x *config.Backend) bool { return x.Name == backend })
+	rt.setBackends(slices.DeleteFunc(slices.Clone(rt.cfg.Backends), func(x *config.Backend) bool { return x.Name == backend }))
 	return nil
 }
 
@@ -282,7 +298,7 @@ func (d *Daemon) Swap(ctx context.Context, teeName, backend string, b *config.Ba
 	if err != nil {
 		return rep, err
 	}
-	defer rt.mu.Unlock()
+	defer rt.op.Unlock()
 	i := slices.IndexFunc(rt.cfg.Backends, func(x *config.Backend) bool { return x.Name == backend })
 	if i < 0 {
 		return rep, fmt.Errorf("daemon: tee %s: swap %q: %w", teeName, backend, tee.ErrNotFound)
@@ -315,7 +331,7 @@ func (d *Daemon) Swap(ctx context.Context, teeName, backend string, b *config.Ba
 	}
 	bs := slices.Clone(rt.cfg.Backends)
 	bs[i] = &nb
-	rt.cfg.Backends = bs
+	rt.setBackends(bs)
 	return rep, nil
 }
 
@@ -336,13 +352,15 @@ func (d *Daemon) SwapFrontend(ctx context.Context, teeName string, dev *config.D
 	if err != nil {
 		return tee.FrontendSwapReport{}, err
 	}
-	defer rt.mu.Unlock()
+	defer rt.op.Unlock()
 	rep, err := rt.t.SwapFrontend(ctx, nd.Opener())
 	if err != nil {
 		d.log.Warn("frontend swap failed", "tee", teeName, "to", nd.Describe(), "err", err)
 		return rep, err
 	}
+	rt.mu.Lock()
 	rt.cfg.Frontend.Device = nd
+	rt.mu.Unlock()
 	return rep, nil
 }
 

@@ -109,8 +109,8 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.Config) (ReloadReport, e
 	// what runs, and the API must not change it underneath.
 	slices.SortFunc(running, func(a, b *runningTee) int { return strings.Compare(a.name, b.name) })
 	for _, rt := range running {
-		rt.mu.Lock()
-		defer rt.mu.Unlock()
+		rt.op.Lock()
+		defer rt.op.Unlock()
 	}
 	p, err := d.plan(ctx, cfg)
 	if err != nil {
@@ -438,20 +438,28 @@ func openBackend(ctx context.Context, b *config.Backend) (*opened, error) {
 func (d *Daemon) execute(ctx context.Context, p *plan, rep *ReloadReport) error {
 	defer p.closeUnused()
 	var errs []error
+	// Removed tees stop in parallel: each may wait up to its drain
+	// timeout for its legs.
+	var wg sync.WaitGroup
 	for _, rt := range p.stop {
 		d.mu.Lock()
 		delete(d.tees, rt.cfg.Name)
 		d.mu.Unlock()
+		rt.mu.Lock()
 		rt.stopped = true
-		sctx, cancel := context.WithTimeout(ctx, drainTimeout(rt.cfg))
-		if err := rt.t.Shutdown(sctx); err != nil {
-			d.log.Warn("tee stopped before its legs drained", "tee", rt.cfg.Name, "err", err)
-		}
-		cancel()
-		rt.t.Close()
+		rt.mu.Unlock()
+		wg.Go(func() {
+			sctx, cancel := context.WithTimeout(ctx, drainTimeout(rt.cfg))
+			defer cancel()
+			if err := rt.t.Shutdown(sctx); err != nil {
+				d.log.Warn("tee stopped before its legs drained", "tee", rt.cfg.Name, "err", err)
+			}
+			rt.t.Close()
+			d.log.Info("tee stopped", "tee", rt.cfg.Name)
+		})
 		rep.Stopped = append(rep.Stopped, rt.cfg.Name)
-		d.log.Info("tee stopped", "tee", rt.cfg.Name)
 	}
+	wg.Wait()
 	live := make([]map[string]*config.Backend, len(p.keep))
 	for i, tp := range p.keep {
 		live[i] = map[string]*config.Backend{}
@@ -532,7 +540,9 @@ func (d *Daemon) changeTee(ctx context.Context, tp *teePlan, live map[string]*co
 		*list = append(*list, name+"/"+b.Name)
 	}
 	final.Backends = orderBackends(tp.cfg.Backends, tp.rt.cfg.Backends, live)
+	tp.rt.mu.Lock()
 	tp.rt.cfg = final
+	tp.rt.mu.Unlock()
 	return errs
 }
 
