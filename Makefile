@@ -2,9 +2,9 @@
 GO        ?= go
 GOTESTFLAGS ?= -race -timeout 25m
 
-.PHONY: test vet fmt-check unit build bench fuzz
+.PHONY: test vet fmt-check unit allocs build bench fuzz
 
-test: vet fmt-check unit fuzz-short
+test: vet fmt-check unit allocs fuzz-short
 
 vet:
 	$(GO) vet ./...
@@ -15,6 +15,11 @@ fmt-check:
 
 unit:
 	$(GO) test $(GOTESTFLAGS) ./...
+
+# The zero-allocation tests (tee/allocs_test.go) are built without -race:
+# under the race detector sync.Pool drops what is put back on purpose.
+allocs:
+	$(GO) test -count=1 -run '^TestAllocs' ./tee/
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/chartee ./cmd/chartee
