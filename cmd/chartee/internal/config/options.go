@@ -18,6 +18,7 @@ func (t *Tee) Options() tee.Options {
 		InputBuffer:   t.InputBuffer,
 		Scrollback:    t.Scrollback,
 		DrainTimeout:  t.DrainTimeout,
+		InputPacing:   t.Pacing,
 	}
 	for i := range t.Frontend.Failover {
 		opts.Failover = append(opts.Failover, t.Frontend.Failover[i].Opener())
@@ -47,3 +48,11 @@ func (c *Config) Tee(name string) *Tee {
 
 // Interface guard: the opener of a device describes itself for status.
 var _ chardev.Describer = deviceOpener{}
+
+// Enter is what `ctl send --line` appends for this tee.
+func (t *Tee) Enter() []byte {
+	if len(t.LineEnding) == 0 {
+		return []byte("\r")
+	}
+	return t.LineEnding
+}

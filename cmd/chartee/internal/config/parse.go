@@ -109,7 +109,7 @@ var (
 	controlKeys  = []string{"listen", "socket", "token_file"}
 	metricsKeys  = []string{"listen"}
 	logKeys      = []string{"format", "level"}
-	teeKeys      = []string{"access", "backends", "drain_timeout", "exclusive_idle", "frontend", "input", "input_buffer", "name", "scrollback"}
+	teeKeys      = []string{"access", "backends", "drain_timeout", "exclusive_idle", "frontend", "input", "input_buffer", "input_pacing", "line_ending", "name", "scrollback", "watch"}
 	backoffKeys  = []string{"initial", "max"}
 	legKeys      = []string{"input", "name", "on_overflow", "queue", "replay"}
 	frontendKeys = []string{"failover", "reconnect"}
@@ -286,6 +286,12 @@ func (w *walker) tee(n *yaml.Node, path string, refs *[]grantRef) (*Tee, *yaml.N
 			t.Backends = w.backends(p.val, pp, &replays)
 		case "access":
 			t.Access = w.grants(p.val, pp, refs)
+		case "watch":
+			t.Watches = w.watches(p.val, pp)
+		case "input_pacing":
+			t.Pacing = w.pacing(p.val, pp)
+		case "line_ending":
+			t.LineEnding = w.lineEnding(p.val, pp)
 		default:
 			w.unknownKey(p, path, "a tee", teeKeys)
 		}

@@ -6,6 +6,7 @@ import (
 	"chartee/access"
 	"chartee/chardev"
 	"chartee/tee"
+	"chartee/watch"
 )
 
 // Config is a whole configuration file.
@@ -75,7 +76,15 @@ type Tee struct {
 	// Access is who may do what on this tee through SSH or the web
 	// console; nil gives everyone access.default.
 	Access *access.Grants
-	Pos    Pos
+	// Watches are the patterns matched over the output and their
+	// actions; reload replaces them without touching legs.
+	Watches []watch.Spec
+	// Pacing slows input to the frontend (zero: none).
+	Pacing tee.Pacing
+	// LineEnding is what `ctl send --line` appends (default "\r", what
+	// the Enter key sends on a serial console).
+	LineEnding []byte
+	Pos        Pos
 }
 
 // Frontend is the tee's device, how to reconnect it, and its spares.
