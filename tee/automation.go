@@ -179,32 +179,3 @@ func (t *Tee) waitConsumed(ctx context.Context, target uint64) error {
 	}
 	return nil
 }
-
-// AttachAt attaches dev as single-stream backend name with the stream
-// from offset from on: the bytes from there that the scrollback still
-// holds are replayed first, then live output follows. It returns the
-// offset the leg really starts at (later than from when the scrollback
-// no longer reaches back that far). `ctl wait --from` uses it.
-func (t *Tee) AttachAt(name string, opts LegOptions, dev chardev.Chardev, from uint64) (uint64, error) {
-	b, err := t.reserve(name, opts)
-	if err != nil {
-		return 0, err
-	}
-	t.mu.Lock()
-	if t.closed || t.backends[b.name] != b {
-		t.mu.Unlock()
-		t.unreserve(b)
-		return 0, ErrClosed
-	}
-	o := opts
-	o.Replay = 0
-	if from < t.offset {
-		o.Replay = int(min(t.offset-from, uint64(t.scroll.size), uint64(t.scroll.bytes)))
-	}
-	l := t.newLegLocked(b, dev, o, false)
-	start := l.c.first.Load()
-	t.mu.Unlock()
-	t.startLeg(l)
-	t.emit(Event{Kind: EventAttach, Backend: b.name, Leg: l.name, Offset: start, Reason: l.peer})
-	return start, nil
-}

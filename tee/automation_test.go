@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"chartee/chardev"
-	"chartee/chardev/memdev"
 )
 
 func TestSendWritesAndReportsOffset(t *testing.T) {
@@ -120,29 +119,5 @@ func TestPauseAfter(t *testing.T) {
 	}
 	if k := pacedPiece([]byte("abc\rdef"), Pacing{LineDelay: ten}); k != 4 {
 		t.Fatalf("line-paced piece %d, want 4", k)
-	}
-}
-
-func TestAttachAtReplaysFromAnOffset(t *testing.T) {
-	h := newHarness(t, Options{Scrollback: 100})
-	h.emit([]byte("0123456789"))
-	d := memdev.New("w")
-	start, err := h.tee.AttachAt("@wait", LegOptions{}, d, 4)
-	if err != nil || start != 4 {
-		t.Fatalf("AttachAt: %d, %v", start, err)
-	}
-	h.emit([]byte("abc"))
-	waitBytes(t, d, []byte("456789abc"))
-	// From before the scrollback: starts at its oldest byte.
-	h.emit(bytes.Repeat([]byte("-"), 200))
-	d2 := memdev.New("w2")
-	start, err = h.tee.AttachAt("@wait2", LegOptions{}, d2, 0)
-	if err != nil || start != 113 {
-		t.Fatalf("AttachAt before the scrollback: %d, %v; want 113", start, err)
-	}
-	// From the future (or now): live output only.
-	d3 := memdev.New("w3")
-	if start, err = h.tee.AttachAt("@wait3", LegOptions{}, d3, 1<<40); err != nil || start != 213 {
-		t.Fatalf("AttachAt now: %d, %v", start, err)
 	}
 }
