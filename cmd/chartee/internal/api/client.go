@@ -324,3 +324,31 @@ func (c *Client) Events(ctx context.Context, fn func(tee.Event) error) error {
 	}
 	return nil
 }
+
+// Send types into a tee's frontend (POST /v1/tees/{tee}/send).
+func (c *Client) Send(ctx context.Context, teeName string, req SendRequest) (SendResult, error) {
+	var res SendResult
+	err := c.call(ctx, http.MethodPost, teePath(teeName, "send"), req, &res)
+	return res, err
+}
+
+// Break sends a break to a tee's frontend.
+func (c *Client) Break(ctx context.Context, teeName string, req BreakRequest) (BreakResult, error) {
+	var res BreakResult
+	err := c.call(ctx, http.MethodPost, teePath(teeName, "break"), req, &res)
+	return res, err
+}
+
+// Sysrq sends a break and then a magic SysRq key.
+func (c *Client) Sysrq(ctx context.Context, teeName string, req SysrqRequest) (SysrqResult, error) {
+	var res SysrqResult
+	err := c.call(ctx, http.MethodPost, teePath(teeName, "sysrq"), req, &res)
+	return res, err
+}
+
+// Wait waits until a tee's output matches a pattern or the wait's timeout.
+func (c *Client) Wait(ctx context.Context, teeName string, req WaitRequest) (WaitResult, error) {
+	var res WaitResult
+	err := c.call(ctx, http.MethodPost, teePath(teeName, "wait"), req, &res)
+	return res, err
+}

@@ -17,10 +17,16 @@
 //	GET    /v1/tees/{tee}/backends/{name}/data       ?offset=N&follow=1; raw bytes (see HeaderOffset)
 //	GET    /v1/events                                NDJSON stream of tee.Event
 //	POST   /v1/reload                                ReloadReport
+//	POST   /v1/tees/{tee}/send                       body: SendRequest; SendResult (bytes written, stream offset)
+//	POST   /v1/tees/{tee}/break                      body: BreakRequest; BreakResult
+//	POST   /v1/tees/{tee}/sysrq                      body: SysrqRequest; SysrqResult
+//	POST   /v1/tees/{tee}/wait                       body: WaitRequest; WaitResult (held until match or timeout)
 //
 // Statuses: 400 bad_request, invalid_config (Details: every problem) or
 // not_a_ringbuf; 401 unauthorized; 404 not_found; 405 method_not_allowed;
-// 409 exists; 413 too_large; 422 open_failed (a device would not open);
+// 403 forbidden (the exclusive write lock is held: send --force);
+// 409 exists or input_full; 413 too_large; 422 open_failed (a device
+// would not open) or unsupported (a frontend that cannot send a break);
 // 500 internal; 503 closed; 504 timeout.
 package api
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"chartee/chardev"
 	"chartee/cmd/chartee/internal/config"
 	"chartee/cmd/chartee/internal/daemon"
 	"chartee/tee"
@@ -16,8 +17,12 @@ func statusOf(code string) int {
 	switch code {
 	case CodeNotFound:
 		return http.StatusNotFound
-	case CodeExists:
+	case CodeExists, CodeInputFull:
 		return http.StatusConflict
+	case CodeForbidden:
+		return http.StatusForbidden
+	case CodeUnsupported:
+		return http.StatusUnprocessableEntity
 	case CodeBadRequest, CodeNotRingbuf, CodeInvalidConfig:
 		return http.StatusBadRequest
 	case CodeOpenFailed:
@@ -68,6 +73,12 @@ func errorFor(err error, op bool) *Error {
 		return newError(CodeNotFound, "%s", err)
 	case errors.Is(err, tee.ErrExists):
 		return newError(CodeExists, "%s", err)
+	case errors.Is(err, chardev.ErrNotPermitted):
+		return newError(CodeForbidden, "%s", err)
+	case chardev.IsUnsupported(err):
+		return newError(CodeUnsupported, "%s", err)
+	case errors.Is(err, tee.ErrInputFull):
+		return newError(CodeInputFull, "%s", err)
 	case errors.Is(err, daemon.ErrInvalid):
 		return newError(CodeBadRequest, "%s", err)
 	case errors.Is(err, context.DeadlineExceeded):

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -88,6 +89,9 @@ type Server struct {
 	// end and http.Server.Shutdown does not wait for them forever.
 	streams      context.Context
 	cancelStream context.CancelFunc
+
+	// waits numbers the legs of `ctl wait` requests.
+	waits atomic.Uint64
 
 	mu      sync.Mutex
 	servers []*http.Server
@@ -295,6 +299,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/tees/{tee}/backends/{name}/data", s.query(s.data))
 	mux.HandleFunc("GET /v1/events", s.query(s.events))
 	mux.HandleFunc("POST /v1/reload", s.op(s.reload))
+	mux.HandleFunc("POST /v1/tees/{tee}/send", s.op(s.send))
+	mux.HandleFunc("POST /v1/tees/{tee}/break", s.op(s.sendBreak))
+	mux.HandleFunc("POST /v1/tees/{tee}/sysrq", s.op(s.sysrq))
+	mux.HandleFunc("POST /v1/tees/{tee}/wait", s.wait)
 	return s.recoverPanics(s.jsonFallback(mux))
 }
 

@@ -22,6 +22,9 @@ const (
 	CodeClosed        = "closed"
 	CodeTimeout       = "timeout"
 	CodeInternal      = "internal"
+	CodeForbidden     = "forbidden"
+	CodeUnsupported   = "unsupported"
+	CodeInputFull     = "input_full"
 )
 
 // Error is the body of every failed request.

@@ -37,6 +37,15 @@ Commands:
   tail TEE NAME [-f] [--offset N]       print what a ringbuf backend holds (-f: keep following;
                                         N counts the bytes it received, 0: its oldest kept)
   events                                follow events of every tee (Ctrl-C ends)
+  send TEE [TEXT] [--file F] [--line] [--force]
+                                        type into the frontend (TEXT understands \r \n \t \e \xHH;
+                                        --line appends the tee's line ending); prints the bytes
+                                        written and the output offset to wait from
+  break TEE [--duration 250ms]          send a break on the frontend
+  sysrq TEE KEY [--force]               magic SysRq: a break, then KEY (h: help)
+  wait TEE REGEX [--timeout 60s] [--from now|start|OFFSET] [--strip-ansi]
+                                        wait until the output matches (RE2); exit 0 printing the
+                                        offset and the match, exit 1 on timeout with the last lines
 
 SPEC is QEMU-style "TYPE,key=value,..." with the keys of the config file,
 for example "file,name=cap,path=/var/log/console.log,format=timestamped" or
@@ -56,6 +65,11 @@ type ctlFlags struct {
 	drainTimeout           time.Duration
 	follow                 bool
 	offset                 uint64
+	// automation
+	file, from        string
+	line, force       bool
+	stripANSI         bool
+	duration, timeout time.Duration
 }
 
 // ctlFlagCommands says which commands take a command-specific flag.
@@ -65,7 +79,17 @@ var ctlFlagCommands = map[string][]string{
 	"f":             {"tail"},
 	"follow":        {"tail"},
 	"offset":        {"tail"},
+	"file":          {"send"},
+	"line":          {"send"},
+	"force":         {"send", "sysrq"},
+	"duration":      {"break"},
+	"timeout":       {"wait"},
+	"from":          {"wait"},
+	"strip-ansi":    {"wait"},
 }
+
+// ctlOptionalLast lists commands whose last argument may be left out.
+var ctlOptionalLast = map[string]bool{"send": true}
 
 // ctlArgs is how many arguments each command takes.
 var ctlArgs = map[string]struct {
@@ -81,6 +105,10 @@ var ctlArgs = map[string]struct {
 	"reload":        {0, "reload"},
 	"tail":          {2, "tail TEE NAME [-f] [--offset N]"},
 	"events":        {0, "events"},
+	"send":          {2, "send TEE [TEXT] [--file F] [--line] [--force]"},
+	"break":         {1, "break TEE [--duration 250ms]"},
+	"sysrq":         {2, "sysrq TEE KEY [--force]"},
+	"wait":          {2, "wait TEE REGEX [--timeout 60s] [--from now|start|OFFSET] [--strip-ansi]"},
 }
 
 func (a *app) ctl(args []string) int {
@@ -94,6 +122,13 @@ func (a *app) ctl(args []string) int {
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 0, "swap: how long the old leg may drain (default: the tee's)")
 	fs.BoolVar(&f.follow, "f", false, "tail: keep following new output")
 	fs.BoolVar(&f.follow, "follow", false, "same as -f")
+	fs.StringVar(&f.file, "file", "", "send: type the contents of `file`")
+	fs.BoolVar(&f.line, "line", false, "send: append the tee's line ending")
+	fs.BoolVar(&f.force, "force", false, "send, sysrq: type even while a leg holds the exclusive write lock")
+	fs.DurationVar(&f.duration, "duration", 0, "break: how long (default 250ms)")
+	fs.DurationVar(&f.timeout, "timeout", 0, "wait: give up after this long (default 60s)")
+	fs.StringVar(&f.from, "from", "", "wait: now (default), start (the scrollback's oldest byte) or a stream offset")
+	fs.BoolVar(&f.stripANSI, "strip-ansi", false, "wait: match the text with terminal escape sequences removed")
 	fs.Uint64Var(&f.offset, "offset", 0, "tail: where to start, counted in bytes the ringbuf has received (0: the oldest byte it still holds)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -110,7 +145,7 @@ func (a *app) ctl(args []string) int {
 		fmt.Fprint(a.stderr, ctlUsage)
 		return exitUsage
 	}
-	if len(rest) != spec.n {
+	if len(rest) != spec.n && !(ctlOptionalLast[cmd] && len(rest) == spec.n-1) {
 		fmt.Fprintf(a.stderr, "chartee ctl: usage: chartee ctl %s\n", spec.usage)
 		return exitUsage
 	}
@@ -135,6 +170,9 @@ func (a *app) ctl(args []string) int {
 	defer c.Close()
 	r := &ctlRun{c: c, f: f, out: a.stdout}
 	if err := r.do(a.ctx, cmd, rest); err != nil {
+		if errors.Is(err, errNoMatch) {
+			return exitError // the report is printed
+		}
 		a.printCtlError(err, where)
 		if errors.Is(err, errUsage) {
 			return exitUsage
@@ -323,6 +361,14 @@ func (r *ctlRun) do(ctx context.Context, cmd string, args []string) error {
 			return nil
 		}
 		return err
+	case "send":
+		return r.send(ctx, args)
+	case "break":
+		return r.sendBreak(ctx, args)
+	case "sysrq":
+		return r.sysrq(ctx, args)
+	case "wait":
+		return r.wait(ctx, args)
 	case "events":
 		bw := bufio.NewWriter(r.out)
 		err := r.c.Events(ctx, func(ev tee.Event) error {

@@ -22,6 +22,7 @@ import (
 	"chartee/cmd/chartee/internal/daemon"
 	"chartee/metrics"
 	"chartee/tee"
+	"chartee/watch"
 )
 
 const runUsage = `Usage: chartee [run] [-c FILE] [--port N]
@@ -159,6 +160,8 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 		return nil
 	}), version())
 
+	watchMetrics := watch.NewMetrics()
+
 	ctx, cancel := context.WithCancel(a.ctx)
 	defer cancel()
 
@@ -178,7 +181,9 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 		}
 	}
 	if cfg.Metrics.Listen != "" {
-		h := metrics.Handler(metrics.NewRegistry(collector), log)
+		reg := metrics.NewRegistry(collector)
+		reg.MustRegister(watchMetrics.Collectors()...)
+		h := metrics.Handler(reg, log)
 		addr, stop, err := metrics.Serve(ctx, cfg.Metrics.Listen, h)
 		if err != nil {
 			return fail(err)
@@ -206,7 +211,8 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 	}
 
 	d, err := daemon.New(ctx, cfg, daemon.Options{
-		Logger: log,
+		Logger:       log,
+		WatchMetrics: watchMetrics,
 		OnReload: func(ok bool, at time.Time, _ error) {
 			collector.SetReload(metrics.ReloadState{Success: ok, Time: at})
 		},

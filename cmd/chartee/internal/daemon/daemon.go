@@ -23,6 +23,7 @@ import (
 	"chartee/chardev"
 	"chartee/cmd/chartee/internal/config"
 	"chartee/tee"
+	"chartee/watch"
 )
 
 // ErrClosed is returned by every operation after Shutdown. It wraps
@@ -39,6 +40,8 @@ type Options struct {
 	// configuration, the initial one from New included (for the
 	// config_last_reload_success metric).
 	OnReload func(ok bool, at time.Time, err error)
+	// WatchMetrics counts watch matches and action failures (nil: none).
+	WatchMetrics *watch.Metrics
 }
 
 // Daemon runs the tees of a configuration. Create it with New; stop it
@@ -46,6 +49,8 @@ type Options struct {
 type Daemon struct {
 	log      *slog.Logger
 	onReload func(ok bool, at time.Time, err error)
+
+	watchMetrics *watch.Metrics
 
 	// opMu serializes reloads (and Shutdown's start) with each other.
 	// Operations on one tee take that tee's own lock, so a slow swap on
@@ -82,6 +87,8 @@ type runningTee struct {
 	t       *tee.Tee
 	cfg     *config.Tee // private copy: what is running now
 	stopped bool
+	// watcher runs the tee's watches (nil without any); changed under op.
+	watcher *watch.Watcher
 }
 
 // setBackends replaces the running backend list (the caller holds op).
@@ -98,8 +105,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 	d := &Daemon{
 		log:      opts.Logger,
 		onReload: opts.OnReload,
-		tees:     map[string]*runningTee{},
-		subs:     map[chan tee.Event]struct{}{},
+
+		watchMetrics: opts.WatchMetrics,
+		tees:         map[string]*runningTee{},
+		subs:         map[chan tee.Event]struct{}{},
 	}
 	if d.log == nil {
 		d.log = slog.Default()
@@ -147,6 +156,7 @@ func (d *Daemon) stopAll() {
 	d.mu.Unlock()
 	for _, rt := range tees {
 		rt.t.Close() // returns once its events are logged
+		rt.closeWatcher()
 	}
 }
 
@@ -410,6 +420,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 			wg.Go(func() {
 				errs[i] = rt.t.Shutdown(ctx)
 				rt.t.Close()
+				rt.closeWatcher()
 			})
 		}
 		wg.Wait()

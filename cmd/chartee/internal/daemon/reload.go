@@ -373,7 +373,7 @@ func diffTee(rt *runningTee, tc *config.Tee) *teePlan {
 	tp := &teePlan{rt: rt, cfg: tc}
 	tp.settings = old.Input != tc.Input || old.ExclusiveIdle != tc.ExclusiveIdle ||
 		old.InputBuffer != tc.InputBuffer || old.DrainTimeout != tc.DrainTimeout ||
-		old.Frontend.Reconnect != tc.Frontend.Reconnect
+		old.Frontend.Reconnect != tc.Frontend.Reconnect || old.Pacing != tc.Pacing
 	dead := map[string]bool{}
 	for _, b := range rt.t.Stats().Backends {
 		dead[b.Name] = b.Legs == 0
@@ -455,6 +455,7 @@ func (d *Daemon) execute(ctx context.Context, p *plan, rep *ReloadReport) error 
 				d.log.Warn("tee stopped before its legs drained", "tee", rt.cfg.Name, "err", err)
 			}
 			rt.t.Close()
+			rt.closeWatcher()
 			d.log.Info("tee stopped", "tee", rt.cfg.Name)
 		})
 		rep.Stopped = append(rep.Stopped, rt.cfg.Name)
@@ -540,6 +541,16 @@ func (d *Daemon) changeTee(ctx context.Context, tp *teePlan, live map[string]*co
 		*list = append(*list, name+"/"+b.Name)
 	}
 	final.Backends = orderBackends(tp.cfg.Backends, tp.rt.cfg.Backends, live)
+	if watchesChanged(tp.rt.cfg.Watches, tp.cfg.Watches) {
+		w, err := d.setWatches(t, tp.rt.watcher, tp.cfg.Watches)
+		tp.rt.watcher = w
+		if err != nil {
+			errs = append(errs, err)
+			final.Watches = nil
+		} else {
+			rep.Updated = append(rep.Updated, name+" (watches)")
+		}
+	}
 	tp.rt.mu.Lock()
 	tp.rt.cfg = final
 	tp.rt.mu.Unlock()
@@ -564,8 +575,14 @@ func (d *Daemon) startNewTee(ctx context.Context, nt *newTee, rep *ReloadReport)
 	}
 	final := cloneTee(nt.cfg)
 	final.Backends = orderBackends(nt.cfg.Backends, nil, live)
+	// The watches, like the backends, see the stream from its first byte.
+	w, err := d.setWatches(t, nil, nt.cfg.Watches)
+	if err != nil {
+		errs = append(errs, err)
+		final.Watches = nil
+	}
 	d.mu.Lock()
-	d.tees[nt.cfg.Name] = &runningTee{name: nt.cfg.Name, t: t, cfg: final}
+	d.tees[nt.cfg.Name] = &runningTee{name: nt.cfg.Name, t: t, cfg: final, watcher: w}
 	d.mu.Unlock()
 	rep.Started = append(rep.Started, nt.cfg.Name)
 	// Only now, with its configured backends attached, does the tee open
