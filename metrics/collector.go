@@ -215,8 +215,14 @@ func collectTee(e emitter, st *tee.Stats) {
 	for _, s := range st.Swaps {
 		e.counter(swapsDesc, s.Count, name, s.Kind, s.Result)
 	}
+	// A histogram is 17 lines; a tee that never swapped (most of them,
+	// in a fleet) would carry 68 lines of zeros. Each kind's histogram
+	// appears with its first successful swap; chartee_swaps_total is
+	// always there for increase() to see that swap.
 	for _, h := range st.SwapDurations {
-		e.histogram(swapDurationDesc, h, name, h.Kind)
+		if h.Count > 0 {
+			e.histogram(swapDurationDesc, h, name, h.Kind)
+		}
 	}
 }
 

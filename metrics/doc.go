@@ -72,6 +72,8 @@
 //	chartee_swap_duration_seconds{tee,kind}
 //	    histogram. How long successful swaps took, by kind; for failover,
 //	    the outage from losing the frontend to the new device being open.
+//	    A kind's histogram appears with the tee's first successful swap of
+//	    that kind (chartee_swaps_total is there from the start).
 //	chartee_config_last_reload_success
 //	    gauge. 1 if the last configuration load or reload succeeded, 0 if
 //	    it failed (and the previous configuration is still running).
@@ -79,6 +81,16 @@
 //	    gauge. Unix time of that load or reload attempt.
 //	chartee_build_info{version}
 //	    gauge, always 1: the running chartee version.
+//
+// # Size
+//
+// Per tee the exposition has 16 series (8 frontend and stream series, 8
+// swap counters) plus 6 per backend, and 17 more per swap kind that has
+// happened (a histogram: 14 buckets, +Inf, sum and count). A tee with two
+// backends that never swapped is 28 lines, about 2.6 KB of text; a tee
+// that swapped every kind adds 68 lines (about 8 KB). So 1,000 such tees
+// are about 2.6 MB (BenchmarkScrape1000Tees measures it and the scrape
+// time: bytes/tee, and ns/op for a whole scrape).
 //
 // The two config series appear once the daemon has called
 // Collector.SetReload (it should, after the initial load too): until then
