@@ -74,6 +74,9 @@ var (
 	frontendFailoversDesc = newDesc("frontend_failovers_total",
 		"Frontend reopens that landed on a different device than the one that failed.",
 		teeLabels)
+	frontendOpenFailuresDesc = newDesc("frontend_open_failures_total",
+		"Attempts to open a frontend device (primary or failover) that failed: a device not plugged in, a socket not there yet. The error itself is logged and in `chartee ctl show`.",
+		teeLabels)
 	frontendInputDroppedDesc = newDesc("frontend_input_dropped_bytes_total",
 		"Input bytes dropped because the frontend's input buffer was full, e.g. typed during an outage.",
 		teeLabels)
@@ -102,7 +105,7 @@ var (
 
 var allDescs = []*prometheus.Desc{
 	backendBytesDesc, backendDroppedDesc, backendQueueDesc, backendLegsDesc, inputDiscardedDesc,
-	frontendUpDesc, frontendBytesDesc, frontendReconnectsDesc, frontendFailoversDesc,
+	frontendUpDesc, frontendBytesDesc, frontendReconnectsDesc, frontendFailoversDesc, frontendOpenFailuresDesc,
 	frontendInputDroppedDesc, frontendInputPendingDesc, streamOffsetDesc,
 	swapsDesc, swapDurationDesc, reloadSuccessDesc, reloadTimeDesc, buildInfoDesc,
 }
@@ -198,6 +201,7 @@ func collectTee(e emitter, st *tee.Stats) {
 	e.counter(frontendBytesDesc, f.BytesIn, name, directionIn)
 	e.counter(frontendReconnectsDesc, f.Reconnects, name)
 	e.counter(frontendFailoversDesc, f.Failovers, name)
+	e.counter(frontendOpenFailuresDesc, f.OpenFailures, name)
 	e.counter(frontendInputDroppedDesc, f.InputDropped, name)
 	e.gauge(frontendInputPendingDesc, float64(f.InputPending), name)
 	e.gauge(streamOffsetDesc, float64(st.Offset), name)

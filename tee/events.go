@@ -16,11 +16,14 @@ const (
 	EventSwap             EventKind = "swap"
 	EventFrontendLost     EventKind = "frontend-lost"
 	EventFrontendRestored EventKind = "frontend-restored"
-	EventFrontendSwap     EventKind = "frontend-swap"
-	EventDrop             EventKind = "drop"
-	EventWriteLock        EventKind = "write-lock"
-	EventLine             EventKind = "line"
-	EventError            EventKind = "error"
+	// EventFrontendOpenFailed: a frontend device could not be opened
+	// (first failure and every change of error, rate-limited).
+	EventFrontendOpenFailed EventKind = "frontend-open-failed"
+	EventFrontendSwap       EventKind = "frontend-swap"
+	EventDrop               EventKind = "drop"
+	EventWriteLock          EventKind = "write-lock"
+	EventLine               EventKind = "line"
+	EventError              EventKind = "error"
 	// EventAdmin is an operation a person ran on the tee through a
 	// session (break, write-lock steal, frontend swap).
 	EventAdmin EventKind = "admin"

@@ -32,8 +32,19 @@ type frontendState struct {
 	bytesIn    atomic.Uint64
 	reconnects atomic.Uint64
 	failovers  atomic.Uint64
+	openFails  atomic.Uint64
 	upA        atomic.Bool
+
+	// reported is the open error last emitted as an event, and when:
+	// the first failure and every change are reported, no more than one
+	// per openErrorGap (see openFailed).
+	reported   string
+	reportedAt time.Time
 }
+
+// openErrorGap is the least time between two open-failure events: a
+// device whose error flips at every retry is reported, not repeated.
+var openErrorGap = time.Second
 
 // lineState is what legs (RFC 2217 clients, the API) have set on the
 // frontend, replayed onto every new frontend device: the seed patch's
@@ -307,12 +318,10 @@ func (t *Tee) reconnect(lost int, afterLoss bool) (chardev.Chardev, int, *fronte
 				}
 				return dev, i, nil
 			}
-			f.mu.Lock()
-			f.lastErr = err.Error()
-			f.mu.Unlock()
 			if t.ctx.Err() != nil {
 				return nil, 0, nil
 			}
+			t.openFailed(cands[i], err)
 		}
 		first = false
 		timer := time.NewTimer(bo.Next())
@@ -325,6 +334,30 @@ func (t *Tee) reconnect(lost int, afterLoss bool) (chardev.Chardev, int, *fronte
 			timer.Stop()
 			return nil, 0, nil
 		}
+	}
+}
+
+// openFailed records a frontend open error, and emits it as an event the
+// first time and whenever it changes (rate-limited): a device that is not
+// there is said once, not at every retry, and never silently.
+func (t *Tee) openFailed(cand chardev.Opener, err error) {
+	f := &t.front
+	f.openFails.Add(1)
+	desc := chardev.Describe(cand)
+	msg := desc + ": " + err.Error()
+	now := time.Now()
+	f.mu.Lock()
+	f.lastErr = err.Error()
+	if f.dev == nil {
+		f.desc = desc // what is being tried, for status
+	}
+	report := msg != f.reported && now.Sub(f.reportedAt) >= openErrorGap
+	if report {
+		f.reported, f.reportedAt = msg, now
+	}
+	f.mu.Unlock()
+	if report {
+		t.emit(Event{Kind: EventFrontendOpenFailed, Offset: t.Offset(), Reason: msg + "; retrying"})
 	}
 }
 

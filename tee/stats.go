@@ -111,6 +111,7 @@ type FrontendStats struct {
 	BytesIn      uint64 `json:"bytes_in"`
 	Reconnects   uint64 `json:"reconnects"`
 	Failovers    uint64 `json:"failovers"`
+	OpenFailures uint64 `json:"open_failures"`
 	InputDropped uint64 `json:"input_dropped_bytes"`
 	InputPending int    `json:"input_pending_bytes"`
 }
@@ -154,6 +155,7 @@ func (t *Tee) Stats() Stats {
 	st.Frontend.BytesIn = f.bytesIn.Load()
 	st.Frontend.Reconnects = f.reconnects.Load()
 	st.Frontend.Failovers = f.failovers.Load()
+	st.Frontend.OpenFailures = f.openFails.Load()
 	st.Frontend.InputDropped = t.input.dropped.Load()
 	m := &t.input
 	m.mu.Lock()

@@ -416,7 +416,7 @@ func TestWriteList(t *testing.T) {
 		t.Fatalf("lines: %q", lines)
 	}
 	head, row := strings.Fields(lines[0]), lines[1]
-	if !slices.Equal(head, []string{"TEE", "FRONTEND", "UP", "OFFSET", "BACKENDS", "LEGS"}) {
+	if !slices.Equal(head, []string{"TEE", "FRONTEND", "UP", "OFFSET", "BACKENDS", "LEGS", "PROBLEM"}) {
 		t.Errorf("header %q", head)
 	}
 	// Columns are aligned: each value starts where its header does.
@@ -425,7 +425,26 @@ func TestWriteList(t *testing.T) {
 			t.Errorf("column %s at %d, value %q at %d:\n%s", col.head, hi, col.val, vi, b.String())
 		}
 	}
-	mustContain(t, "list", row, "router1", "serial /dev/ttyUSB1")
+	mustContain(t, "list", row, "router1", "serial /dev/ttyUSB1", "read: EOF (retrying)")
+	// A tee whose frontend never opened says why in the list.
+	absent := sampleStatus()
+	absent.Name = "fw1"
+	absent.Frontend = tee.FrontendStats{Device: "serial /dev/ttyUSB9", LastError: "serial: open /dev/ttyUSB9: no such file or directory"}
+	up := sampleStatus()
+	up.Name = "ok1"
+	up.Frontend = tee.FrontendStats{Up: true, Device: "demo"}
+	b.Reset()
+	writeList(&b, []api.TeeStatus{absent, up})
+	mustContain(t, "list", b.String(), "PROBLEM", "serial: open /dev/ttyUSB9: no such file or directory (retrying)")
+	if l := strings.Split(b.String(), "\n")[2]; !strings.HasSuffix(strings.TrimSpace(l), " -") {
+		t.Errorf("an up tee has a problem: %q", l)
+	}
+	// Nothing wrong: no PROBLEM column.
+	b.Reset()
+	writeList(&b, []api.TeeStatus{up})
+	if strings.Contains(b.String(), "PROBLEM") {
+		t.Errorf("PROBLEM column with no problem:\n%s", b.String())
+	}
 	b.Reset()
 	writeList(&b, nil)
 	if b.String() != "no tees\n" {
@@ -443,7 +462,7 @@ func TestWriteShow(t *testing.T) {
 	mustContain(t, "show", out,
 		"tee:       router1",
 		"exclusive (write lock held by telnet#2)",
-		"serial /dev/ttyUSB1 (DOWN, failover #1)",
+		"serial /dev/ttyUSB1 (DOWN, retrying, failover #1)",
 		"reconnects 3, failovers 1",
 		"last error: read: EOF",
 		"9600 baud, 7 data bits, parity even, stop bits 2, flow rtscts",

@@ -26,10 +26,26 @@ func writeList(w io.Writer, ts []api.TeeStatus) error {
 		return err
 	}
 	tw := newTable(w)
-	fmt.Fprintln(tw, "TEE\tFRONTEND\tUP\tOFFSET\tBACKENDS\tLEGS")
+	problems := false
 	for _, t := range ts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\n",
+		problems = problems || (!t.Frontend.Up && t.Frontend.LastError != "")
+	}
+	header := "TEE\tFRONTEND\tUP\tOFFSET\tBACKENDS\tLEGS"
+	if problems {
+		header += "\tPROBLEM"
+	}
+	fmt.Fprintln(tw, header)
+	for _, t := range ts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d",
 			t.Name, orDash(t.Frontend.Device), yesNo(t.Frontend.Up), t.Offset, len(t.Backends), len(t.Legs))
+		if problems {
+			p := "-"
+			if !t.Frontend.Up && t.Frontend.LastError != "" {
+				p = t.Frontend.LastError + " (retrying)"
+			}
+			fmt.Fprintf(tw, "\t%s", p)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
@@ -48,18 +64,18 @@ func writeShow(w io.Writer, t api.TeeStatus, now time.Time) error {
 	fmt.Fprintf(tw, "input:\t%s\n", input)
 	state := "up"
 	if !f.Up {
-		state = "DOWN"
+		state = "DOWN, retrying"
 	}
 	candidate := "primary"
 	if f.Candidate > 0 {
 		candidate = "failover #" + strconv.Itoa(f.Candidate)
 	}
 	fmt.Fprintf(tw, "frontend:\t%s (%s, %s)\n", orDash(f.Device), state, candidate)
-	fmt.Fprintf(tw, "\tout %d B, in %d B, reconnects %d, failovers %d, input dropped %d B, input pending %d B\n",
-		f.BytesOut, f.BytesIn, f.Reconnects, f.Failovers, f.InputDropped, f.InputPending)
 	if f.LastError != "" {
 		fmt.Fprintf(tw, "\tlast error: %s\n", f.LastError)
 	}
+	fmt.Fprintf(tw, "\tout %d B, in %d B, reconnects %d, failovers %d, failed opens %d, input dropped %d B, input pending %d B\n",
+		f.BytesOut, f.BytesIn, f.Reconnects, f.Failovers, f.OpenFailures, f.InputDropped, f.InputPending)
 	fmt.Fprintf(tw, "line:\t%s\n", lineString(t.Line))
 	fmt.Fprintf(tw, "swaps:\t%s\n", swapsString(t.Swaps))
 	if err := tw.Flush(); err != nil {

@@ -405,6 +405,9 @@ func (a *app) printReady(cfg *config.Config, d *daemon.Daemon, info readyInfo) {
 		state := "up"
 		if !st.Frontend.Up {
 			state = "connecting"
+			if e := st.Frontend.LastError; e != "" {
+				state = "connecting: " + e + "; retrying, see the log and chartee ctl list"
+			}
 		}
 		fmt.Fprintf(w, "  tee %s: frontend %s (%s)\n", st.Name, describe[st.Name], state)
 		for _, b := range st.Backends {

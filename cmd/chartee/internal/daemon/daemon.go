@@ -516,7 +516,7 @@ func (d *Daemon) forward(e tee.Event) {
 func (d *Daemon) logEvent(e tee.Event) {
 	level := slog.LevelInfo
 	switch e.Kind {
-	case tee.EventFrontendLost, tee.EventDrop:
+	case tee.EventFrontendLost, tee.EventFrontendOpenFailed, tee.EventDrop:
 		level = slog.LevelWarn
 	case tee.EventError:
 		level = slog.LevelError
