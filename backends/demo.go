@@ -16,10 +16,8 @@ import (
 func init() {
 	chardev.Register("demo", chardev.Factory{
 		NewSpec: func() chardev.Spec { return NewDemoSpec() },
-		Open: func(ctx context.Context, spec chardev.Spec) (chardev.Chardev, error) {
-			return OpenDemo(ctx, spec.(*DemoSpec))
-		},
-		Input: true,
+		Open:    opener("demo", OpenDemo),
+		Input:   true,
 	})
 }
 

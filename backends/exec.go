@@ -22,10 +22,8 @@ import (
 func init() {
 	chardev.Register("exec", chardev.Factory{
 		NewSpec: func() chardev.Spec { return NewExecSpec() },
-		Open: func(ctx context.Context, spec chardev.Spec) (chardev.Chardev, error) {
-			return StartExec(ctx, spec.(*ExecSpec))
-		},
-		Input: true,
+		Open:    opener("exec", StartExec),
+		Input:   true,
 	})
 }
 

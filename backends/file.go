@@ -90,6 +90,16 @@ type FileRotate struct {
 
 // FileSpec is the options of a `file` backend: a capture of the tee's
 // traffic to a file.
+//
+// The defaults are NewFileSpec's, from which config, API and CLI always
+// start: append, raw, out, keep 5, 80x24. The zero FileSpec, a Go literal,
+// differs on purpose in one way that matters: it truncates (Append is
+// false), because the key is `append` (what config files write) and a
+// bool's zero is false; renaming the key to make the zero value append
+// would break every config that says `append: false`. Go callers that build
+// a literal and want to keep the file set Append. Its other empty fields
+// mean their defaults (fillDefaults); rotation is off until
+// Rotate.MaxSize is set. TestFileZeroSpecTruncatesAndWritesRaw holds this.
 type FileSpec struct {
 	// Path is the file to write (required). It is created with mode 0640
 	// when missing: captures can hold typed passwords. A FIFO or a device

@@ -12,9 +12,9 @@ import (
 func init() {
 	chardev.Register("null", chardev.Factory{
 		NewSpec: func() chardev.Spec { return &NullSpec{} },
-		Open: func(context.Context, chardev.Spec) (chardev.Chardev, error) {
+		Open: opener("null", func(context.Context, *NullSpec) (*Null, error) {
 			return NewNull(), nil
-		},
+		}),
 		Input: false,
 	})
 }

@@ -21,10 +21,8 @@ import (
 func init() {
 	chardev.Register("pty", chardev.Factory{
 		NewSpec: func() chardev.Spec { return &PtySpec{} },
-		Open: func(ctx context.Context, spec chardev.Spec) (chardev.Chardev, error) {
-			return OpenPty(ctx, spec.(*PtySpec))
-		},
-		Input: true,
+		Open:    opener("pty", OpenPty),
+		Input:   true,
 	})
 }
 

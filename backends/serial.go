@@ -21,10 +21,8 @@ import (
 func init() {
 	chardev.Register("serial", chardev.Factory{
 		NewSpec: func() chardev.Spec { return NewSerialSpec() },
-		Open: func(ctx context.Context, spec chardev.Spec) (chardev.Chardev, error) {
-			return OpenSerial(ctx, spec.(*SerialSpec))
-		},
-		Input: true,
+		Open:    opener("serial", OpenSerial),
+		Input:   true,
 	})
 }
 

@@ -17,10 +17,8 @@ import (
 func init() {
 	chardev.Register("stdio", chardev.Factory{
 		NewSpec: func() chardev.Spec { return &StdioSpec{} },
-		Open: func(ctx context.Context, spec chardev.Spec) (chardev.Chardev, error) {
-			return OpenStdio(ctx, spec.(*StdioSpec))
-		},
-		Input: true,
+		Open:    opener("stdio", OpenStdio),
+		Input:   true,
 	})
 }
 

@@ -18,9 +18,7 @@ func init() {
 		NewSpec: func() chardev.Spec { return NewUDPSpec() },
 		Listen:  udpListen,
 		// With `remote` a udp spec is one stream and can be a frontend.
-		Open: func(ctx context.Context, s chardev.Spec) (chardev.Chardev, error) {
-			return OpenUDP(ctx, s.(*UDPSpec))
-		},
+		Open:  opener("udp", OpenUDP),
 		Input: true,
 	})
 }

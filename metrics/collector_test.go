@@ -424,12 +424,12 @@ func TestSwapsAndTheirDurations(t *testing.T) {
 		if want > 0 && h.GetSampleSum() <= 0 {
 			t.Errorf("%s histogram sum %v", kind, h.GetSampleSum())
 		}
-		if len(h.Bucket) != len(tee.DurationBuckets) {
-			t.Fatalf("%s histogram has %d buckets, want %d", kind, len(h.Bucket), len(tee.DurationBuckets))
+		if len(h.Bucket) != len(tee.DurationBuckets()) {
+			t.Fatalf("%s histogram has %d buckets, want %d", kind, len(h.Bucket), len(tee.DurationBuckets()))
 		}
 		var prev uint64
 		for i, b := range h.Bucket {
-			if b.GetUpperBound() != tee.DurationBuckets[i] || b.GetCumulativeCount() < prev || b.GetCumulativeCount() > want {
+			if b.GetUpperBound() != tee.DurationBuckets()[i] || b.GetCumulativeCount() < prev || b.GetCumulativeCount() > want {
 				t.Fatalf("%s histogram bucket %d: le=%v count=%d (previous %d)", kind, i, b.GetUpperBound(), b.GetCumulativeCount(), prev)
 			}
 			prev = b.GetCumulativeCount()

@@ -1,6 +1,7 @@
 package tee
 
 import (
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -17,22 +18,27 @@ const (
 
 var swapKindNames = [swapKinds]string{"leg", "source", "frontend", "failover"}
 
-// DurationBuckets are the upper bounds (seconds) of the swap duration
-// histograms.
-var DurationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+// durationBuckets are the upper bounds (seconds) of the swap duration
+// histograms. An array, not a slice: the counts are sized from it, and
+// nobody outside can change it under them.
+var durationBuckets = [...]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
-// durationHistogram counts durations in DurationBuckets with atomics, so a
+// DurationBuckets returns the upper bounds (seconds) of the swap duration
+// histograms, a copy the caller may keep.
+func DurationBuckets() []float64 { return slices.Clone(durationBuckets[:]) }
+
+// durationHistogram counts durations in durationBuckets with atomics, so a
 // scrape reads it without a lock.
 type durationHistogram struct {
-	counts [15]atomic.Uint64 // one per bucket, then +Inf
+	counts [len(durationBuckets) + 1]atomic.Uint64 // one per bucket, then +Inf
 	sumNs  atomic.Uint64
 	n      atomic.Uint64
 }
 
 func (h *durationHistogram) observe(d time.Duration) {
 	s := d.Seconds()
-	i := len(DurationBuckets)
-	for k, ub := range DurationBuckets {
+	i := len(durationBuckets)
+	for k, ub := range durationBuckets {
 		if s <= ub {
 			i = k
 			break
@@ -44,7 +50,7 @@ func (h *durationHistogram) observe(d time.Duration) {
 }
 
 // Histogram is a snapshot of a duration histogram: cumulative counts per
-// upper bound in DurationBuckets, as Prometheus wants them.
+// upper bound in DurationBuckets(), as Prometheus wants them.
 type Histogram struct {
 	Kind       string             `json:"kind"`
 	Count      uint64             `json:"count"`
@@ -53,13 +59,13 @@ type Histogram struct {
 }
 
 func (h *durationHistogram) snapshot(kind string) Histogram {
-	out := Histogram{Kind: kind, Buckets: make(map[float64]uint64, len(DurationBuckets))}
+	out := Histogram{Kind: kind, Buckets: make(map[float64]uint64, len(durationBuckets))}
 	var cum uint64
-	for k, ub := range DurationBuckets {
+	for k, ub := range durationBuckets {
 		cum += h.counts[k].Load()
 		out.Buckets[ub] = cum
 	}
-	cum += h.counts[len(DurationBuckets)].Load()
+	cum += h.counts[len(durationBuckets)].Load()
 	out.Count = cum
 	out.SumSeconds = float64(h.sumNs.Load()) / 1e9
 	return out

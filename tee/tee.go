@@ -360,15 +360,30 @@ func (t *Tee) acceptLoop(b *backend, src chardev.Source, done chan struct{}) {
 // with replay if asked.
 func (t *Tee) attachLeg(b *backend, dev chardev.Chardev, opts LegOptions, fromSource bool) (*leg, error) {
 	t.mu.Lock()
-	if t.closed || t.backends[b.name] != b || (fromSource && t.noAccept) {
+	if err := t.attachableLocked(b, fromSource); err != nil {
 		t.mu.Unlock()
-		return nil, ErrClosed
+		return nil, err
 	}
 	l := t.newLegLocked(b, dev, opts, fromSource)
 	t.mu.Unlock()
 	t.startLeg(l)
 	t.emit(l.attachEvent())
 	return l, nil
+}
+
+// attachableLocked says why backend b can take no new leg, if it cannot:
+// the tee closed, the backend detached (or replaced) while its device
+// opened, or the tee stopped accepting clients (Shutdown).
+func (t *Tee) attachableLocked(b *backend, fromSource bool) error {
+	switch {
+	case t.closed:
+		return ErrClosed
+	case t.backends[b.name] != b:
+		return fmt.Errorf("tee %s: backend %s was detached while its device opened: %w", t.opts.Name, b.name, ErrNotFound)
+	case fromSource && t.noAccept:
+		return fmt.Errorf("tee %s: backend %s: no new clients, the tee is shutting down: %w", t.opts.Name, b.name, ErrClosed)
+	}
+	return nil
 }
 
 // attachEvent is the attach event of l: where it came from and, for a

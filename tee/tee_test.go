@@ -789,7 +789,7 @@ func TestSwapDurationsAndCounts(t *testing.T) {
 		t.Fatalf("swap counts %v", counts)
 	}
 	for _, hg := range st.SwapDurations {
-		if hg.Kind == "leg" && (hg.Count != 3 || hg.Buckets[DurationBuckets[len(DurationBuckets)-1]] != 3) {
+		if hg.Kind == "leg" && (hg.Count != 3 || hg.Buckets[durationBuckets[len(durationBuckets)-1]] != 3) {
 			t.Fatalf("leg histogram %+v", hg)
 		}
 	}
@@ -865,5 +865,33 @@ func TestShutdownIsBoundedByItsContext(t *testing.T) {
 	}
 	if !stuck.Closed() {
 		t.Fatal("stuck leg not closed")
+	}
+}
+
+// TestAttachDetachedWhileOpeningSaysSo detaches a backend while its device
+// is still opening: Attach answers that the backend is gone (ErrNotFound),
+// not that the tee is closed, and closes the device it opened.
+func TestAttachDetachedWhileOpeningSaysSo(t *testing.T) {
+	h := newHarness(t, Options{})
+	opening, release := make(chan struct{}), make(chan struct{})
+	dev := memdev.New("slow")
+	open := chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) {
+		close(opening)
+		<-release
+		return dev, nil
+	})
+	errc := make(chan error, 1)
+	go func() { errc <- h.tee.Attach(context.Background(), "slow", LegOptions{}, open) }()
+	<-opening
+	if err := h.tee.Detach("slow"); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	err := <-errc
+	if !errors.Is(err, ErrNotFound) || errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "detached") {
+		t.Fatalf("Attach of a backend detached while opening: %v; want ErrNotFound saying detached", err)
+	}
+	if !dev.Closed() {
+		t.Fatal("the device opened for a detached backend was left open")
 	}
 }
