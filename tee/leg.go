@@ -479,14 +479,33 @@ func (l *leg) releaseQueue() {
 // A read error or EOF fails the leg (a client hung up).
 func (l *leg) legReadLoop() {
 	defer close(l.readerDone)
+	// An idle client's reader waits in Read for hours: it waits with a
+	// small buffer, not a pooled 4 KiB one, so a thousand idle clients
+	// do not keep 4 MiB alive. A read that fills it switches to pooled
+	// buffers until reads are small again (a paste).
+	small := make([]byte, legReadSmall)
+	big := false
 	for {
-		c := l.t.inChunks.get()
-		n, err := l.dev.Read(c.buf)
+		var c *chunk
+		var n int
+		var err error
+		if big {
+			c = l.t.inChunks.get()
+			n, err = l.dev.Read(c.buf)
+			big = n >= legReadSmall
+		} else {
+			n, err = l.dev.Read(small)
+			if n > 0 {
+				c = l.t.inChunks.get()
+				copy(c.buf, small[:n])
+			}
+			big = n == len(small)
+		}
 		if n > 0 {
 			c.b = c.buf[:n]
 			c.from = l
 			l.t.acceptInput(l, c)
-		} else {
+		} else if c != nil {
 			l.t.inChunks.release(c)
 		}
 		if err != nil {
@@ -495,3 +514,6 @@ func (l *leg) legReadLoop() {
 		}
 	}
 }
+
+// legReadSmall is the buffer an idle leg's reader waits with.
+const legReadSmall = 256

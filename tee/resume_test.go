@@ -117,6 +117,13 @@ func TestOffsetTrackerGaps(t *testing.T) {
 		h.emit(p)
 	}
 	d.Resume()
+	// Let the queue drain first: chunks offered while the first one is
+	// still being written would be dropped too, and the test would see
+	// no batch after the gap.
+	eventually(t, "queue drained after resume", func() bool {
+		l, _ := legStats(h.tee, "slow")
+		return l.QueueBytes == 0
+	})
 	for i := range 5 {
 		p := pattern(60, 100+i)
 		stream = append(stream, p...)
