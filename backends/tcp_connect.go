@@ -155,7 +155,33 @@ func netOpenConn(ctx context.Context, typ, addr string, dial func(context.Contex
 		d.onConnect = sc.replay
 		return sc, nil
 	}
+	if o.Protocol == ProtocolTelnet {
+		return &NetTelnetConn{NetConn: d}, nil
+	}
 	return d, nil
+}
+
+// NetTelnetConn is a NetConn speaking plain telnet: it has no line
+// settings or modem lines, but it can send a break (IAC BREAK), which a
+// telnet console server — QEMU's telnet chardev, a terminal server — turns
+// into a break on its serial line (the magic SysRq prefix on Linux).
+type NetTelnetConn struct {
+	*NetConn
+}
+
+var _ chardev.Breaker = (*NetTelnetConn)(nil)
+
+// Break sends IAC BREAK on the current connection.
+func (d *NetTelnetConn) Break(dur time.Duration) error {
+	c := d.connected()
+	if c == nil {
+		return fmt.Errorf("%s %s: break: not connected", d.typ, d.addr)
+	}
+	b, ok := c.(chardev.Breaker)
+	if !ok {
+		return fmt.Errorf("%s %s: break: %w", d.typ, d.addr, chardev.ErrUnsupported)
+	}
+	return b.Break(dur)
 }
 
 // NetConn is a connection made by chartee to a stream server (tcp-connect,

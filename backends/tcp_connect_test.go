@@ -1,6 +1,7 @@
 package backends
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -454,4 +455,46 @@ func TestTCPRFC2217Replay(t *testing.T) {
 		t.Fatal(err)
 	}
 	devPump.waitFor(t, "after replay")
+}
+
+// TestTCPTelnetBreak: a plain telnet tcp-connect (no RFC 2217) sends a
+// break as IAC BREAK, which a telnet console server (QEMU's telnet
+// chardev) turns into a break on its serial line.
+func TestTCPTelnetBreak(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		var all []byte
+		buf := make([]byte, 256)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for !bytes.Contains(all, []byte{0xff, 0xf3}) {
+			n, err := c.Read(buf)
+			all = append(all, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		got <- all
+	}()
+	dev := tcpTestConnect(t, func(s *TCPConnectSpec) { s.Address = ln.Addr().String(); s.Protocol = ProtocolTelnet })
+	if err := chardev.SendBreak(dev, 250*time.Millisecond); err != nil {
+		t.Fatalf("break on a telnet connection: %v", err)
+	}
+	if b := <-got; !bytes.Contains(b, []byte{0xff, 0xf3}) {
+		t.Fatalf("the server got %q, no IAC BREAK", b)
+	}
+	raw := tcpTestConnect(t, func(s *TCPConnectSpec) { s.Address = ln.Addr().String() })
+	if err := chardev.SendBreak(raw, time.Millisecond); !chardev.IsUnsupported(err) {
+		t.Fatalf("break on a raw connection: %v, want unsupported", err)
+	}
 }

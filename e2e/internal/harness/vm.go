@@ -69,7 +69,8 @@ func BuildInitramfs(t testing.TB, dir string) string {
 // VM is a QEMU guest whose serial console is a unix socket QEMU listens on
 // (-chardev socket,server=on,wait=off): whoever connects gets the console.
 type VM struct {
-	Socket string // the console's unix socket
+	Socket string // the console's unix socket (StartVM)
+	TCP    string // the console's telnet address (StartVMTelnet)
 	QMP    string // QEMU's machine protocol socket (Resume uses it)
 	Proc   *Proc
 }
@@ -82,10 +83,45 @@ type VM struct {
 // everything first and see the boot log from its first line.
 func StartVM(t testing.TB, dir string, paused bool) *VM {
 	t.Helper()
+	sock := filepath.Join(dir, "console.sock")
+	vm := startVM(t, dir, paused, "socket,id=c0,path="+sock+",server=on,wait=off", func() bool {
+		_, err := os.Stat(sock)
+		return err == nil
+	})
+	vm.Socket = sock
+	return vm
+}
+
+// StartVMTelnet is StartVM with the console on a TCP socket in QEMU's
+// telnet mode (-chardev socket,...,telnet=on) at a loopback address: QEMU
+// speaks telnet to whoever connects and turns an IAC BREAK into a break on
+// the guest's serial port, which Linux takes as the magic SysRq prefix.
+func StartVMTelnet(t testing.TB, dir string, paused bool) *VM {
+	t.Helper()
+	addr := FreeAddr(t)
+	host, port, err := splitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := startVM(t, dir, paused, "socket,id=c0,host="+host+",port="+port+",server=on,wait=off,telnet=on", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+	vm.TCP = addr
+	return vm
+}
+
+// startVM runs QEMU with the serial console on chardev (id c0) and waits
+// until ready says the console is there and the QMP socket exists.
+func startVM(t testing.TB, dir string, paused bool, chardev string, ready func() bool) *VM {
+	t.Helper()
 	qemu := RequireProgram(t, "qemu-system-x86_64", "qemu-system-x86")
 	kernel := Kernel(t)
 	initrd := BuildInitramfs(t, dir)
-	sock := filepath.Join(dir, "console.sock")
 	qmp := filepath.Join(dir, "qmp.sock")
 	args := []string{
 		"-M", "pc", "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "256",
@@ -94,7 +130,7 @@ func StartVM(t testing.TB, dir string, paused bool) *VM {
 		"-kernel", kernel, "-initrd", initrd,
 		// panic=-1 plus -no-reboot: a guest panic ends QEMU instead of hanging.
 		"-append", "console=ttyS0,115200 panic=-1 ignore_loglevel rdinit=/init",
-		"-chardev", "socket,id=c0,path=" + sock + ",server=on,wait=off",
+		"-chardev", chardev,
 		"-serial", "chardev:c0",
 		"-qmp", "unix:" + qmp + ",server=on,wait=off",
 	}
@@ -104,20 +140,19 @@ func StartVM(t testing.TB, dir string, paused bool) *VM {
 	p := Start(t, "qemu", qemu, args...)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		_, err1 := os.Stat(sock)
-		_, err2 := os.Stat(qmp)
-		if err1 == nil && err2 == nil {
+		_, err := os.Stat(qmp)
+		if err == nil && ready() {
 			break
 		}
 		if p.Exited() {
-			t.Fatalf("e2e: qemu exited before creating %s:\n%s", sock, p.Output())
+			t.Fatalf("e2e: qemu exited before its console was ready:\n%s", p.Output())
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("e2e: qemu did not create %s within 30s:\n%s", sock, p.Output())
+			t.Fatalf("e2e: qemu's console was not ready within 30s:\n%s", p.Output())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return &VM{Socket: sock, QMP: qmp, Proc: p}
+	return &VM{QMP: qmp, Proc: p}
 }
 
 // Resume starts the guest CPU of a VM started paused, over QMP: read the
