@@ -1,0 +1,155 @@
+package sshd
+
+import (
+	"errors"
+	"net"
+	"sync"
+
+	"golang.org/x/crypto/ssh"
+
+	"chartee/access"
+	"chartee/audit"
+)
+
+// Permission extensions carrying how a connection authenticated.
+const (
+	extAuth = "chartee-auth"
+	extFP   = "chartee-key-fp"
+)
+
+var errAuth = errors.New("sshd: not authorized")
+
+// serverConfig is the handshake configuration: the access policy's keys
+// and passwords, checked against the user part of the login name.
+func (s *Server) serverConfig(cfg *Config) *ssh.ServerConfig {
+	sc := &ssh.ServerConfig{
+		MaxAuthTries:  cfg.MaxAuthTries,
+		ServerVersion: "SSH-2.0-chartee",
+		PublicKeyCallback: func(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			user, _, err := access.ParseTarget(c.User())
+			if err != nil {
+				return nil, errAuth
+			}
+			pol := s.opts.Gate.Policy()
+			if pol == nil {
+				return nil, errAuth
+			}
+			ok, fp := pol.CheckKey(user, key)
+			if !ok {
+				return nil, errAuth
+			}
+			return &ssh.Permissions{Extensions: map[string]string{extAuth: "publickey", extFP: fp}}, nil
+		},
+		AuthLogCallback: func(c ssh.ConnMetadata, method string, err error) {
+			if err == nil || method == "none" {
+				return
+			}
+			s.auditRecord(audit.Record{Kind: "login-failed", User: c.User(), Source: c.RemoteAddr().String(),
+				Auth: method, Reason: err.Error()})
+		},
+	}
+	if cfg.Password {
+		sc.PasswordCallback = func(c ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
+			user, _, err := access.ParseTarget(c.User())
+			pol := s.opts.Gate.Policy()
+			if err != nil || pol == nil {
+				return nil, errAuth
+			}
+			// Hashing is deliberately expensive: at most two at once,
+			// so a burst of guesses cannot exhaust memory or CPU.
+			s.pwSem <- struct{}{}
+			ok := pol.CheckPassword(user, string(pw))
+			<-s.pwSem
+			if !ok {
+				return nil, errAuth
+			}
+			return &ssh.Permissions{Extensions: map[string]string{extAuth: "password"}}, nil
+		}
+	}
+	sc.AddHostKey(s.signer)
+	return sc
+}
+
+func (s *Server) auditRecord(r audit.Record) {
+	if s.opts.Audit != nil {
+		s.opts.Audit(r)
+	}
+}
+
+// preConn is a connection that has not finished its handshake.
+type preConn struct {
+	conn net.Conn
+	done bool
+}
+
+// startupQueue bounds connections in the handshake. When it is full the
+// oldest one is dropped for the newcomer: a flood of half-open
+// connections then only ever holds limit slots, each for a short time,
+// and a real client that completes its handshake promptly gets through.
+type startupQueue struct {
+	mu     sync.Mutex
+	limit  int
+	q      []*preConn
+	closed bool
+}
+
+func (q *startupQueue) setLimit(n int) {
+	q.mu.Lock()
+	q.limit = n
+	q.mu.Unlock()
+}
+
+// add registers conn, dropping the oldest pending connections past the
+// limit.
+func (q *startupQueue) add(conn net.Conn) *preConn {
+	pc := &preConn{conn: conn}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		conn.Close()
+		pc.done = true
+		return pc
+	}
+	q.q = append(q.q, pc)
+	for len(q.q) > q.limit {
+		old := q.q[0]
+		q.q = q.q[1:]
+		old.done = true
+		old.conn.Close()
+	}
+	return pc
+}
+
+// done removes pc once its handshake has ended.
+func (q *startupQueue) done(pc *preConn) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if pc.done {
+		return
+	}
+	pc.done = true
+	for i, x := range q.q {
+		if x == pc {
+			q.q = append(q.q[:i], q.q[i+1:]...)
+			break
+		}
+	}
+}
+
+// pending is how many connections are handshaking.
+func (q *startupQueue) pending() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.q)
+}
+
+func (q *startupQueue) closeAll() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	for _, pc := range q.q {
+		pc.done = true
+		pc.conn.Close()
+	}
+	q.q = nil
+}

@@ -1,0 +1,414 @@
+package sshd
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/crypto/ssh"
+
+	"chartee/access"
+	"chartee/audit"
+	"chartee/chardev"
+	"chartee/chardev/memdev"
+	"chartee/tee"
+)
+
+func TestMain(m *testing.M) {
+	access.DefaultArgon2 = access.Argon2Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32}
+	goleak.VerifyTestMain(m)
+}
+
+const wait = 10 * time.Second
+
+type consoles map[string]*tee.Tee
+
+func (c consoles) Tees() []*tee.Tee {
+	var out []*tee.Tee
+	for _, t := range c {
+		out = append(out, t)
+	}
+	return out
+}
+func (c consoles) Tee(n string) (*tee.Tee, bool) { t, ok := c[n]; return t, ok }
+
+type user struct {
+	name   string
+	signer ssh.Signer
+	line   string
+}
+
+func newUser(t *testing.T, name string) user {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return user{name, s, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey())))}
+}
+
+type rig struct {
+	t      *testing.T
+	srv    *Server
+	gate   *access.Gate
+	front  *memdev.Device
+	tee    *tee.Tee
+	users  map[string]user
+	mu     sync.Mutex
+	audits []audit.Record
+}
+
+func newRig(t *testing.T, input tee.InputMode, grants map[string]chardev.Role, pwHash string) *rig {
+	t.Helper()
+	r := &rig{t: t, users: map[string]user{}, front: memdev.New("front")}
+	var cfg access.Config
+	for _, n := range []string{"alice", "bob", "root", "mallory"} {
+		u := newUser(t, n)
+		r.users[n] = u
+		if n == "mallory" {
+			continue // not configured
+		}
+		au := access.User{Name: n, AuthorizedKeys: []string{u.line}}
+		if n == "bob" {
+			au.PasswordHash = pwHash
+		}
+		cfg.Users = append(cfg.Users, au)
+	}
+	cfg.Grants = map[string]access.Grants{"c0": {Roles: grants}, "c1": {Roles: map[string]chardev.Role{"root": chardev.RoleView}}}
+	pol, err := access.NewPolicy(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.gate = access.NewGate(pol, access.Limits{MaxSessions: 10, MaxSessionsPerUser: 3})
+	tt, err := tee.New(tee.Options{Name: "c0", Frontend: memdev.Opener(nil, r.front), Input: input})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1, err := tee.New(tee.Options{Name: "c1", Frontend: memdev.Opener(nil, memdev.New("f1"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt.Start()
+	t1.Start()
+	r.tee = tt
+	srv, err := New(Config{Listen: "127.0.0.1:0", HostKey: filepath.Join(t.TempDir(), "hk"), Password: true,
+		Leg: tee.LegOptions{Input: true, Replay: 4096}, Keepalive: time.Second, MaxStartups: 4, HandshakeTimeout: 2 * time.Second},
+		Options{Gate: r.gate, Consoles: consoles{"c0": tt, "c1": t1}, Audit: func(a audit.Record) {
+			r.mu.Lock()
+			r.audits = append(r.audits, a)
+			r.mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.srv = srv
+	t.Cleanup(func() {
+		srv.Close()
+		tt.Close()
+		t1.Close()
+	})
+	return r
+}
+
+func (r *rig) dial(login string, auth ...ssh.AuthMethod) (*ssh.Client, error) {
+	return ssh.Dial("tcp", r.srv.Addr(), &ssh.ClientConfig{User: login, Auth: auth,
+		HostKeyCallback: ssh.FixedHostKey(r.srv.HostKey()), Timeout: wait})
+}
+
+// term is a client session with a pty and its output collected.
+type term struct {
+	sess *ssh.Session
+	in   io.WriteCloser
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan error
+}
+
+func (r *rig) open(login string) *term {
+	r.t.Helper()
+	c, err := r.dial(login, ssh.PublicKeys(r.users[strings.SplitN(login, ":", 2)[0]].signer))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { c.Close() })
+	s, err := c.NewSession()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	tm := &term{sess: s, done: make(chan error, 1)}
+	tm.in, _ = s.StdinPipe()
+	s.Stdout = tm
+	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := s.Shell(); err != nil {
+		r.t.Fatal(err)
+	}
+	go func() { tm.done <- s.Wait() }()
+	return tm
+}
+
+func (tm *term) Write(p []byte) (int, error) {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	return tm.out.Write(p)
+}
+
+func (tm *term) text() string {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	return tm.out.String()
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (tm *term) waitFor(t *testing.T, s string) {
+	t.Helper()
+	eventually(t, "output "+s+"; got "+tm.text(), func() bool { return strings.Contains(tm.text(), s) })
+}
+
+func legs(tt *tee.Tee) []tee.LegStats { return tt.Stats().Legs }
+
+func TestOperateTypesViewCannot(t *testing.T) {
+	r := newRig(t, tee.Shared, map[string]chardev.Role{"alice": chardev.RoleOperate, "bob": chardev.RoleView}, "")
+	r.front.Feed([]byte("login: "))
+	a := r.open("alice:c0")
+	a.waitFor(t, "alice on c0 as operate")
+	a.waitFor(t, "login: ") // replay
+	b := r.open("bob:c0")
+	b.waitFor(t, "bob on c0 as view")
+	eventually(t, "two legs", func() bool { return len(legs(r.tee)) == 2 })
+	names := []string{legs(r.tee)[0].Name, legs(r.tee)[1].Name}
+	if names[0] != "ssh:alice#1" || names[1] != "ssh:bob#2" {
+		t.Fatalf("legs %v", names)
+	}
+	b.in.Write([]byte("reboot\r"))
+	b.waitFor(t, "view only")
+	a.in.Write([]byte("root\r"))
+	if !r.front.WaitWritten(5, wait) {
+		t.Fatal("alice's typing did not reach the device")
+	}
+	r.front.Feed([]byte("Password: "))
+	b.waitFor(t, "Password: ")
+	a.waitFor(t, "Password: ")
+	eventually(t, "bob's bytes counted as discarded", func() bool {
+		for _, l := range legs(r.tee) {
+			if l.User == "bob" {
+				return l.Discarded == 7
+			}
+		}
+		return false
+	})
+	if got := string(r.front.Written()); got != "root\r" {
+		t.Fatalf("device got %q", got)
+	}
+	// ^E w lists who is attached; ^E . detaches.
+	a.in.Write([]byte{0x05, 'w'})
+	a.waitFor(t, "bob")
+	a.in.Write([]byte{0x05, '.'})
+	select {
+	case err := <-a.done:
+		if err != nil {
+			t.Fatalf("detach exit: %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("detach did not end the session")
+	}
+	eventually(t, "alice's leg gone", func() bool { return len(legs(r.tee)) == 1 })
+}
+
+func TestExclusiveStealByAdmin(t *testing.T) {
+	r := newRig(t, tee.Exclusive, map[string]chardev.Role{"alice": chardev.RoleOperate, "root": chardev.RoleAdmin}, "")
+	ev := r.tee.Subscribe(64)
+	defer ev.Close()
+	a := r.open("alice:c0")
+	a.waitFor(t, "as operate")
+	a.in.Write([]byte{0x05, 'l'})
+	a.waitFor(t, "write lock taken")
+	root := r.open("root:c0")
+	root.waitFor(t, "as admin")
+	a.in.Write([]byte{0x05, '!'})
+	a.waitFor(t, "steal: not permitted")
+	root.in.Write([]byte{0x05, '!'})
+	root.waitFor(t, "write lock taken from alice (ssh:alice#1)")
+	if st := r.tee.Stats(); st.WriteLockUser != "root" {
+		t.Fatalf("holder %q", st.WriteLockUser)
+	}
+	var steal, admin bool
+	timeout := time.After(wait)
+	for !steal || !admin {
+		select {
+		case e := <-ev.C:
+			if e.Kind == tee.EventWriteLock && e.FromUser == "alice" && e.User == "root" {
+				steal = true
+			}
+			if e.Kind == tee.EventAdmin && e.User == "root" && strings.Contains(e.Reason, "alice") {
+				admin = true
+			}
+		case <-timeout:
+			t.Fatalf("events: steal %v admin %v", steal, admin)
+		}
+	}
+}
+
+func TestMenuListsOnlyPermitted(t *testing.T) {
+	r := newRig(t, tee.Shared, map[string]chardev.Role{"root": chardev.RoleOperate}, "")
+	root := r.open("root")
+	root.waitFor(t, "consoles for root")
+	root.waitFor(t, "choose")
+	txt := root.text()
+	if !strings.Contains(txt, "c0") || !strings.Contains(txt, "c1") {
+		t.Fatalf("menu %q", txt)
+	}
+	root.in.Write([]byte("1\r"))
+	root.waitFor(t, "root on c0 as operate")
+	al := r.open("alice")
+	al.waitFor(t, "no consoles for alice")
+	<-al.done
+}
+
+func TestRefusals(t *testing.T) {
+	r := newRig(t, tee.Shared, map[string]chardev.Role{"alice": chardev.RoleOperate, "bob": chardev.RoleView}, mustHash(t, "pw"))
+	if _, err := r.dial("mallory:c0", ssh.PublicKeys(r.users["mallory"].signer)); err == nil {
+		t.Fatal("unknown user let in")
+	}
+	if _, err := r.dial("alice:c0", ssh.PublicKeys(r.users["bob"].signer)); err == nil {
+		t.Fatal("wrong key let in")
+	}
+	if _, err := r.dial("bob:c0", ssh.Password("nope")); err == nil {
+		t.Fatal("wrong password let in")
+	}
+	c, err := r.dial("bob:c0", ssh.Password("pw"))
+	if err != nil {
+		t.Fatalf("password login: %v", err)
+	}
+	defer c.Close()
+	s, _ := c.NewSession()
+	var stderr bytes.Buffer
+	s.Stderr = &stderr
+	err = s.Run("reboot")
+	if ee, ok := err.(*ssh.ExitError); !ok || ee.ExitStatus() != 1 || !strings.Contains(stderr.String(), "runs no commands") {
+		t.Fatalf("exec: %v %q", err, stderr.String())
+	}
+	// No access to c1 for alice: refused like a console that does not exist.
+	a := r.open("alice:c1")
+	a.waitFor(t, `no console "c1" for alice`)
+	<-a.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var failed, refused int
+	for _, a := range r.audits {
+		switch a.Kind {
+		case "login-failed":
+			failed++
+		case "session-refused":
+			refused++
+		}
+	}
+	if failed < 3 || refused != 1 {
+		t.Fatalf("audit: %d failed logins, %d refused sessions: %+v", failed, refused, r.audits)
+	}
+}
+
+func mustHash(t *testing.T, pw string) string {
+	h, err := access.HashPassword(pw, "argon2id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestReloadRevokesAndDowngrades(t *testing.T) {
+	r := newRig(t, tee.Shared, map[string]chardev.Role{"alice": chardev.RoleOperate, "bob": chardev.RoleOperate}, "")
+	a := r.open("alice:c0")
+	b := r.open("bob:c0")
+	a.waitFor(t, "as operate")
+	b.waitFor(t, "as operate")
+	pol, err := access.NewPolicy(access.Config{
+		Users:  []access.User{{Name: "alice", AuthorizedKeys: []string{r.users["alice"].line}}, {Name: "bob"}},
+		Grants: map[string]access.Grants{"c0": {Roles: map[string]chardev.Role{"alice": chardev.RoleView}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch, rv := r.gate.SetPolicy(pol); ch != 1 || rv != 1 {
+		t.Fatalf("changed %d revoked %d", ch, rv)
+	}
+	b.waitFor(t, "revoked")
+	select {
+	case <-b.done:
+	case <-time.After(wait):
+		t.Fatal("revoked session still open")
+	}
+	a.waitFor(t, "from operate to view")
+	a.in.Write([]byte("x"))
+	a.waitFor(t, "view only")
+	r.front.Feed([]byte("still here"))
+	a.waitFor(t, "still here")
+	if n := r.front.WrittenLen(); n != 0 {
+		t.Fatalf("downgraded typing reached the device: %q", r.front.Written())
+	}
+}
+
+func TestHostKeyKeptAndNeverReplaced(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "k")
+	s1, created, err := LoadOrCreateHostKey(p)
+	if err != nil || !created {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(p)
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", fi.Mode())
+	}
+	s2, created, err := LoadOrCreateHostKey(p)
+	if err != nil || created || !bytes.Equal(s1.PublicKey().Marshal(), s2.PublicKey().Marshal()) {
+		t.Fatal("key not reloaded")
+	}
+	os.WriteFile(p, []byte("garbage"), 0o600)
+	if _, _, err := LoadOrCreateHostKey(p); err == nil || !strings.Contains(err.Error(), "never replaces") {
+		t.Fatalf("garbage key: %v", err)
+	}
+}
+
+func TestHalfOpenFloodBounded(t *testing.T) {
+	r := newRig(t, tee.Shared, map[string]chardev.Role{"alice": chardev.RoleOperate}, "")
+	base := runtime.NumGoroutine()
+	var conns []net.Conn
+	for range 200 {
+		c, err := net.Dial("tcp", r.srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	eventually(t, "pre-auth bounded", func() bool { return r.srv.startups.pending() <= 4 })
+	// Bound: the startup slots' goroutines (4) plus a few per live
+	// connection; the 196 dropped connections hold none.
+	eventually(t, "goroutines bounded", func() bool { return runtime.NumGoroutine() <= base+20 })
+	a := r.open("alice:c0")
+	a.waitFor(t, "as operate")
+}
