@@ -157,3 +157,11 @@ func (p *Policy) Users() []string {
 	slices.Sort(out)
 	return out
 }
+
+// Groups lists user's groups.
+func (p *Policy) Groups(user string) []string {
+	if u := p.users[user]; u != nil {
+		return slices.Clone(u.Groups)
+	}
+	return nil
+}

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"chartee/access"
 	"chartee/audit"
@@ -139,6 +140,11 @@ func (s *Server) Fingerprint() string { return ssh.FingerprintSHA256(s.signer.Pu
 
 // HostKey is the host's public key (for a known_hosts line).
 func (s *Server) HostKey() ssh.PublicKey { return s.signer.PublicKey() }
+
+// KnownHostsLine is a known_hosts line for this host key on Addr.
+func (s *Server) KnownHostsLine() string {
+	return knownhosts.Line([]string{knownhosts.Normalize(s.Addr())}, s.signer.PublicKey())
+}
 
 // Addr is where the service listens.
 func (s *Server) Addr() string { return s.ln.Addr().String() }

@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"chartee/cmd/chartee/internal/daemon"
 	"context"
 	"encoding/json"
 	"errors"
@@ -351,4 +352,11 @@ func (c *Client) Wait(ctx context.Context, teeName string, req WaitRequest) (Wai
 	var res WaitResult
 	err := c.call(ctx, http.MethodPost, teePath(teeName, "wait"), req, &res)
 	return res, err
+}
+
+// Access fetches users, roles, sessions and the SSH host key.
+func (c *Client) Access(ctx context.Context) (daemon.AccessInfo, error) {
+	var out daemon.AccessInfo
+	err := c.call(ctx, http.MethodGet, "/v1/access", nil, &out)
+	return out, err
 }

@@ -21,6 +21,7 @@
 //	POST   /v1/tees/{tee}/break                      body: BreakRequest; BreakResult
 //	POST   /v1/tees/{tee}/sysrq                      body: SysrqRequest; SysrqResult
 //	POST   /v1/tees/{tee}/wait                       body: WaitRequest; WaitResult (held until match or timeout)
+//	GET    /v1/access                                daemon.AccessInfo: SSH host key, users and roles, sessions
 //
 // Statuses: 400 bad_request, invalid_config (Details: every problem) or
 // not_a_ringbuf; 401 unauthorized; 404 not_found; 405 method_not_allowed;
@@ -62,6 +63,14 @@ type Daemon interface {
 }
 
 var _ Daemon = (*daemon.Daemon)(nil)
+
+// AccessReporter is implemented by daemons with an access configuration
+// (users, the SSH service): GET /v1/access answers with it.
+type AccessReporter interface {
+	AccessInfo() daemon.AccessInfo
+}
+
+var _ AccessReporter = (*daemon.Daemon)(nil)
 
 // ReloadReport is the answer to POST /v1/reload: what a reload changed
 // (daemon.ReloadReport on the wire).

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"chartee/cmd/chartee/internal/daemon"
 	"context"
 	"io"
 	"net/http"
@@ -176,4 +177,14 @@ func (s *Server) reload(ctx context.Context, r *http.Request, _ []byte) (int, an
 		return 0, nil, err
 	}
 	return http.StatusOK, reloadReport(rep), nil
+}
+
+func (s *Server) accessInfo(w http.ResponseWriter, r *http.Request) error {
+	ar, ok := s.d.(AccessReporter)
+	if !ok {
+		s.writeJSON(w, http.StatusOK, daemon.AccessInfo{})
+		return nil
+	}
+	s.writeJSON(w, http.StatusOK, ar.AccessInfo())
+	return nil
 }

@@ -303,6 +303,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/tees/{tee}/break", s.op(s.sendBreak))
 	mux.HandleFunc("POST /v1/tees/{tee}/sysrq", s.op(s.sysrq))
 	mux.HandleFunc("POST /v1/tees/{tee}/wait", s.wait)
+	mux.HandleFunc("GET /v1/access", s.query(s.accessInfo))
 	return s.recoverPanics(s.jsonFallback(mux))
 }
 

@@ -33,6 +33,7 @@ var Version = ""
 // stdout and stderr, and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
 	a := &app{
+		stdin:      os.Stdin,
 		stdout:     stdout,
 		stderr:     stderr,
 		ctx:        context.Background(),
@@ -46,6 +47,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // app carries what a command needs from its surroundings. Tests replace the
 // signal plumbing with their own channel and the environment with a map.
 type app struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	// ctx ends long-running client commands (ctl tail -f, ctl events) and
 	// the daemon; tests cancel it.
@@ -76,6 +78,7 @@ Usage:
   chartee console --nats URL SUBJECT
                                  attach to a console published on NATS
                                  (chartee console -h)
+  chartee passwd [--bcrypt]      read a password, print its hash for access.users
   chartee version                print the version
 
 Run flags:
@@ -99,6 +102,8 @@ func (a *app) main(args []string) int {
 		return a.ctl(args[1:])
 	case "console":
 		return a.console(args[1:])
+	case "passwd":
+		return a.passwd(args[1:])
 	case "version", "--version", "-version", "-v":
 		fmt.Fprintf(a.stdout, "chartee %s\n", version())
 		return exitOK

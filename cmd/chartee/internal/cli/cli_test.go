@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"pgregory.net/rapid"
 
+	"chartee/access"
 	"chartee/cmd/chartee/internal/api"
 	"chartee/cmd/chartee/internal/config"
 	"chartee/tee"
@@ -517,4 +519,38 @@ func FuzzYAMLQuote(f *testing.F) {
 			t.Fatalf("%q came back as %q / %q", s, got.K, got.L)
 		}
 	})
+}
+
+func TestPasswdPrintsAVerifiableHash(t *testing.T) {
+	// Real costs take seconds under -race; the code path is the same.
+	oldA, oldB := access.DefaultArgon2, access.BcryptCost
+	access.DefaultArgon2, access.BcryptCost = access.Argon2Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32}, 4
+	defer func() { access.DefaultArgon2, access.BcryptCost = oldA, oldB }()
+	for _, flagArgs := range [][]string{{"passwd"}, {"passwd", "--bcrypt"}} {
+		var out, errb bytes.Buffer
+		a := &app{stdin: strings.NewReader("s3cret\n"), stdout: &out, stderr: &errb}
+		if code := a.main(flagArgs); code != exitOK {
+			t.Fatalf("%v: exit %d: %s", flagArgs, code, errb.String())
+		}
+		h := strings.TrimSpace(out.String())
+		if err := access.CheckHash(h); err != nil || !access.VerifyPassword(h, "s3cret") || access.VerifyPassword(h, "s3cret\n") {
+			t.Fatalf("%v: hash %q: %v", flagArgs, h, err)
+		}
+	}
+	var errb bytes.Buffer
+	a := &app{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &errb}
+	if code := a.main([]string{"passwd"}); code != exitError || !strings.Contains(errb.String(), "no password") {
+		t.Fatalf("empty stdin: %d %q", code, errb.String())
+	}
+}
+
+func TestWriteShowNamesPeopleAndLockHolder(t *testing.T) {
+	st := sampleStatus()
+	st.WriteLock, st.WriteLockUser = "ssh:alice#3", "alice"
+	st.Legs = append(st.Legs, tee.LegStats{Name: "ssh:alice#3", Backend: "ssh", Peer: "10.0.0.5:5555", User: "alice", Role: "operate"})
+	var b strings.Builder
+	if err := writeShow(&b, st, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, "show", b.String(), "write lock held by alice (ssh:alice#3)", "alice  operate")
 }

@@ -46,6 +46,7 @@ Commands:
   wait TEE REGEX [--timeout 60s] [--from now|start|OFFSET] [--strip-ansi]
                                         wait until the output matches (RE2); exit 0 printing the
                                         offset and the match, exit 1 on timeout with the last lines
+  show-access                           SSH host key fingerprint, users and their roles, sessions
 
 SPEC is QEMU-style "TYPE,key=value,..." with the keys of the config file,
 for example "file,name=cap,path=/var/log/console.log,format=timestamped" or
@@ -109,6 +110,7 @@ var ctlArgs = map[string]struct {
 	"break":         {1, "break TEE [--duration 250ms]"},
 	"sysrq":         {2, "sysrq TEE KEY [--force]"},
 	"wait":          {2, "wait TEE REGEX [--timeout 60s] [--from now|start|OFFSET] [--strip-ansi]"},
+	"show-access":   {0, "show-access"},
 }
 
 func (a *app) ctl(args []string) int {
@@ -279,6 +281,15 @@ func (r *ctlRun) do(ctx context.Context, cmd string, args []string) error {
 			return r.printJSON(api.TeeList{Tees: ts})
 		}
 		return writeList(r.out, ts)
+	case "show-access":
+		info, err := r.c.Access(ctx)
+		if err != nil {
+			return err
+		}
+		if r.f.json {
+			return r.printJSON(info)
+		}
+		return writeAccess(r.out, info)
 	case "show":
 		t, err := r.c.Tee(ctx, args[0])
 		if err != nil {

@@ -3,12 +3,14 @@ package cli
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"chartee/cmd/chartee/internal/api"
+	"chartee/cmd/chartee/internal/daemon"
 	"chartee/tee"
 )
 
@@ -59,7 +61,11 @@ func writeShow(w io.Writer, t api.TeeStatus, now time.Time) error {
 	fmt.Fprintf(tw, "offset:\t%d\n", t.Offset)
 	input := t.InputMode
 	if t.WriteLock != "" {
-		input += " (write lock held by " + t.WriteLock + ")"
+		holder := t.WriteLock
+		if t.WriteLockUser != "" {
+			holder = t.WriteLockUser + " (" + t.WriteLock + ")"
+		}
+		input += " (write lock held by " + holder + ")"
 	}
 	fmt.Fprintf(tw, "input:\t%s\n", input)
 	state := "up"
@@ -104,15 +110,15 @@ func writeShow(w io.Writer, t api.TeeStatus, now time.Time) error {
 		return err
 	}
 	tw = newTable(w)
-	fmt.Fprintln(tw, "LEG\tBACKEND\tPEER\tAGE\tOUT\tIN\tDROPPED\tDISCARDED\tQUEUED\tFIRST\tNEXT")
+	fmt.Fprintln(tw, "LEG\tBACKEND\tPEER\tAGE\tOUT\tIN\tDROPPED\tDISCARDED\tQUEUED\tFIRST\tNEXT\tUSER\tROLE")
 	for _, l := range t.Legs {
 		age := "-"
 		if !l.Since.IsZero() {
 			age = now.Sub(l.Since).Truncate(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n",
 			l.Name, l.Backend, orDash(l.Peer), age, l.BytesOut, l.BytesIn, l.Dropped, l.Discarded,
-			l.QueueBytes, l.FirstOffset, l.NextOffset)
+			l.QueueBytes, l.FirstOffset, l.NextOffset, orDash(l.User), orDash(l.Role))
 	}
 	return tw.Flush()
 }
@@ -247,4 +253,46 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// writeAccess prints the SSH service, users with their roles, and the live
+// sessions.
+func writeAccess(w io.Writer, info daemon.AccessInfo) error {
+	tw := newTable(w)
+	if s := info.SSH; s != nil {
+		fmt.Fprintf(tw, "ssh:\t%s\n", s.Listen)
+		fmt.Fprintf(tw, "host key:\t%s (%s)\n", s.Fingerprint, s.HostKey)
+		fmt.Fprintf(tw, "known_hosts:\t%s\n", s.KnownHosts)
+	} else {
+		fmt.Fprintf(tw, "ssh:\toff\n")
+	}
+	fmt.Fprintf(tw, "audit:\t%s\n", orDash(info.Audit))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = newTable(w)
+	fmt.Fprintln(tw, "USER\tGROUPS\tROLES")
+	for _, u := range info.Users {
+		var roles []string
+		for t, r := range u.Roles {
+			roles = append(roles, t+"="+r)
+		}
+		sort.Strings(roles)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, orDash(strings.Join(u.Groups, ",")), orDash(strings.Join(roles, " ")))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	if len(info.Sessions) == 0 {
+		_, err := fmt.Fprintln(w, "no sessions")
+		return err
+	}
+	tw = newTable(w)
+	fmt.Fprintln(tw, "USER\tTEE\tROLE\tSERVICE\tFROM\tAUTH")
+	for _, s := range info.Sessions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.User, s.Tee, s.Role, s.Service, s.Source, s.Auth)
+	}
+	return tw.Flush()
 }

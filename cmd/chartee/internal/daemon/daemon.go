@@ -69,6 +69,8 @@ type Daemon struct {
 	subs      map[chan tee.Event]struct{}
 	hubClosed bool
 
+	acc accessState
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -127,6 +129,10 @@ func (d *Daemon) start(ctx context.Context, cfg *config.Config) error {
 	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
+	pol, err := prepareAccess(cfg)
+	if err != nil {
+		return err
+	}
 	p, err := d.plan(ctx, cfg)
 	if err != nil {
 		return err
@@ -136,6 +142,12 @@ func (d *Daemon) start(ctx context.Context, cfg *config.Config) error {
 		// A tee that started with a backend missing is not what was
 		// asked for: stop them all.
 		d.stopAll()
+		return err
+	}
+	if _, err := d.applyAccess(ctx, cfg, pol); err != nil {
+		d.stopSSH()
+		d.stopAll()
+		d.closeAudit()
 		return err
 	}
 	d.mu.Lock()
@@ -393,6 +405,9 @@ func (d *Daemon) Reopen() error {
 			}
 		})
 	}
+	if err := d.reopenAudit(); err != nil {
+		errs = append(errs, fmt.Errorf("daemon: audit: reopen: %w", err))
+	}
 	d.log.Info("reopened capture files", "devices", n, "failed", len(errs))
 	return errors.Join(errs...)
 }
@@ -413,6 +428,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 		d.mu.Unlock()
 		d.opMu.Unlock()
+		// People's sessions end first, with a clean exit, before
+		// their consoles stop.
+		d.stopSSH()
 
 		errs := make([]error, len(tees))
 		var wg sync.WaitGroup
@@ -432,6 +450,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		// Each tee's Close returned after its last event was logged
 		// and published.
 		d.closeSubscribers()
+		d.closeAudit()
 		d.shutdownErr = errors.Join(errs...)
 		if d.shutdownErr != nil {
 			d.log.Warn("shut down", "tees", len(tees), "err", d.shutdownErr)
@@ -503,12 +522,14 @@ func (d *Daemon) startTee(tc *config.Tee) (*tee.Tee, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon: tee %s: %w", tc.Name, err)
 	}
+	d.hookTee(t)
 	return t, nil
 }
 
 // forward logs one engine event and passes it to the subscribers.
 func (d *Daemon) forward(e tee.Event) {
 	d.logEvent(e)
+	d.Audit().Event(e)
 	d.publish(e)
 }
 
@@ -533,6 +554,12 @@ func (d *Daemon) logEvent(e tee.Event) {
 	attrs = append(attrs, slog.Uint64("offset", e.Offset))
 	if e.Reason != "" {
 		attrs = append(attrs, slog.String("reason", e.Reason))
+	}
+	if e.User != "" {
+		attrs = append(attrs, slog.String("user", e.User), slog.String("role", e.Role))
+	}
+	if e.FromUser != "" || e.FromLeg != "" {
+		attrs = append(attrs, slog.String("from_user", e.FromUser), slog.String("from_leg", e.FromLeg))
 	}
 	if s := e.Swap; s != nil {
 		attrs = append(attrs, slog.Uint64("cut", s.Cut), slog.Uint64("handed_over", s.Handed),

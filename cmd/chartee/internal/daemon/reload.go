@@ -112,12 +112,19 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.Config) (ReloadReport, e
 		rt.op.Lock()
 		defer rt.op.Unlock()
 	}
+	pol, err := prepareAccess(cfg)
+	if err != nil {
+		return rep, err
+	}
 	p, err := d.plan(ctx, cfg)
 	if err != nil {
 		return rep, err
 	}
 	rep.Warnings = warnings(&old, cfg, p)
 	err = d.execute(ctx, p, &rep)
+	warn, aerr := d.applyAccess(ctx, cfg, pol)
+	rep.Warnings = append(rep.Warnings, warn...)
+	err = errors.Join(err, aerr)
 	top := topOf(cfg)
 	// The control API and metrics listeners are the command's; they keep
 	// what they started with until a restart (warned above).
