@@ -33,7 +33,6 @@ type frontendState struct {
 	reconnects atomic.Uint64
 	failovers  atomic.Uint64
 	openFails  atomic.Uint64
-	upA        atomic.Bool
 
 	// reported is the open error last emitted as an event, and when:
 	// the first failure and every change are reported, no more than one
@@ -105,7 +104,6 @@ func (t *Tee) installFrontend(dev chardev.Chardev, idx int, desc string) (lineAp
 	f.lastErr = ""
 	f.up.Broadcast()
 	f.mu.Unlock()
-	f.upA.Store(true)
 	return lineApplied
 }
 
@@ -117,7 +115,6 @@ func (t *Tee) uninstallFrontend(reason string) {
 	f.gen++
 	f.lastErr = reason
 	f.mu.Unlock()
-	f.upA.Store(false)
 }
 
 // replayLine applies the recorded line state to dev. The first device
@@ -301,7 +298,7 @@ func (t *Tee) reconnect(lost int, afterLoss bool) (chardev.Chardev, int, *fronte
 					kind := "reconnected"
 					if i != lost {
 						f.failovers.Add(1)
-						t.swapsOK[swapFailover].Add(1)
+						t.swapsDone[swapFailover].Add(1)
 						t.swapTimes[swapFailover].observe(time.Since(lostAt))
 						kind = "failed over"
 					}
@@ -371,7 +368,7 @@ func (t *Tee) SwapFrontend(ctx context.Context, open chardev.Opener) (FrontendSw
 	start := time.Now()
 	dev, err := open.Open(ctx)
 	if err != nil {
-		t.swapsKO[swapFrontend].Add(1)
+		t.swapsFailed[swapFrontend].Add(1)
 		return FrontendSwapReport{}, fmt.Errorf("tee %s: swap frontend: open: %w", t.opts.Name, err)
 	}
 	req := &frontendSwap{dev: dev, opener: open, desc: chardev.Describe(open), done: make(chan FrontendSwapReport, 1), start: start}
@@ -379,7 +376,7 @@ func (t *Tee) SwapFrontend(ctx context.Context, open chardev.Opener) (FrontendSw
 	case t.swapCh <- req:
 	case <-ctx.Done():
 		dev.Close()
-		t.swapsKO[swapFrontend].Add(1)
+		t.swapsFailed[swapFrontend].Add(1)
 		return FrontendSwapReport{}, fmt.Errorf("tee %s: swap frontend: %w", t.opts.Name, ctx.Err())
 	case <-t.ctx.Done():
 		dev.Close()
@@ -409,7 +406,7 @@ func (t *Tee) finishFrontendSwap(req *frontendSwap, applied bool) {
 		From: from, To: req.desc, Offset: t.Offset(), LineApplied: applied,
 		InputCarry: t.input.pendingBytes(), Elapsed: time.Since(req.start),
 	}
-	t.swapsOK[swapFrontend].Add(1)
+	t.swapsDone[swapFrontend].Add(1)
 	t.swapTimes[swapFrontend].observe(rep.Elapsed)
 	t.emit(Event{Kind: EventFrontendSwap, Offset: rep.Offset, Reason: from + " -> " + req.desc, FrontendSwap: &rep})
 	t.noticeFrontend("now on %s (frontend swap)", req.desc)

@@ -256,12 +256,12 @@ type SwapReport struct {
 	Cut     uint64 `json:"cut_offset"`
 	// NewStart is the stream offset of the first byte the new leg got:
 	// the cut, or earlier when bytes were handed over.
-	NewStart uint64        `json:"new_start_offset"`
-	Drained  uint64        `json:"drained_bytes"`
-	Handed   uint64        `json:"handed_over_bytes"`
-	Both     uint64        `json:"overlap_bytes"`
-	OldErr   string        `json:"old_error,omitempty"`
-	Elapsed  time.Duration `json:"duration_ns"`
+	NewStart   uint64        `json:"new_start_offset"`
+	Drained    uint64        `json:"drained_bytes"`
+	Handed     uint64        `json:"handed_over_bytes"`
+	Overlapped uint64        `json:"overlap_bytes"`
+	OldErr     string        `json:"old_error,omitempty"`
+	Elapsed    time.Duration `json:"duration_ns"`
 }
 
 // FrontendSwapReport says what a frontend swap did.

@@ -198,8 +198,8 @@ func (t *Tee) Stats() Stats {
 	}
 	for k := range swapKinds {
 		st.Swaps = append(st.Swaps,
-			SwapCount{Kind: swapKindNames[k], Result: "ok", Count: t.swapsOK[k].Load()},
-			SwapCount{Kind: swapKindNames[k], Result: "error", Count: t.swapsKO[k].Load()})
+			SwapCount{Kind: swapKindNames[k], Result: "ok", Count: t.swapsDone[k].Load()},
+			SwapCount{Kind: swapKindNames[k], Result: "error", Count: t.swapsFailed[k].Load()})
 		st.SwapDurations = append(st.SwapDurations, t.swapTimes[k].snapshot(swapKindNames[k]))
 	}
 	return st

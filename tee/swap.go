@@ -34,11 +34,11 @@ func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so Swa
 		return rep, ErrClosed
 	case !ok:
 		t.mu.Unlock()
-		t.swapsKO[swapLeg].Add(1)
+		t.swapsFailed[swapLeg].Add(1)
 		return rep, fmt.Errorf("tee %s: swap %q: %w", t.opts.Name, name, ErrNotFound)
 	case b.source != nil:
 		t.mu.Unlock()
-		t.swapsKO[swapLeg].Add(1)
+		t.swapsFailed[swapLeg].Add(1)
 		return rep, fmt.Errorf("tee %s: swap %q: backend is a source; swap its listener instead", t.opts.Name, name)
 	}
 	opts := b.opts
@@ -50,7 +50,7 @@ func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so Swa
 
 	dev, err := open.Open(ctx)
 	if err != nil {
-		t.swapsKO[swapLeg].Add(1)
+		t.swapsFailed[swapLeg].Add(1)
 		return rep, fmt.Errorf("tee %s: swap %s: open: %w", t.opts.Name, name, err)
 	}
 
@@ -58,7 +58,7 @@ func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so Swa
 	if t.closed || t.backends[name] != b {
 		t.mu.Unlock()
 		dev.Close()
-		t.swapsKO[swapLeg].Add(1)
+		t.swapsFailed[swapLeg].Add(1)
 		return rep, fmt.Errorf("tee %s: swap %s: backend went away", t.opts.Name, name)
 	}
 	var old *leg
@@ -164,7 +164,7 @@ func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so Swa
 			s.c.release()
 		}
 		if oldEnd > x {
-			rep.Both = oldEnd - x
+			rep.Overlapped = oldEnd - x
 		}
 	}
 	t.finishLeg(old, errSwappedOut)
@@ -177,7 +177,7 @@ func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so Swa
 }
 
 func (t *Tee) swapDone(rep SwapReport, nl *leg) {
-	t.swapsOK[swapLeg].Add(1)
+	t.swapsDone[swapLeg].Add(1)
 	t.swapTimes[swapLeg].observe(rep.Elapsed)
 	r := rep
 	t.emit(Event{Kind: EventSwap, Backend: rep.Backend, Leg: nl.name, Offset: rep.Cut, Swap: &r,

@@ -105,7 +105,10 @@ type Tee struct {
 	backends map[string]*backend
 	nextLeg  uint64
 	view     atomic.Pointer[view]
-	offsetA  atomic.Uint64
+	// publishedOffset is Offset(): offset once every leg has been offered
+	// the chunk that ends there (block legs waited for), read without the
+	// tee lock.
+	publishedOffset atomic.Uint64
 	// offsetNext is offset, for readers without the tee lock (input
 	// records: see record.go).
 	offsetNext atomic.Uint64
@@ -126,13 +129,13 @@ type Tee struct {
 	frontDone chan struct{}
 	// startOnce starts the frontend loop (Start), or, for a held tee
 	// closed before Start, closes frontDone in its place.
-	startOnce sync.Once
-	input     inputMerge
-	pacing    atomic.Pointer[Pacing] // nil: input is written as fast as the device takes it
-	inputHook atomic.Pointer[func(chardev.InputAuthor, []byte)]
-	events    eventHub
-	swapsOK   [swapKinds]atomic.Uint64
-	swapsKO   [swapKinds]atomic.Uint64
+	startOnce   sync.Once
+	input       inputMerge
+	pacing      atomic.Pointer[Pacing] // nil: input is written as fast as the device takes it
+	inputHook   atomic.Pointer[func(chardev.InputAuthor, []byte)]
+	events      eventHub
+	swapsDone   [swapKinds]atomic.Uint64
+	swapsFailed [swapKinds]atomic.Uint64
 	// swapTimes are the durations of successful swaps, by kind.
 	swapTimes [swapKinds]durationHistogram
 }
@@ -191,7 +194,7 @@ func (t *Tee) Name() string { return t.opts.Name }
 
 // Offset is the stream offset of the next output byte: every byte before
 // it has been offered to every leg (queued, or dropped and counted).
-func (t *Tee) Offset() uint64 { return t.offsetA.Load() }
+func (t *Tee) Offset() uint64 { return t.publishedOffset.Load() }
 
 // Scrollback returns a copy of the output the tee keeps for replay and the
 // stream offset of its first byte.
@@ -224,7 +227,7 @@ func (t *Tee) fanout(c *chunk) {
 	}
 	clear(pending) // do not keep departed legs alive
 	t.pending = pending[:0]
-	t.offsetA.Store(end)
+	t.publishedOffset.Store(end)
 	t.chunks.release(c)
 }
 
@@ -679,7 +682,7 @@ func (t *Tee) SwapSource(name string, src chardev.Source, opts *LegOptions) erro
 	dl := t.newDeadline("swap source", t.drainTimeout())
 	dl.wait(oldDone, name, "", "the old listener's close")
 	dl.stop()
-	t.swapsOK[swapSource].Add(1)
+	t.swapsDone[swapSource].Add(1)
 	t.swapTimes[swapSource].observe(time.Since(start))
 	t.emit(Event{Kind: EventSwap, Backend: name, Reason: fmt.Sprintf("source %s -> %s", oldAddr, src.Addr())})
 	return nil
@@ -732,7 +735,7 @@ func (t *Tee) RebindSource(name string, open func() (chardev.Source, error), opt
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err != nil {
-		t.swapsKO[swapSource].Add(1)
+		t.swapsFailed[swapSource].Add(1)
 		return fmt.Errorf("tee %s: rebind %s: %w", t.opts.Name, name, err)
 	}
 	if t.closed || t.noAccept || t.backends[name] != b {
@@ -747,7 +750,7 @@ func (t *Tee) RebindSource(name string, open func() (chardev.Source, error), opt
 	t.publishLocked()
 	t.wg.Add(1)
 	go t.acceptLoop(b, src, b.acceptDone)
-	t.swapsOK[swapSource].Add(1)
+	t.swapsDone[swapSource].Add(1)
 	t.swapTimes[swapSource].observe(time.Since(start))
 	t.emit(Event{Kind: EventSwap, Backend: name, Reason: "source rebound on " + src.Addr()})
 	return nil

@@ -523,8 +523,8 @@ func TestOverlapSwap(t *testing.T) {
 	if rep.Cut != uint64(len("before during ")) {
 		t.Fatalf("cut %d", rep.Cut)
 	}
-	// Together they cover the stream, overlapping by exactly rep.Both.
-	if uint64(len(oldGot))-rep.Cut != rep.Both {
+	// Together they cover the stream, overlapping by exactly rep.Overlapped.
+	if uint64(len(oldGot))-rep.Cut != rep.Overlapped {
 		t.Fatalf("overlap: old %q new %q report %+v", oldGot, nd.Written(), rep)
 	}
 }

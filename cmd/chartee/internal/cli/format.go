@@ -168,8 +168,8 @@ func writeSwapReport(w io.Writer, teeName string, r tee.SwapReport) {
 	fmt.Fprintf(tw, "  new leg starts at:\t%d\n", r.NewStart)
 	fmt.Fprintf(tw, "  drained by old leg:\t%d B\n", r.Drained)
 	fmt.Fprintf(tw, "  handed over:\t%d B\n", r.Handed)
-	if r.Both > 0 || r.Mode == tee.Overlap.String() {
-		fmt.Fprintf(tw, "  sent to both:\t%d B\n", r.Both)
+	if r.Overlapped > 0 || r.Mode == tee.Overlap.String() {
+		fmt.Fprintf(tw, "  sent to both:\t%d B\n", r.Overlapped)
 	}
 	if r.OldErr != "" {
 		fmt.Fprintf(tw, "  old leg failed:\t%s\n", r.OldErr)

@@ -563,7 +563,7 @@ func (d *Daemon) logEvent(e tee.Event) {
 	}
 	if s := e.Swap; s != nil {
 		attrs = append(attrs, slog.Uint64("cut", s.Cut), slog.Uint64("handed_over", s.Handed),
-			slog.Uint64("overlap", s.Both), slog.Duration("took", s.Elapsed))
+			slog.Uint64("overlap", s.Overlapped), slog.Duration("took", s.Elapsed))
 		if s.OldErr != "" {
 			attrs = append(attrs, slog.String("old_error", s.OldErr))
 		}
