@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,6 +45,7 @@ type Device struct {
 	maxWrite int
 	latency  time.Duration
 	writes   int
+	reads    []int // the size of every Read that returned bytes
 
 	line   chardev.LineSettings
 	modem  chardev.ModemStatus
@@ -78,6 +80,7 @@ func (d *Device) Read(p []byte) (int, error) {
 	}
 	n := copy(p, d.in)
 	d.in = d.in[n:]
+	d.reads = append(d.reads, n)
 	if len(d.in) == 0 {
 		d.in = nil
 	}
@@ -125,6 +128,14 @@ func (d *Device) Close() error {
 	d.closed = true
 	d.cond.Broadcast()
 	return nil
+}
+
+// Reads returns the size of every Read that returned bytes, in order: the
+// boundaries of what a reader took (a tee's chunks, for a frontend).
+func (d *Device) Reads() []int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.reads)
 }
 
 // Feed queues bytes for Read.
