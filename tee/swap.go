@@ -26,96 +26,157 @@ import (
 func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so SwapOptions) (SwapReport, error) {
 	start := time.Now()
 	rep := SwapReport{Backend: name, Mode: so.Mode.String()}
-	t.mu.Lock()
-	b, ok := t.backends[name]
-	switch {
-	case t.closed:
-		t.mu.Unlock()
-		return rep, ErrClosed
-	case !ok:
-		t.mu.Unlock()
-		t.swapsFailed[swapLeg].Add(1)
-		return rep, fmt.Errorf("tee %s: swap %q: %w", t.opts.Name, name, ErrNotFound)
-	case b.source != nil:
-		t.mu.Unlock()
-		t.swapsFailed[swapLeg].Add(1)
-		return rep, fmt.Errorf("tee %s: swap %q: backend is a source; swap its listener instead", t.opts.Name, name)
+	b, opts, timeout, err := t.swapTarget(name)
+	if err != nil {
+		return rep, err
 	}
-	opts := b.opts
-	timeout := t.opts.DrainTimeout
-	t.mu.Unlock()
 	if so.Options != nil {
 		opts = *so.Options
 	}
-
+	if so.DrainTimeout > 0 {
+		timeout = so.DrainTimeout
+	}
 	dev, err := open.Open(ctx)
 	if err != nil {
 		t.swapsFailed[swapLeg].Add(1)
 		return rep, fmt.Errorf("tee %s: swap %s: open: %w", t.opts.Name, name, err)
 	}
-
-	t.mu.Lock()
-	if t.closed || t.backends[name] != b {
-		t.mu.Unlock()
+	cut, err := t.cutOver(b, dev, opts, so.Mode)
+	if err != nil {
 		dev.Close()
 		t.swapsFailed[swapLeg].Add(1)
-		return rep, fmt.Errorf("tee %s: swap %s: backend went away", t.opts.Name, name)
+		return rep, err
 	}
-	var old *leg
-	if len(b.legs) > 0 {
-		old = b.legs[len(b.legs)-1]
-		old.mu.Lock()
-		if old.finishing {
-			// It failed and its writer is already removing it: there
-			// is no previous leg to drain or hand over from.
-			old.mu.Unlock()
-			old = nil
-		} else {
-			old.swapping = true
-			old.mu.Unlock()
+	rep.Cut = cut.x
+	if cut.old == nil {
+		rep.NewStart = cut.x
+		rep.Elapsed = time.Since(start)
+		rep.OldErr = "no previous leg"
+		t.swapDone(rep, cut.nl)
+		return rep, nil
+	}
+	old := cut.old
+	drainOld(ctx, old, timeout)
+	old.mu.Lock()
+	if old.failed != nil {
+		rep.OldErr = old.failed.Error()
+	}
+	oldEnd := old.next
+	old.mu.Unlock()
+	owed, owedBytes := old.takeOwed()
+	rep.Drained = old.c.out.Load() - cut.oldOut
+	if so.Mode == Handover {
+		rep.Handed = owedBytes
+		rep.NewStart = cut.nl.takeOver(owed, owedBytes)
+	} else {
+		rep.NewStart = cut.x
+		for _, s := range owed {
+			s.c.release()
+		}
+		if oldEnd > cut.x {
+			rep.Overlapped = oldEnd - cut.x
 		}
 	}
-	x := t.offset
-	rep.Cut = x
-	var oldOut uint64
-	if old != nil {
+	t.finishLeg(old, errSwappedOut)
+	// The old device is closed once the swap returns (a capture flushed,
+	// a pty link removed), unless its Close hangs past the drain timeout.
+	t.waitDevicesClosed([]*leg{old}, timeout)
+	rep.Elapsed = time.Since(start)
+	t.swapDone(rep, cut.nl)
+	return rep, nil
+}
+
+// swapTarget finds single-stream backend name for a swap, with its leg
+// options and the tee's drain timeout.
+func (t *Tee) swapTarget(name string) (*backend, LegOptions, time.Duration, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b, ok := t.backends[name]
+	switch {
+	case t.closed:
+		return nil, LegOptions{}, 0, ErrClosed
+	case !ok:
+		t.swapsFailed[swapLeg].Add(1)
+		return nil, LegOptions{}, 0, fmt.Errorf("tee %s: swap %q: %w", t.opts.Name, name, ErrNotFound)
+	case b.source != nil:
+		t.swapsFailed[swapLeg].Add(1)
+		return nil, LegOptions{}, 0, fmt.Errorf("tee %s: swap %q: backend is a source; swap its listener instead", t.opts.Name, name)
+	}
+	return b, b.opts, t.opts.DrainTimeout, nil
+}
+
+// swapCut is where a swap cut the stream: offset x, the old leg (nil when
+// there was none to drain or hand over from), how much it had written by
+// then, and the new leg.
+type swapCut struct {
+	x      uint64
+	old    *leg
+	oldOut uint64
+	nl     *leg
+}
+
+// cutOver, under the tee lock, cuts b's stream at the current offset: the
+// old leg gets nothing from there on (or, in Overlap mode, keeps going
+// until idle past it) and a new leg on dev, started here, begins there. In
+// Handover mode the new leg is held until takeOver.
+func (t *Tee) cutOver(b *backend, dev chardev.Chardev, opts LegOptions, mode SwapMode) (swapCut, error) {
+	t.mu.Lock()
+	if t.closed || t.backends[b.name] != b {
+		t.mu.Unlock()
+		return swapCut{}, fmt.Errorf("tee %s: swap %s: backend went away", t.opts.Name, b.name)
+	}
+	cut := swapCut{x: t.offset, old: b.swappableLeg()}
+	if old := cut.old; old != nil {
 		old.mu.Lock()
-		oldOut = old.c.out.Load()
-		if so.Mode == Overlap {
-			old.overlap, old.overlapAt = true, x
+		cut.oldOut = old.c.out.Load()
+		if mode == Overlap {
+			old.overlap, old.overlapAt = true, cut.x
 		} else {
-			old.end = x
+			old.end = cut.x
 		}
 		old.dataReady.Broadcast()
 		old.mu.Unlock()
 	}
 	b.opts = opts
 	opts.Replay = 0 // the new leg continues the stream; it needs no scrollback
-	nl := t.newLegLocked(b, dev, opts, false)
-	if old != nil && so.Mode == Handover {
-		nl.held = true
+	cut.nl = t.newLegLocked(b, dev, opts, false)
+	if cut.old != nil && mode == Handover {
+		cut.nl.held = true
 		// A chunk before the cut that the frontend reader is still
 		// waiting to give the old leg goes to the new one if the old
 		// one fails first (see pushBlocking).
-		old.mu.Lock()
-		old.successor = nl
-		old.mu.Unlock()
+		cut.old.mu.Lock()
+		cut.old.successor = cut.nl
+		cut.old.mu.Unlock()
 	}
 	t.mu.Unlock()
-	t.startLeg(nl)
+	t.startLeg(cut.nl)
+	return cut, nil
+}
 
-	if old == nil {
-		rep.NewStart = x
-		rep.Elapsed = time.Since(start)
-		rep.OldErr = "no previous leg"
-		t.swapDone(rep, nl)
-		return rep, nil
+// swappableLeg is b's current leg marked as being swapped out, or nil
+// when there is none, or it failed and its writer is already removing it:
+// then there is no previous leg to drain or hand over from. The tee lock
+// is held.
+func (b *backend) swappableLeg() *leg {
+	if len(b.legs) == 0 {
+		return nil
 	}
+	old := b.legs[len(b.legs)-1]
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	if old.finishing {
+		return nil
+	}
+	old.swapping = true
+	return old
+}
 
-	if so.DrainTimeout > 0 {
-		timeout = so.DrainTimeout
-	}
+// drainOld waits for the old leg's writer to finish up to the cut, failing
+// the leg when the drain timeout passes or ctx ends first.
+func drainOld(ctx context.Context, old *leg, timeout time.Duration) {
 	timer := time.NewTimer(timeout)
+	defer timer.Stop()
 	select {
 	case <-old.writerDone:
 	case <-timer.C:
@@ -125,55 +186,32 @@ func (t *Tee) Swap(ctx context.Context, name string, open chardev.Opener, so Swa
 		old.fail(fmt.Errorf("swap: %w", ctx.Err()))
 		<-old.writerDone
 	}
-	timer.Stop()
+}
 
-	old.mu.Lock()
-	if old.failed != nil {
-		rep.OldErr = old.failed.Error()
+// takeOver gives the held new leg of a Handover swap what the old leg
+// could not write, ahead of its own bytes, and releases it. It returns the
+// stream offset of the new leg's first byte.
+func (nl *leg) takeOver(owed []span, owedBytes uint64) uint64 {
+	nl.mu.Lock()
+	defer nl.mu.Unlock()
+	nl.q.pushFront(owed)
+	for _, s := range owed {
+		nl.charged += s.c.charge()
 	}
-	oldEnd := old.next
-	old.mu.Unlock()
-	owed, owedBytes := old.takeOwed()
-	rep.Drained = old.c.out.Load() - oldOut
-	if so.Mode == Handover {
-		// Whatever the old leg could not write goes to the new leg first.
-		rep.Handed = owedBytes
-		nl.mu.Lock()
-		nl.q.pushFront(owed)
-		for _, s := range owed {
-			nl.charged += s.c.charge()
-		}
-		nl.queued += int(owedBytes)
-		nl.c.queued.Store(int64(nl.queued))
-		if nl.q.len() > 0 {
-			// The first byte owed: a handed-over span, or a chunk the
-			// reader passed on from the old leg (pushOwed). Not
-			// nl.next - owedBytes: a drop leg may have gaps.
-			f := nl.q.front()
-			nl.next = f.c.off + uint64(f.skip)
-		}
-		rep.NewStart = nl.next
-		nl.c.first.Store(nl.next)
-		nl.c.next.Store(nl.next)
-		nl.held = false
-		nl.dataReady.Signal()
-		nl.mu.Unlock()
-	} else {
-		rep.NewStart = x
-		for _, s := range owed {
-			s.c.release()
-		}
-		if oldEnd > x {
-			rep.Overlapped = oldEnd - x
-		}
+	nl.queued += int(owedBytes)
+	nl.c.queued.Store(int64(nl.queued))
+	if nl.q.len() > 0 {
+		// The first byte owed: a handed-over span, or a chunk the
+		// reader passed on from the old leg (pushOwed). Not
+		// nl.next - owedBytes: a drop leg may have gaps.
+		f := nl.q.front()
+		nl.next = f.c.off + uint64(f.skip)
 	}
-	t.finishLeg(old, errSwappedOut)
-	// The old device is closed once the swap returns (a capture flushed,
-	// a pty link removed), unless its Close hangs past the drain timeout.
-	t.waitDevicesClosed([]*leg{old}, timeout)
-	rep.Elapsed = time.Since(start)
-	t.swapDone(rep, nl)
-	return rep, nil
+	nl.c.first.Store(nl.next)
+	nl.c.next.Store(nl.next)
+	nl.held = false
+	nl.dataReady.Signal()
+	return nl.next
 }
 
 func (t *Tee) swapDone(rep SwapReport, nl *leg) {
