@@ -5,21 +5,27 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
+	"sort"
 )
 
-// LookBack is the matcher's window: the most of one line a pattern is
-// matched against. A match lies within one line (it cannot contain a
-// newline); a line longer than LookBack is matched over a sliding window
-// of its last LookBack/2 to LookBack bytes, so a match longer than
-// LookBack/2 on such a line may be missed. Memory per tee is bounded by
-// two windows (raw and ANSI-stripped) plus ContextLines lines each.
+// LookBack bounds the matcher's window: a match lies within one line (it
+// cannot contain a newline), and of a line still being printed at most
+// LookBack bytes are kept between two chunks. A line longer than that is
+// matched over a sliding window of its last LookBack/2 to LookBack bytes
+// where it crosses a chunk boundary, so a match longer than LookBack/2
+// there may be missed. Memory per tee is bounded by that window, one
+// chunk and ContextLines lines, for the raw and the ANSI-stripped view.
 const LookBack = 4 << 10
 
 // ContextLines is how many complete lines before a match are kept for
 // its context (webhook payloads, `ctl wait` on timeout).
 const ContextLines = 5
 
-// Pattern is one compiled watch or wait pattern.
+// Pattern is one compiled watch or wait pattern. ^ and $ are line anchors:
+// they match at the start and end of a line (a line's CR LF or LF is not
+// part of it), and $ also at the end of what has been printed so far, so
+// that a prompt with no newline after it matches.
 type Pattern struct {
 	Name      string
 	Re        *regexp.Regexp
@@ -54,10 +60,54 @@ type Match struct {
 	Context [][]byte
 }
 
+// compiled is a pattern prepared for the fast path: its top-level
+// alternatives compiled apart in multi-line mode, so each keeps its
+// literal prefix (which Go's regexp finds with a vectorized search) and a
+// hundred patterns cost a hundred fast scans of a chunk, not a hundred
+// slow ones.
+type compiled struct {
+	line     *regexp.Regexp   // the pattern, for one line at a time
+	branches []*regexp.Regexp // (?m) alternatives, for many lines at once
+}
+
+func compile(re *regexp.Regexp) compiled {
+	c := compiled{line: re}
+	alts := []string{re.String()}
+	if tree, err := syntax.Parse(re.String(), syntax.Perl); err == nil && tree.Op == syntax.OpAlternate {
+		alts = alts[:0]
+		for _, sub := range tree.Sub {
+			alts = append(alts, sub.String())
+		}
+	}
+	for _, a := range alts {
+		b, err := regexp.Compile("(?m:" + a + ")")
+		if err != nil { // cannot happen for a parsed tree; keep it whole
+			b = regexp.MustCompile("(?m:" + re.String() + ")")
+			c.branches = []*regexp.Regexp{b}
+			break
+		}
+		c.branches = append(c.branches, b)
+	}
+	return c
+}
+
+// find is the leftmost-first match of the pattern in b, as regexp would
+// find it: the leftmost start, ties going to the earlier alternative.
+func (c *compiled) find(b []byte) (start, end int, ok bool) {
+	start = -1
+	for _, br := range c.branches {
+		if loc := br.FindIndex(b); loc != nil && (start < 0 || loc[0] < start) {
+			start, end = loc[0], loc[1]
+		}
+	}
+	return start, end, start >= 0
+}
+
 // Matcher matches patterns over a stream fed in order by Feed. It is not
 // safe for concurrent use: one goroutine (the watch leg's writer) feeds it.
 type Matcher struct {
 	pats  []Pattern
+	comp  []compiled
 	views [2]*lineView // raw, ANSI-stripped; nil when no pattern needs it
 }
 
@@ -65,6 +115,7 @@ type Matcher struct {
 func NewMatcher(pats []Pattern) *Matcher {
 	m := &Matcher{pats: pats}
 	for i, p := range pats {
+		m.comp = append(m.comp, compile(p.Re))
 		v := 0
 		if p.StripANSI {
 			v = 1
@@ -86,7 +137,7 @@ func (m *Matcher) Patterns() []Pattern { return m.pats }
 func (m *Matcher) Feed(p []byte, off uint64, emit func(Match)) {
 	for _, v := range m.views {
 		if v != nil {
-			v.feed(m.pats, p, off, emit)
+			v.feed(m.comp, p, off, emit)
 		}
 	}
 }
@@ -97,8 +148,9 @@ type seg struct {
 	off uint64
 }
 
-// lineView is the current line of the stream, raw or stripped, with
-// where each of its bytes came from and how far each pattern has matched.
+// lineView is the text being matched, raw or stripped: the line still
+// being printed plus the chunk being fed, with the CR of every CR LF left
+// out and where each byte came from.
 type lineView struct {
 	strip bool
 	ansi  ansiState
@@ -106,58 +158,60 @@ type lineView struct {
 	text  []byte
 	segs  []seg
 	// next[k] is the index in text where pattern k's next match may
-	// start: past its last match on this line.
+	// start: past its last match.
 	next  []int
 	ctx   [][]byte // last complete lines, oldest first
 	endAt uint64   // stream offset just past the last byte fed
 	fed   bool
 }
 
-func (v *lineView) feed(pats []Pattern, p []byte, off uint64, emit func(Match)) {
-	if v.fed && off != v.endAt {
-		v.endLine(pats, emit) // a gap: what came before is a line of its own
+func (v *lineView) feed(comp []compiled, p []byte, off uint64, emit func(Match)) {
+	if v.fed && off != v.endAt && len(v.text) > 0 {
+		// A gap: what came before is a line of its own.
+		v.add([]byte{'\n'}, v.endAt-1, false)
 	}
 	v.fed = true
 	v.endAt = off + uint64(len(p))
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		part := p
-		if i >= 0 {
-			part = p[:i]
-		}
-		v.appendText(pats, part, off, emit)
-		if i < 0 {
-			break
-		}
-		v.endLine(pats, emit)
-		p, off = p[i+1:], off+uint64(i+1)
+	v.add(p, off, v.strip)
+	for _, k := range v.pats {
+		v.scan(k, &comp[k], emit)
 	}
-	if len(v.text) > 0 {
-		v.scan(pats, emit) // a prompt has no newline after it
+	v.keepLastLine()
+}
+
+// add appends p (stream offset off) to text, leaving out the CR of each
+// CR LF — one split across chunks too — and escapes in a stripped view.
+func (v *lineView) add(p []byte, off uint64, strip bool) {
+	for i := 0; i < len(p); {
+		c := p[i]
+		if strip && !v.ansi.keep(c) {
+			i++
+			continue
+		}
+		if c == '\n' && len(v.text) > 0 && v.text[len(v.text)-1] == '\r' {
+			v.popByte()
+		}
+		if !strip && c != '\r' && c != '\n' {
+			// Copy the run up to the next CR or LF at once.
+			j := i + 1
+			for j < len(p) && p[j] != '\r' && p[j] != '\n' {
+				j++
+			}
+			v.addSeg(off + uint64(i))
+			v.text = append(v.text, p[i:j]...)
+			i = j
+			continue
+		}
+		v.addSeg(off + uint64(i))
+		v.text = append(v.text, c)
+		i++
 	}
 }
 
-// appendText adds bytes of one line (no newline), stripping escapes in a
-// stripped view and sliding the window when the line outgrows it.
-func (v *lineView) appendText(pats []Pattern, p []byte, off uint64, emit func(Match)) {
-	for j := 0; j < len(p); {
-		if len(v.text) >= LookBack {
-			v.slide(pats, emit)
-		}
-		room := LookBack - len(v.text)
-		if !v.strip {
-			n := min(room, len(p)-j)
-			v.addSeg(off + uint64(j))
-			v.text = append(v.text, p[j:j+n]...)
-			j += n
-			continue
-		}
-		for ; j < len(p) && len(v.text) < LookBack; j++ {
-			if v.ansi.keep(p[j]) {
-				v.addSeg(off + uint64(j))
-				v.text = append(v.text, p[j])
-			}
-		}
+func (v *lineView) popByte() {
+	v.text = v.text[:len(v.text)-1]
+	if n := len(v.segs); n > 0 && v.segs[n-1].at == len(v.text) {
+		v.segs = v.segs[:n-1]
 	}
 }
 
@@ -174,86 +228,144 @@ func (v *lineView) addSeg(off uint64) {
 
 // offsetOf is the stream offset of text[i].
 func (v *lineView) offsetOf(i int) uint64 {
-	k := len(v.segs) - 1
-	for k > 0 && v.segs[k].at > i {
-		k--
-	}
-	s := v.segs[k]
+	k := sort.Search(len(v.segs), func(j int) bool { return v.segs[j].at > i }) - 1
+	s := v.segs[max(k, 0)]
 	return s.off + uint64(i-s.at)
 }
 
-// slide matches the full window, then drops its older half.
-func (v *lineView) slide(pats []Pattern, emit func(Match)) {
-	v.scan(pats, emit)
-	half := LookBack / 2
-	base := v.offsetOf(half)
-	v.text = append(v.text[:0], v.text[half:]...)
+// scan reports pattern k's new matches in text. Whole lines are searched
+// many at once with the multi-line branches; the rest of a line after a
+// match, and a line where a match would cross a newline, are searched on
+// their own with the pattern itself.
+func (v *lineView) scan(k int, c *compiled, emit func(Match)) {
+	text := v.text
+	pos := v.next[k]
+	for pos < len(text) {
+		ls := bytes.LastIndexByte(text[:pos], '\n') + 1
+		if pos != ls {
+			pos = v.scanLine(k, c, ls, pos, emit)
+			continue
+		}
+		s, e, ok := c.find(text[pos:])
+		if !ok {
+			break
+		}
+		s, e = s+pos, e+pos
+		ls = bytes.LastIndexByte(text[:s], '\n') + 1
+		if bytes.IndexByte(text[s:e], '\n') >= 0 {
+			pos = v.scanLine(k, c, ls, ls, emit)
+			continue
+		}
+		v.report(k, ls, s, e, emit)
+		pos = v.scanLine(k, c, ls, e, emit)
+	}
+}
+
+// scanLine reports pattern k's matches in the line starting at ls that
+// start at or after from, and returns where the next line starts.
+func (v *lineView) scanLine(k int, c *compiled, ls, from int, emit func(Match)) int {
+	le := len(v.text)
+	if i := bytes.IndexByte(v.text[ls:], '\n'); i >= 0 {
+		le = ls + i
+	}
+	line := bytes.TrimRight(v.text[ls:le], "\r")
+	for _, loc := range c.line.FindAllIndex(line, -1) {
+		if ls+loc[0] >= from && loc[1] > loc[0] {
+			v.report(k, ls, ls+loc[0], ls+loc[1], emit)
+		}
+	}
+	v.next[k] = max(v.next[k], from)
+	return le + 1
+}
+
+// report emits a match at text[s:e] in the line starting at ls.
+func (v *lineView) report(k, ls, s, e int, emit func(Match)) {
+	if s < v.next[k] {
+		return
+	}
+	v.next[k] = e
+	le := len(v.text)
+	if i := bytes.IndexByte(v.text[ls:], '\n'); i >= 0 {
+		le = ls + i
+	}
+	emit(Match{
+		Pattern: k,
+		Text:    bytes.Clone(v.text[s:e]),
+		Offset:  v.offsetOf(s),
+		End:     v.offsetOf(e-1) + 1,
+		Line:    bytes.Clone(bytes.TrimRight(v.text[ls:le], "\r")),
+		Context: v.contextBefore(ls),
+	})
+}
+
+// contextBefore is up to ContextLines complete lines before text[ls].
+func (v *lineView) contextBefore(ls int) [][]byte {
+	var out [][]byte
+	end := ls - 1 // the newline ending the line before
+	for end >= 0 && len(out) < ContextLines {
+		start := bytes.LastIndexByte(v.text[:end], '\n') + 1
+		out = append(out, bytes.Clone(v.text[start:end]))
+		end = start - 1
+	}
+	for i := len(v.ctx) - 1; i >= 0 && len(out) < ContextLines; i-- {
+		out = append(out, bytes.Clone(v.ctx[i]))
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
+}
+
+// keepLastLine drops the complete lines (remembering the last few as
+// context) and keeps the line still being printed, at most LookBack of it.
+func (v *lineView) keepLastLine() {
+	cut := bytes.LastIndexByte(v.text, '\n') + 1
+	if cut > 0 {
+		v.remember(v.text[:cut-1])
+	}
+	if len(v.text)-cut > LookBack {
+		cut = len(v.text) - LookBack/2
+	}
+	if cut == 0 {
+		return
+	}
+	base := v.offsetOf(min(cut, len(v.text)-1))
+	rest := len(v.text) - cut
 	segs := v.segs[:0]
-	segs = append(segs, seg{at: 0, off: base})
-	for _, s := range v.segs {
-		if s.at > half {
-			segs = append(segs, seg{at: s.at - half, off: s.off})
+	if rest > 0 {
+		segs = append(segs, seg{at: 0, off: base})
+		for _, s := range v.segs {
+			if s.at > cut {
+				segs = append(segs, seg{at: s.at - cut, off: s.off})
+			}
 		}
 	}
 	v.segs = segs
+	v.text = append(v.text[:0], v.text[cut:]...)
 	for _, k := range v.pats {
-		v.next[k] = max(0, v.next[k]-half)
+		v.next[k] = max(0, v.next[k]-cut)
 	}
 }
 
-// endLine matches the completed line and starts a new one.
-func (v *lineView) endLine(pats []Pattern, emit func(Match)) {
-	v.scan(pats, emit)
-	if len(v.text) > 0 || len(v.segs) > 0 {
-		line := bytes.TrimRight(v.text, "\r")
+// remember keeps the last ContextLines lines of complete, reusing the
+// buffers of the lines it forgets.
+func (v *lineView) remember(complete []byte) {
+	var lines [][]byte
+	end := len(complete)
+	for len(lines) < ContextLines && end >= 0 {
+		start := bytes.LastIndexByte(complete[:end], '\n') + 1
+		lines = append(lines, complete[start:end])
+		end = start - 1
+	}
+	for i := len(lines) - 1; i >= 0; i-- {
+		var buf []byte
 		if len(v.ctx) == ContextLines {
+			buf = v.ctx[0][:0]
 			copy(v.ctx, v.ctx[1:])
 			v.ctx = v.ctx[:ContextLines-1]
 		}
-		v.ctx = append(v.ctx, bytes.Clone(line))
+		v.ctx = append(v.ctx, append(buf, lines[i]...))
 	}
-	v.text, v.segs = v.text[:0], v.segs[:0]
-	for _, k := range v.pats {
-		v.next[k] = 0
-	}
-}
-
-// scan reports each pattern's matches in the line that start at or after
-// where its last match ended. The line is matched whole, so ^ and \b see
-// their real context; trailing carriage returns are left out so that $
-// means the end of the line on a CRLF console.
-func (v *lineView) scan(pats []Pattern, emit func(Match)) {
-	text := bytes.TrimRight(v.text, "\r")
-	if len(text) == 0 {
-		return
-	}
-	for _, k := range v.pats {
-		if v.next[k] >= len(text) {
-			continue
-		}
-		for _, loc := range pats[k].Re.FindAllIndex(text, -1) {
-			if loc[0] < v.next[k] || loc[1] == loc[0] {
-				continue
-			}
-			v.next[k] = loc[1]
-			emit(Match{
-				Pattern: k,
-				Text:    bytes.Clone(text[loc[0]:loc[1]]),
-				Offset:  v.offsetOf(loc[0]),
-				End:     v.offsetOf(loc[1]-1) + 1,
-				Line:    bytes.Clone(text),
-				Context: v.context(),
-			})
-		}
-	}
-}
-
-func (v *lineView) context() [][]byte {
-	out := make([][]byte, len(v.ctx))
-	for i, l := range v.ctx {
-		out[i] = bytes.Clone(l)
-	}
-	return out
 }
 
 // Context returns the last complete lines the raw view saw (or the
@@ -267,7 +379,10 @@ func (m *Matcher) Context() [][]byte {
 	if v == nil {
 		return nil
 	}
-	out := v.context()
+	var out [][]byte
+	for _, l := range v.ctx {
+		out = append(out, bytes.Clone(l))
+	}
 	if t := bytes.TrimRight(v.text, "\r"); len(t) > 0 {
 		out = append(out, bytes.Clone(t))
 	}
