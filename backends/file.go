@@ -38,10 +38,12 @@ func init() {
 var (
 	_ chardev.Chardev       = (*File)(nil)
 	_ chardev.InputRecorder = (*File)(nil)
-	_ chardev.Reopener      = (*File)(nil)
-	_ chardev.Describer     = (*File)(nil)
-	_ chardev.Discarder     = (*File)(nil)
-	_ chardev.Claimer       = (*FileSpec)(nil)
+
+	_ chardev.AttributedInputRecorder = (*File)(nil)
+	_ chardev.Reopener                = (*File)(nil)
+	_ chardev.Describer               = (*File)(nil)
+	_ chardev.Discarder               = (*File)(nil)
+	_ chardev.Claimer                 = (*FileSpec)(nil)
 )
 
 // FileFormat is how a capture file is written (see package capture).
@@ -337,6 +339,23 @@ func (f *File) RecordInput(p []byte) error {
 		return err
 	}
 	return f.record(capture.Encoder.In, p)
+}
+
+// RecordInputFrom records bytes typed into the frontend with who typed
+// them: timestamped (both directions) and asciicast captures name the
+// user; a raw capture records the bytes alone.
+func (f *File) RecordInputFrom(who chardev.InputAuthor, p []byte) error {
+	if f.spec.Direction == FileOut {
+		_, err := f.ignore(p)
+		return err
+	}
+	user := who.User()
+	return f.record(func(e capture.Encoder, b []byte) error {
+		if ae, ok := e.(capture.AttributedEncoder); ok {
+			return ae.InFrom(user, b)
+		}
+		return e.In(b)
+	}, p)
 }
 
 // ignore accepts p without recording it, refusing only after Close.

@@ -29,6 +29,7 @@ type Header struct {
 const (
 	CodeOutput = "o"
 	CodeInput  = "i"
+	CodeMarker = "m"
 )
 
 // Event is one line of an asciicast v2 event stream.
@@ -74,6 +75,10 @@ type Asciicast struct {
 	last    float64   // last event time written: times never go back
 	held    [2][]byte // incomplete UTF-8 tail per direction
 	buf     bytes.Buffer
+	// typist is the user named by the last "input by" marker;
+	// pendingMarker is a marker to write before the next input event.
+	typist        string
+	pendingMarker string
 }
 
 // NewAsciicast returns an encoder writing to w. It writes nothing until
@@ -123,6 +128,22 @@ func (a *Asciicast) Out(p []byte) error { return a.event(Output, p) }
 
 // In writes an input ("i") event.
 func (a *Asciicast) In(p []byte) error { return a.event(Input, p) }
+
+// InFrom writes an input event typed by user. When the typist changes, a
+// marker event "input by USER" comes first, in the same write: asciicast v2
+// events have exactly three fields (players reject more), so the user is
+// carried by the marker that precedes that user's input events. Players
+// show markers as chapter points: one per change of typist.
+func (a *Asciicast) InFrom(user string, p []byte) error {
+	if user != "" && user != a.typist && len(p) > 0 {
+		a.typist = user
+		a.pendingMarker = MarkerInputBy + user
+	}
+	return a.event(Input, p)
+}
+
+// MarkerInputBy starts the label of the marker naming who types next.
+const MarkerInputBy = "input by "
 
 // Flush writes any held-back incomplete UTF-8 sequence as U+FFFD. Call it
 // when the capture ends.
@@ -186,6 +207,10 @@ func (a *Asciicast) writeEvent(d Direction, data []byte) error {
 		code = CodeInput
 	}
 	a.buf.Reset()
+	if d == Input && a.pendingMarker != "" {
+		a.appendEvent(t, CodeMarker, a.pendingMarker)
+		a.pendingMarker = ""
+	}
 	a.buf.WriteByte('[')
 	a.buf.WriteString(strconv.FormatFloat(t, 'f', 6, 64))
 	a.buf.WriteString(`, "` + code + `", `)
@@ -198,6 +223,16 @@ func (a *Asciicast) writeEvent(d Direction, data []byte) error {
 	a.buf.WriteString("]\n")
 	_, err := a.w.Write(a.buf.Bytes())
 	return err
+}
+
+// appendEvent adds one event line to the buffer.
+func (a *Asciicast) appendEvent(t float64, code, data string) {
+	a.buf.WriteByte('[')
+	a.buf.WriteString(strconv.FormatFloat(t, 'f', 6, 64))
+	a.buf.WriteString(`, "` + code + `", `)
+	b, _ := json.Marshal(data)
+	a.buf.Write(b)
+	a.buf.WriteString("]\n")
 }
 
 // ValidUTF8 returns p with every byte that does not belong to a valid

@@ -228,3 +228,24 @@ func FuzzParseAsciicast(f *testing.F) {
 		}
 	})
 }
+
+func TestAsciicastMarksTypists(t *testing.T) {
+	var b bytes.Buffer
+	a := NewAsciicast(&b, AsciicastOptions{})
+	a.Out([]byte("$ "))
+	a.InFrom("alice", []byte("l"))
+	a.InFrom("alice", []byte("s"))
+	a.InFrom("bob", []byte("\r"))
+	_, evs, err := ParseAsciicast(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range evs {
+		got = append(got, e.Code+":"+e.Data)
+	}
+	want := "o:$  m:input by alice i:l i:s m:input by bob i:\r"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("got %q want %q", strings.Join(got, " "), want)
+	}
+}

@@ -50,6 +50,14 @@ type Encoder interface {
 	In(p []byte) error
 }
 
+// AttributedEncoder is an Encoder that can also name who typed an input
+// chunk (a user of the access configuration). "" is nobody in particular:
+// a raw client, the API.
+type AttributedEncoder interface {
+	Encoder
+	InFrom(user string, p []byte) error
+}
+
 // Raw writes bytes exactly as they came; with both directions captured the
 // file is just their interleaving.
 type Raw struct {
@@ -74,4 +82,7 @@ var (
 	_ Encoder = Raw{}
 	_ Encoder = (*Timestamped)(nil)
 	_ Encoder = (*Asciicast)(nil)
+
+	_ AttributedEncoder = (*Timestamped)(nil)
+	_ AttributedEncoder = (*Asciicast)(nil)
 )

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -12,6 +13,9 @@ import (
 const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 const timeLen = len("2006-01-02T15:04:05.000Z")
+
+// maxUserTag bounds the user name in an input mark.
+const maxUserTag = 64
 
 // Direction marks used by the timestamped format when both directions are
 // captured: "> " before output, "< " before input.
@@ -34,6 +38,7 @@ const (
 //	2026-11-25T10:00:00.123Z login:          (one direction: no mark)
 //	2026-11-25T10:00:00.123Z > login:        (both directions: output)
 //	2026-11-25T10:00:01.456Z+< root          (input; '+': the output line above had no newline)
+//	2026-11-25T10:00:02.789Z <[alice] ls     (input typed by user alice, with marks)
 //
 // A line ends after each '\n' in the data; a line that continues across
 // writes keeps its first timestamp. A change of direction in the middle of
@@ -48,6 +53,7 @@ type Timestamped struct {
 
 	midLine bool      // the last line written has no newline yet
 	dir     Direction // direction of the last line written
+	user    string    // who typed the last input line written ("" nobody named)
 	cut     bool      // the next line's prefix must carry sepCut
 	buf     []byte
 }
@@ -89,20 +95,32 @@ func (t *Timestamped) Out(p []byte) error { return t.write(Output, p) }
 // In writes bytes typed into the frontend.
 func (t *Timestamped) In(p []byte) error { return t.write(Input, p) }
 
-func (t *Timestamped) write(d Direction, p []byte) error {
+// InFrom writes bytes user typed into the frontend. With marks, the input
+// mark names the user ("<[alice] "); a change of typist mid-line starts a
+// new line, as a change of direction does.
+func (t *Timestamped) InFrom(user string, p []byte) error {
+	if !t.marks {
+		user = ""
+	}
+	return t.writeAs(Input, user, p)
+}
+
+func (t *Timestamped) write(d Direction, p []byte) error { return t.writeAs(d, "", p) }
+
+func (t *Timestamped) writeAs(d Direction, user string, p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
 	now := t.clock.now()
 	buf := t.buf // may hold a newline queued by NewFile
 	for len(p) > 0 {
-		if t.midLine && t.dir != d {
+		if t.midLine && (t.dir != d || t.user != user) {
 			buf = append(buf, '\n')
 			t.midLine, t.cut = false, true
 		}
 		if !t.midLine {
-			buf = t.appendPrefix(buf, now, d)
-			t.midLine, t.dir = true, d
+			buf = t.appendPrefix(buf, now, d, user)
+			t.midLine, t.dir, t.user = true, d, user
 		}
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
@@ -118,7 +136,7 @@ func (t *Timestamped) write(d Direction, p []byte) error {
 	return err
 }
 
-func (t *Timestamped) appendPrefix(buf []byte, now time.Time, d Direction) []byte {
+func (t *Timestamped) appendPrefix(buf []byte, now time.Time, d Direction, user string) []byte {
 	buf = now.UTC().AppendFormat(buf, TimeLayout)
 	if t.cut {
 		buf = append(buf, sepCut)
@@ -131,7 +149,11 @@ func (t *Timestamped) appendPrefix(buf []byte, now time.Time, d Direction) []byt
 		if d == Input {
 			mark = MarkInput
 		}
-		buf = append(buf, mark, ' ')
+		buf = append(buf, mark)
+		if d == Input && user != "" {
+			buf = append(append(append(buf, '['), user...), ']')
+		}
+		buf = append(buf, ' ')
 	}
 	return buf
 }
@@ -143,6 +165,8 @@ type Line struct {
 	// Data is the line's bytes, with its trailing newline when that
 	// newline was data (not added by a change of direction).
 	Data []byte
+	// User is who typed an input line, when the capture names them.
+	User string
 }
 
 // ParseTimestamped reads back a timestamped capture. marks must match the
@@ -205,8 +229,19 @@ func parseTimestampedLine(raw []byte, marks bool) (line Line, cut bool, err erro
 		default:
 			return line, false, fmt.Errorf("want direction mark '>' or '<', got %q", raw[timeLen+1])
 		}
-		if raw[timeLen+2] != ' ' {
-			return line, false, fmt.Errorf("want a space after the direction mark, got %q", raw[timeLen+2])
+		if line.Dir == Input && raw[timeLen+2] == '[' {
+			end := bytes.IndexByte(raw[timeLen+3:], ']')
+			if end < 1 || end > maxUserTag || timeLen+3+end+1 >= len(raw) {
+				return line, false, errors.New("bad user tag after the input mark: want <[user] ")
+			}
+			line.User = string(raw[timeLen+3 : timeLen+3+end])
+			if bytes.ContainsAny([]byte(line.User), " \n[") {
+				return line, false, errors.New("bad user tag after the input mark: want <[user] ")
+			}
+			prefix += end + 2
+		}
+		if raw[prefix-1] != ' ' {
+			return line, false, fmt.Errorf("want a space after the direction mark, got %q", raw[prefix-1])
 		}
 	}
 	line.Data = raw[prefix:]

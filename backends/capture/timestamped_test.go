@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -53,10 +54,10 @@ func TestTimestampedBothDirections(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantLines := []Line{
-		{t0, Output, []byte("login: ")},
-		{t0.Add(500 * time.Millisecond), Input, []byte("root\r")},
-		{t0.Add(time.Second), Output, []byte("root\r\n")},
-		{t0.Add(1500 * time.Millisecond), Input, []byte("ls\r")},
+		{t0, Output, []byte("login: "), ""},
+		{t0.Add(500 * time.Millisecond), Input, []byte("root\r"), ""},
+		{t0.Add(time.Second), Output, []byte("root\r\n"), ""},
+		{t0.Add(1500 * time.Millisecond), Input, []byte("ls\r"), ""},
 	}
 	if len(lines) != len(wantLines) {
 		t.Fatalf("parsed %d lines, want %d", len(lines), len(wantLines))
@@ -216,5 +217,30 @@ func TestPiecesInOrder(t *testing.T) {
 		if i, _ := piecesInOrder(file, mk(bad...)); i < 0 {
 			t.Errorf("%q: accepted", bad)
 		}
+	}
+}
+
+func TestTimestampedNamesTypists(t *testing.T) {
+	var b bytes.Buffer
+	ts := NewTimestamped(&b, TimestampedOptions{Marks: true})
+	ts.Out([]byte("login: "))
+	ts.InFrom("alice", []byte("ro"))
+	ts.InFrom("alice", []byte("ot\n"))
+	ts.InFrom("bob", []byte("x"))
+	ts.In([]byte("y\n"))
+	lines, err := ParseTimestamped(b.Bytes(), true)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	var got []string
+	for _, l := range lines {
+		got = append(got, fmt.Sprintf("%v/%s/%q", l.Dir, l.User, l.Data))
+	}
+	want := []string{`out//"login: "`, `in/alice/"root\n"`, `in/bob/"x"`, `in//"y\n"`}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("got %v want %v\n%s", got, want, b.String())
+	}
+	if !strings.Contains(b.String(), "+<[alice] root\n") {
+		t.Fatalf("file:\n%s", b.String())
 	}
 }
