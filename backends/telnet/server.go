@@ -404,20 +404,39 @@ func (s *ServerConn) command(cmd byte) {
 func (s *ServerConn) comPort(m ComPortMsg) {
 	ctl := s.control()
 	allowed := s.cfg.Control && ctl != nil
-	var replies []ComPortMsg
-	reply := func(cmd byte, v uint32) {
-		replies = append(replies, ComPortMsg{Code: cmd + ServerOffset, Value: v})
+	var (
+		r  ComPortMsg
+		ok bool
+	)
+	switch m.Command() {
+	case ComSetBaudRate, ComSetDataSize, ComSetParity, ComSetStopSize:
+		r, ok = s.comPortLine(ctl, allowed, m), true
+	case ComSetControl:
+		var ans byte
+		if ans, ok = s.setControl(ctl, allowed, byte(m.Value)); ok {
+			r = comPortReply(ComSetControl, uint32(ans))
+		}
+	case ComPurgeData:
+		r, ok = s.comPortPurge(ctl, allowed, byte(m.Value))
+	default:
+		r, ok = s.comPortState(m)
 	}
+	if ok {
+		s.sendComPort([]ComPortMsg{r})
+	}
+}
+
+// comPortReply is the server's answer to command cmd.
+func comPortReply(cmd byte, v uint32) ComPortMsg {
+	return ComPortMsg{Code: cmd + ServerOffset, Value: v}
+}
+
+// comPortLine answers a request to set one of the line settings: applied
+// when the client may and the value is valid, and answered with the value
+// in force either way, as RFC 2217 asks.
+func (s *ServerConn) comPortLine(ctl chardev.Control, allowed bool, m ComPortMsg) ComPortMsg {
 	v := byte(m.Value)
 	switch m.Command() {
-	case ComSignature:
-		if len(m.Text) == 0 {
-			replies = append(replies, ComPortMsg{Code: ComSignature + ServerOffset, Text: []byte(Signature)})
-		} else {
-			s.mu.Lock()
-			s.peerSig = string(m.Text)
-			s.mu.Unlock()
-		}
 	case ComSetBaudRate:
 		line := s.setLine(ctl, allowed && m.Value != 0 && m.Value <= 1<<31-1, func(l *chardev.LineSettings) {
 			l.Baud = int(m.Value)
@@ -428,7 +447,7 @@ func (s *ServerConn) comPort(m ComPortMsg) {
 			// there is no value to contradict the client with.
 			baud = m.Value
 		}
-		reply(ComSetBaudRate, baud)
+		return comPortReply(ComSetBaudRate, baud)
 	case ComSetDataSize:
 		line := s.setLine(ctl, allowed && v >= 5 && v <= 8, func(l *chardev.LineSettings) {
 			l.DataBits = int(v)
@@ -437,22 +456,49 @@ func (s *ServerConn) comPort(m ComPortMsg) {
 		if size == 0 {
 			size = 8
 		}
-		reply(ComSetDataSize, uint32(size))
+		return comPortReply(ComSetDataSize, uint32(size))
 	case ComSetParity:
 		p, ok := ParityFromCode(v)
 		line := s.setLine(ctl, allowed && ok, func(l *chardev.LineSettings) { l.Parity = p })
-		reply(ComSetParity, uint32(ParityCode(line.Parity)))
-	case ComSetStopSize:
+		return comPortReply(ComSetParity, uint32(ParityCode(line.Parity)))
+	default: // ComSetStopSize
 		sb, ok := StopBitsFromCode(v)
 		line := s.setLine(ctl, allowed && ok, func(l *chardev.LineSettings) { l.StopBits = sb })
-		reply(ComSetStopSize, uint32(StopSizeCode(line.StopBits)))
-	case ComSetControl:
-		if ans, ok := s.setControl(ctl, allowed, v); ok {
-			reply(ComSetControl, uint32(ans))
+		return comPortReply(ComSetStopSize, uint32(StopSizeCode(line.StopBits)))
+	}
+}
+
+// comPortPurge answers a purge request. The transmit buffer is what the
+// client sent that has not reached the line yet: the tee's input queue.
+// The receive buffer is the client's own output queue, which the engine
+// owns; nothing to do. An unknown value is counted and not answered.
+func (s *ServerConn) comPortPurge(ctl chardev.Control, allowed bool, v byte) (ComPortMsg, bool) {
+	if v < PurgeReceive || v > PurgeBoth {
+		s.badComPort.Add(1)
+		return ComPortMsg{}, false
+	}
+	if allowed && v != PurgeReceive {
+		ctl.PurgeInput()
+	}
+	return comPortReply(ComPurgeData, uint32(v)), true
+}
+
+// comPortState answers the requests that touch only this connection's
+// state (signature, flow suspension, notification masks) or report the
+// line, none of which needs control.
+func (s *ServerConn) comPortState(m ComPortMsg) (ComPortMsg, bool) {
+	v := byte(m.Value)
+	switch m.Command() {
+	case ComSignature:
+		if len(m.Text) == 0 {
+			return ComPortMsg{Code: ComSignature + ServerOffset, Text: []byte(Signature)}, true
 		}
+		s.mu.Lock()
+		s.peerSig = string(m.Text)
+		s.mu.Unlock()
 	case ComNotifyLineState:
 		// We see no UART line errors; report none.
-		reply(ComNotifyLineState, 0)
+		return comPortReply(ComNotifyLineState, 0), true
 	case ComNotifyModemState:
 		s.sendModemState(true)
 	case ComFlowSuspend, ComFlowResume:
@@ -464,26 +510,14 @@ func (s *ServerConn) comPort(m ComPortMsg) {
 		s.mu.Lock()
 		s.lineMask = v
 		s.mu.Unlock()
-		reply(ComSetLineStateMask, uint32(v))
+		return comPortReply(ComSetLineStateMask, uint32(v)), true
 	case ComSetModemStateMask:
 		s.mu.Lock()
 		s.modemMask = v
 		s.mu.Unlock()
-		reply(ComSetModemStateMask, uint32(v))
-	case ComPurgeData:
-		if v < PurgeReceive || v > PurgeBoth {
-			s.badComPort.Add(1)
-			return
-		}
-		// The transmit buffer is what the client sent that has not reached
-		// the line yet: the tee's input queue. The receive buffer is the
-		// client's own output queue, which the engine owns; nothing to do.
-		if allowed && v != PurgeReceive {
-			ctl.PurgeInput()
-		}
-		reply(ComPurgeData, uint32(v))
+		return comPortReply(ComSetModemStateMask, uint32(v)), true
 	}
-	s.sendComPort(replies)
+	return ComPortMsg{}, false
 }
 
 // setLine applies change to the tee's line settings when apply is true and
