@@ -380,6 +380,9 @@ func (w *walker) checkAccess(cfg *Config, root *yaml.Node, refs []grantRef) {
 	if cfg.SSH.Listen != "" && len(cfg.Access.Policy.Users) == 0 {
 		w.errf(root, "ssh", "the ssh service needs users: add access.users")
 	}
+	if cfg.Web.Listen != "" && len(cfg.Access.Policy.Users) == 0 {
+		w.errf(root, "web", "the web service needs users: add access.users")
+	}
 	for _, t := range cfg.Tees {
 		if t.Access == nil {
 			continue

@@ -105,7 +105,7 @@ func (w *walker) yamlErr(err error) {
 // topKeys, teeKeys, ... are the keys each section accepts, sorted for
 // messages.
 var (
-	topKeys      = []string{"access", "control", "log", "metrics", "ssh", "tees"}
+	topKeys      = []string{"access", "control", "log", "metrics", "ssh", "tees", "web"}
 	controlKeys  = []string{"listen", "socket", "token_file"}
 	metricsKeys  = []string{"listen"}
 	logKeys      = []string{"format", "level"}
@@ -134,6 +134,8 @@ func (w *walker) config(root *yaml.Node) *Config {
 			w.accessSection(p.val, "access", &cfg.Access)
 		case "ssh":
 			w.sshSection(p.val, "ssh", &cfg.SSH)
+		case "web":
+			w.webSection(p.val, "web", &cfg.Web)
 		case "control":
 			w.control(p.val, "control", &cfg.Control)
 		case "metrics":

@@ -22,6 +22,8 @@ type Config struct {
 	// log); SSH is the SSH service (Listen empty: none).
 	Access Access
 	SSH    SSH
+	// Web is the browser console (Listen empty: none).
+	Web Web
 	// Warnings are problems that do not stop the config from working but
 	// deserve a look, like a listener open to the network without TLS.
 	Warnings ErrorList
