@@ -109,7 +109,7 @@ func newEnv(t testing.TB, topts tee.Options, wopts Options) *env {
 	tt.SetInputHook(func(who chardev.InputAuthor, p []byte) { alog.Input("t1", who, p) })
 	wopts.Consoles = consoles{tt}
 	wopts.Gate = e.gate
-	wopts.Audit = alog
+	wopts.Audit = alog.Write
 	wopts.Logger = slog.New(slog.DiscardHandler)
 	srv, err := New(wopts)
 	if err != nil {

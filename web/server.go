@@ -40,7 +40,7 @@ type Options struct {
 	// Audit receives login successes and failures; sessions, input,
 	// breaks and the write lock reach the audit trail through the tee's
 	// events like SSH sessions'. Nil records nothing.
-	Audit  *audit.Log
+	Audit  func(audit.Record)
 	Logger *slog.Logger
 	// TLS, when set, is used by Serve; cookies are then Secure.
 	TLS *tls.Config
@@ -157,7 +157,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return http.ErrServerClosed
+		ln.Close()
+		return nil
 	}
 	if s.opts.TLS != nil {
 		ln = tls.NewListener(ln, s.opts.TLS)
@@ -202,7 +203,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // auditLogin records a login attempt (no tee is involved, so it does not
 // go through a tee's events) and logs it.
 func (s *Server) auditLogin(kind, user, source, reason string) {
-	s.opts.Audit.Write(audit.Record{Kind: kind, User: user, Source: source, Auth: "password", Reason: reason})
+	if s.opts.Audit != nil {
+		s.opts.Audit(audit.Record{Kind: kind, User: user, Source: source, Auth: "password", Reason: reason})
+	}
 	s.log.Info("web "+kind, "user", user, "source", source, "reason", reason)
 }
 

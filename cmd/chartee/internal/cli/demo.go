@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"crypto/rand"
 	_ "embed"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"chartee/access"
 )
 
 // demoYAML is the built-in demo config; see the comments in the file.
@@ -32,6 +36,9 @@ type demoSetup struct {
 	Capture string // capture file in Dir
 	Socket  string // control socket
 	Telnet  string // 127.0.0.1:PORT as configured (PORT may be 0)
+	Web     string // the browser console's 127.0.0.1:PORT as configured
+	// User and Password are the browser console's demo login.
+	User, Password string
 	YAML    []byte // the config with every placeholder filled in
 	Notes   []string
 }
@@ -67,12 +74,44 @@ func prepareDemo(port int, getenv func(string) string) (*demoSetup, error) {
 		s.Socket = well
 	}
 
+	if err := s.webLogin(getenv); err != nil {
+		return nil, err
+	}
+	hash, err := access.HashPassword(s.Password, "argon2id")
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
 	s.YAML = []byte(substitute(demoYAML, map[string]string{
-		"SOCKET":  s.Socket,
-		"TELNET":  s.Telnet,
-		"CAPTURE": s.Capture,
+		"SOCKET":   s.Socket,
+		"TELNET":   s.Telnet,
+		"CAPTURE":  s.Capture,
+		"WEB":      s.Web,
+		"DEMOHASH": hash,
 	}))
 	return s, nil
+}
+
+// demoWebPort is the browser console's port in the demo, when free.
+const demoWebPort = 8080
+
+// webLogin picks the browser console's address and the demo login: user
+// demo, a random password unless CHARTEE_DEMO_PASSWORD sets one.
+func (s *demoSetup) webLogin(getenv func(string) string) error {
+	port := demoWebPort
+	if !tcpPortFree(port) {
+		s.Notes = append(s.Notes, fmt.Sprintf("127.0.0.1:%d is in use; the browser console takes a free port instead", port))
+		port = 0
+	}
+	s.Web = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	s.User, s.Password = "demo", getenv("CHARTEE_DEMO_PASSWORD")
+	if s.Password == "" {
+		b := make([]byte, 9)
+		if _, err := rand.Read(b); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		s.Password = base64.RawURLEncoding.EncodeToString(b)
+	}
+	return nil
 }
 
 // substitute replaces every @@NAME@@ with vars[NAME] as a double-quoted

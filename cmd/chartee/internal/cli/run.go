@@ -47,6 +47,7 @@ type readyInfo struct {
 	ControlTCP string            // bound control TCP address ("" when none)
 	MetricsURL string            // "" when metrics are off
 	Listeners  map[string]string // "tee/backend" -> bound address of a listening backend
+	WebURL     string            // the browser console ("" when none)
 	Demo       *demoSetup        // nil unless running the built-in demo
 }
 
@@ -172,9 +173,13 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 	info := readyInfo{Demo: demo, Listeners: map[string]string{}}
 	var stopMetrics func(context.Context) error
 	var bound []*api.Bound
+	var webLn net.Listener
 	unbind := func() {
 		for _, b := range bound {
 			b.Close()
+		}
+		if webLn != nil {
+			webLn.Close()
 		}
 		if stopMetrics != nil {
 			stopMetrics(context.Background())
@@ -199,6 +204,14 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 		}
 		bound = append(bound, b)
 		info.Socket = sock
+	}
+	if cfg.Web.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Web.Listen)
+		if err != nil {
+			unbind()
+			return fail(fmt.Errorf("web: %w", err))
+		}
+		webLn = ln
 	}
 	if cfg.Control.Listen != "" {
 		b, err := api.ListenTCP(cfg.Control.Listen, token)
@@ -225,11 +238,15 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 	collector.SetReload(metrics.ReloadState{Success: true, Time: time.Now()})
 	d.SetConfigPath(path)
 
+	var webSvc *webService
 	srv := api.NewServer(d, api.Options{Logger: log})
 	shutdown := func(ctx context.Context) {
 		actx, acancel := context.WithTimeout(ctx, apiShutdownTimeout)
 		if err := srv.Shutdown(actx); err != nil {
 			log.Warn("control API shutdown", "err", err)
+		}
+		if err := webSvc.stop(actx); err != nil {
+			log.Warn("web console shutdown", "err", err)
 		}
 		acancel()
 		if err := d.Shutdown(ctx); err != nil {
@@ -251,6 +268,16 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 			shutdown(ctx)
 			return fail(err)
 		}
+	}
+	if webLn != nil {
+		if webSvc, err = startWeb(cfg, d, webLn, log); err != nil {
+			webLn.Close()
+			ctx, c := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer c()
+			shutdown(ctx)
+			return fail(err)
+		}
+		info.WebURL = webSvc.url
 	}
 	for _, t := range d.Tees() {
 		st := t.Stats()
@@ -429,6 +456,9 @@ func (a *app) printReady(cfg *config.Config, d *daemon.Daemon, info readyInfo) {
 	if info.MetricsURL != "" {
 		fmt.Fprintf(w, "  metrics:        %s\n", info.MetricsURL)
 	}
+	if info.WebURL != "" {
+		fmt.Fprintf(w, "  web console:    %s\n", info.WebURL)
+	}
 	if demo := info.Demo; demo != nil {
 		for _, n := range demo.Notes {
 			fmt.Fprintf(w, "note: %s\n", n)
@@ -452,6 +482,9 @@ func (a *app) printReady(cfg *config.Config, d *daemon.Daemon, info readyInfo) {
 		fmt.Fprintf(w, "  %s attach console file,name=copy,path=%s\n", ctl, filepath.Join(demo.Dir, "copy.log"))
 		if info.MetricsURL != "" {
 			fmt.Fprintf(w, "  curl %s\n", info.MetricsURL)
+		}
+		if info.WebURL != "" {
+			fmt.Fprintf(w, "  open %s in a browser and log in as %s, password %s\n", info.WebURL, demo.User, demo.Password)
 		}
 		fmt.Fprintf(w, "The capture is written to %s. Ctrl-C stops the demo.\n", demo.Capture)
 	}
