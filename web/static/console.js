@@ -23,7 +23,7 @@
   // Stream position: offset of the next byte, bytes known lost.
   const pos = { next: 0, lost: 0, started: false };
   // Test and debugging hooks (read by the e2e tests).
-  const hook = { term: term, pos: pos, received: 0, connects: 0, hello: null, record: null, rendered: 0 };
+  const hook = { term: term, pos: pos, received: 0, connects: 0, hello: null, record: null, sent: [], rendered: 0 };
   if (location.hash === '#record') hook.record = [];
   window.chartee = hook;
 
@@ -41,6 +41,7 @@
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
   }
   function sendKeys(bytes) {
+    if (hook.record) hook.sent.push(Array.from(bytes));
     if (canType && ws && ws.readyState === WebSocket.OPEN) ws.send(bytes);
   }
 

@@ -39,8 +39,8 @@ type demoSetup struct {
 	Web     string // the browser console's 127.0.0.1:PORT as configured
 	// User and Password are the browser console's demo login.
 	User, Password string
-	YAML    []byte // the config with every placeholder filled in
-	Notes   []string
+	YAML           []byte // the config with every placeholder filled in
+	Notes          []string
 }
 
 // prepareDemo fills in the demo config: a telnet listener on 127.0.0.1

@@ -293,7 +293,7 @@ func TestParseErrorClasses(t *testing.T) {
 		{"no tees", "log: {level: info}\n", "test.yaml:1:1: tees: required"},
 		{"tees empty", "tees: []\n", "test.yaml:1:7: tees: at least one tee is required"},
 		{"tees not a list", "tees: {name: x}\n", "test.yaml:1:7: tees: want a list of tees, got a mapping"},
-		{"unknown top key", "teees: []\n", `test.yaml:1:1: teees: unknown key for the config; did you mean "tees"? (known: access, control, log, metrics, ssh, tees)`},
+		{"unknown top key", "teees: []\n", `test.yaml:1:1: teees: unknown key for the config; did you mean "tees"? (known: access, control, log, metrics, ssh, tees, web)`},
 		{"duplicate top key", "log: {}\nlog: {}\ntees: []\n", "test.yaml:2:1: log: duplicate key (first at line 1)"},
 		{"duplicate key in backend", withBackend("{name: a, type: file, path: /x, path: /y}"), "test.yaml:5:41: tees[0].backends[0].path: duplicate key (first at line 5)"},
 		{"merge key", "x: &a {level: info}\nlog:\n  <<: *a\ntees: []\n", "test.yaml:1:1: x: unknown key"},
