@@ -81,6 +81,13 @@
 //	    gauge. Unix time of that load or reload attempt.
 //	chartee_build_info{version}
 //	    gauge, always 1: the running chartee version.
+//	chartee_watch_matches_total{tee,watch}
+//	    counter. Matches of a watch's pattern in the tee's output, cooldown
+//	    or not (package watch owns it; the daemon registers it).
+//	chartee_watch_action_failures_total{tee,watch,action}
+//	    counter. Watch actions that failed: an exec that exited non-zero or
+//	    timed out, a webhook out of retries, a refused send, an action
+//	    dropped because the tee's action queue was full.
 //
 // # Size
 //

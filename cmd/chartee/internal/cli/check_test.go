@@ -21,7 +21,7 @@ func TestCheckShippedConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"capture-alongside.yaml", "chartee.reference.yaml", "qemu-shared.yaml", "serial-failover.yaml"}
+	want := []string{"automation-watches.yaml", "capture-alongside.yaml", "chartee.reference.yaml", "qemu-shared.yaml", "serial-failover.yaml"}
 	if len(files) < len(want) {
 		t.Fatalf("configs: %v, want at least %v", files, want)
 	}
