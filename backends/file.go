@@ -313,6 +313,14 @@ func (f *File) rotateFile() error {
 	return f.startEncoder(0)
 }
 
+// Describe is the compact form of the spec: "file PATH (FORMAT,
+// DIRECTION)".
+func (s *FileSpec) Describe() string {
+	c := *s
+	c.fillDefaults()
+	return fmt.Sprintf("file %s (%s, %s)", c.Path, c.Format, c.Direction)
+}
+
 // Describe names the device for status and logs.
 func (f *File) Describe() string {
 	return fmt.Sprintf("file %s (%s, %s)", f.spec.Path, f.spec.Format, f.spec.Direction)

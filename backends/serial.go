@@ -92,6 +92,16 @@ func (s *SerialSpec) Validate() error {
 	return err
 }
 
+// Describe is the compact form of the spec: "serial /dev/ttyUSB0 115200
+// 8N1".
+func (s *SerialSpec) Describe() string {
+	d := "serial " + s.Path
+	if l, err := s.LineSettings(); err == nil && l.Short() != "" {
+		d += " " + l.Short()
+	}
+	return d
+}
+
 // LineSettings returns the line settings the spec asks for.
 func (s *SerialSpec) LineSettings() (chardev.LineSettings, error) {
 	l := chardev.LineSettings{Baud: s.Baud, DataBits: s.DataBits}

@@ -163,6 +163,23 @@ func (l LineSettings) String() string {
 	return fmt.Sprintf("%d %d%s%s flow=%s", l.Baud, db, p, l.StopBits, l.Flow)
 }
 
+// Short is the compact form people write: "115200 8N1", with the flow
+// control when there is any ("115200 8N1 rtscts"); "" when nothing is set.
+func (l LineSettings) Short() string {
+	if l.Baud == 0 && l.DataBits == 0 {
+		return ""
+	}
+	full := l.String() // "115200 8N1 flow=none"
+	s, flow, _ := strings.Cut(full, " flow=")
+	if l.Baud == 0 {
+		s = strings.TrimPrefix(s, "0 ")
+	}
+	if flow != "" && flow != FlowNone.String() {
+		s += " " + flow
+	}
+	return s
+}
+
 // Validate reports impossible settings.
 func (l LineSettings) Validate() error {
 	if l.Baud < 0 {

@@ -262,6 +262,11 @@ type SwapReport struct {
 	Overlapped uint64        `json:"overlap_bytes"`
 	OldErr     string        `json:"old_error,omitempty"`
 	Elapsed    time.Duration `json:"duration_ns"`
+	// Effective is the backend as it runs after the swap, with the
+	// options it inherited from the one it replaced (filled in by the
+	// daemon): "file /var/log/b2.log (raw, out); input no, on_overflow
+	// block, queue 256KiB, replay 0B".
+	Effective string `json:"effective,omitempty"`
 }
 
 // FrontendSwapReport says what a frontend swap did.

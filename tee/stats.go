@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"chartee/chardev"
 )
 
 type swapKind int
@@ -96,6 +98,9 @@ type LegStats struct {
 // had (so they never go down when clients leave), plus its live legs.
 type BackendStats struct {
 	Name       string `json:"name"`
+	Device     string `json:"device,omitempty"` // a single stream's device, described
+	Queue      int    `json:"queue"`            // the queue bound, bytes
+	Replay     int    `json:"replay"`
 	Source     string `json:"source,omitempty"`
 	Input      bool   `json:"input"`
 	Overflow   string `json:"on_overflow"`
@@ -174,6 +179,7 @@ func (t *Tee) Stats() Stats {
 
 	legsOf := map[*backend]int{}
 	queued := map[*backend]int64{}
+	device := map[*backend]string{}
 	for _, l := range v.legs {
 		ls := LegStats{
 			Name: l.name, Backend: l.backend.name, Peer: l.peer, Since: l.since,
@@ -187,11 +193,15 @@ func (t *Tee) Stats() Stats {
 		st.Legs = append(st.Legs, ls)
 		legsOf[l.backend]++
 		queued[l.backend] += ls.QueueBytes
+		if l.peer == "" {
+			device[l.backend] = chardev.Describe(l.dev)
+		}
 	}
 	for _, bv := range v.backends {
 		b := bv.b
 		st.Backends = append(st.Backends, BackendStats{
-			Name: b.name, Source: bv.source, Input: bv.opts.Input, Overflow: bv.opts.Overflow.String(),
+			Name: b.name, Device: device[b], Queue: bv.opts.queueLimit(), Replay: bv.opts.Replay,
+			Source: bv.source, Input: bv.opts.Input, Overflow: bv.opts.Overflow.String(),
 			Legs: legsOf[b], BytesOut: b.c.out.Load(), BytesIn: b.c.in.Load(), Dropped: b.c.dropped.Load(),
 			Discarded: b.c.discarded.Load(), QueueBytes: queued[b],
 		})

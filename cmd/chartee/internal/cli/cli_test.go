@@ -397,8 +397,8 @@ func sampleStatus() api.TeeStatus {
 	st.WriteLock = "telnet#2"
 	st.Frontend = tee.FrontendStats{Up: false, Device: "serial /dev/ttyUSB1", Candidate: 1, LastError: "read: EOF", BytesOut: 123456, Reconnects: 3, Failovers: 1}
 	st.Backends = []tee.BackendStats{
-		{Name: "telnet", Source: "127.0.0.1:7001", Input: true, Overflow: "drop", Legs: 2, BytesOut: 1000},
-		{Name: "capture", Overflow: "block", Legs: 1, BytesOut: 123456},
+		{Name: "telnet", Source: "127.0.0.1:7001", Queue: 256 << 10, Input: true, Overflow: "drop", Legs: 2, BytesOut: 1000},
+		{Name: "capture", Device: "file /var/log/c.log (raw, out)", Queue: 1 << 20, Overflow: "block", Legs: 1, BytesOut: 123456},
 	}
 	st.Legs = []tee.LegStats{
 		{Name: "telnet#2", Backend: "telnet", Peer: "127.0.0.1:40000", Since: since, BytesOut: 500, FirstOffset: 100, NextOffset: 600},
@@ -469,9 +469,9 @@ func TestWriteShow(t *testing.T) {
 		"last error: read: EOF",
 		"9600 baud, 7 data bits, parity even, stop bits 2, flow rtscts",
 		"swaps:     leg ok 2, failover ok 1",
-		"BACKEND  LISTENING       INPUT",
-		"telnet   127.0.0.1:7001  yes    drop",
-		"capture  -               no     block",
+		"BACKEND  DEVICE                          INPUT  OVERFLOW  QUEUE",
+		"telnet   listening on 127.0.0.1:7001     yes    drop      256KiB",
+		"capture  file /var/log/c.log (raw, out)  no     block     1MiB",
 		"telnet#2  telnet   127.0.0.1:40000  55s",
 		"1h0m55s",
 	)

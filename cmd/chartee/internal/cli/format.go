@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"chartee/chardev"
 	"chartee/cmd/chartee/internal/api"
 	"chartee/cmd/chartee/internal/daemon"
 	"chartee/tee"
@@ -93,10 +94,18 @@ func writeShow(w io.Writer, t api.TeeStatus, now time.Time) error {
 		fmt.Fprintln(w, "no backends")
 	} else {
 		tw = newTable(w)
-		fmt.Fprintln(tw, "BACKEND\tLISTENING\tINPUT\tOVERFLOW\tLEGS\tOUT\tIN\tDROPPED\tDISCARDED\tQUEUED")
+		fmt.Fprintln(tw, "BACKEND\tDEVICE\tINPUT\tOVERFLOW\tQUEUE\tLEGS\tOUT\tIN\tDROPPED\tDISCARDED\tQUEUED")
 		for _, b := range t.Backends {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n",
-				b.Name, orDash(b.Source), yesNo(b.Input), b.Overflow, b.Legs,
+			dev := b.Device
+			if b.Source != "" {
+				dev = "listening on " + b.Source
+			}
+			queue := "-"
+			if b.Queue > 0 {
+				queue = chardev.Size(b.Queue).String()
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n",
+				b.Name, orDash(dev), yesNo(b.Input), b.Overflow, queue, b.Legs,
 				b.BytesOut, b.BytesIn, b.Dropped, b.Discarded, b.QueueBytes)
 		}
 		if err := tw.Flush(); err != nil {
@@ -164,6 +173,9 @@ func swapsString(sc []tee.SwapCount) string {
 func writeSwapReport(w io.Writer, teeName string, r tee.SwapReport) {
 	fmt.Fprintf(w, "swapped %s/%s (%s) in %v\n", teeName, r.Backend, r.Mode, r.Elapsed.Round(time.Microsecond))
 	tw := newTable(w)
+	if r.Effective != "" {
+		fmt.Fprintf(tw, "  now:\t%s\n", r.Effective)
+	}
 	fmt.Fprintf(tw, "  cut at offset:\t%d\n", r.Cut)
 	fmt.Fprintf(tw, "  new leg starts at:\t%d\n", r.NewStart)
 	fmt.Fprintf(tw, "  drained by old leg:\t%d B\n", r.Drained)

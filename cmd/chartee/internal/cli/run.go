@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -422,9 +421,9 @@ func (a *app) printReady(cfg *config.Config, d *daemon.Daemon, info readyInfo) {
 	fmt.Fprintf(w, "chartee %s running %s\n", version(), file)
 	describe := map[string]string{}
 	for _, t := range cfg.Tees {
-		describe[t.Name] = shortDescribe(&t.Frontend.Device)
+		describe[t.Name] = t.Frontend.Describe()
 		for _, b := range t.Backends {
-			describe[t.Name+"/"+b.Name] = shortDescribe(&b.Device)
+			describe[t.Name+"/"+b.Name] = b.Describe()
 		}
 	}
 	for _, t := range d.Tees() {
@@ -488,27 +487,4 @@ func (a *app) printReady(cfg *config.Config, d *daemon.Daemon, info readyInfo) {
 		}
 		fmt.Fprintf(w, "The capture is written to %s. Ctrl-C stops the demo.\n", demo.Capture)
 	}
-}
-
-// shortDescribe names a device by its type and its most telling option
-// (path, address, size, ...) rather than its whole canonical spec.
-func shortDescribe(d *config.Device) string {
-	b, err := json.Marshal(d.Spec)
-	var opts map[string]any
-	if err != nil || json.Unmarshal(b, &opts) != nil {
-		return d.Describe()
-	}
-	for _, key := range []string{"path", "listen", "address", "remote", "link", "command", "hostname", "size"} {
-		switch v := opts[key].(type) {
-		case string:
-			if v != "" {
-				return d.Type + " " + v
-			}
-		case []any:
-			if len(v) > 0 {
-				return fmt.Sprintf("%s %v", d.Type, v)
-			}
-		}
-	}
-	return d.Type
 }

@@ -185,7 +185,7 @@ func TestParseFullConfig(t *testing.T) {
 		opts.Input != tee.Exclusive || opts.Reconnect.Max != 10*time.Second {
 		t.Errorf("Options = %+v", opts)
 	}
-	if d := chardev.Describe(opts.Frontend); !strings.HasPrefix(d, "serial {") {
+	if d := chardev.Describe(opts.Frontend); d != "serial /dev/serial/by-id/usb-FTDI-router1 115200 8N1 rtscts" {
 		t.Errorf("frontend opener describes itself as %q", d)
 	}
 }

@@ -2,7 +2,9 @@ package config
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 
 	"chartee/chardev"
 )
@@ -11,13 +13,44 @@ import (
 // with one leg per client) rather than a single stream.
 func (d *Device) IsSource() bool { return d.Factory.IsSource(d.Spec) }
 
-// Describe names the device for logs and status: its type and canonical
-// options.
+// Describe names the device for logs, status and the escape status line
+// in a compact form ("serial /dev/ttyUSB0 115200 8N1", "tcp-listen
+// 127.0.0.1:7000 telnet"): the spec's own description if it has one, else
+// its type and most telling option. The whole spec is in Canonical, and
+// in the API's JSON.
 func (d *Device) Describe() string {
-	if d.Canonical != "" {
-		return d.Canonical
+	if ds, ok := d.Spec.(chardev.Describer); ok {
+		return ds.Describe()
 	}
-	return d.Type
+	b, err := json.Marshal(d.Spec)
+	var opts map[string]any
+	if err != nil || json.Unmarshal(b, &opts) != nil {
+		return d.Type
+	}
+	out := d.Type
+	for _, key := range []string{"path", "listen", "address", "remote", "link", "command", "hostname", "subject", "size"} {
+		switch v := opts[key].(type) {
+		case string:
+			if v != "" {
+				out += " " + v
+			}
+		case []any:
+			words := make([]string, len(v))
+			for i, x := range v {
+				words[i] = fmt.Sprint(x)
+			}
+			if len(words) > 0 {
+				out += " " + strings.Join(words, " ")
+			}
+		}
+		if out != d.Type {
+			break
+		}
+	}
+	if p, ok := opts["protocol"].(string); ok && p != "" && p != "raw" {
+		out += " " + p
+	}
+	return out
 }
 
 // Opener returns an opener for a single-stream device, for the engine to

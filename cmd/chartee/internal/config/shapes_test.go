@@ -145,7 +145,7 @@ func TestDeviceOpenAndListen(t *testing.T) {
 	if _, err := d.Listen(ctx); err == nil || err.Error() != "null: not a listening backend" {
 		t.Errorf("Listen(null) = %v", err)
 	}
-	if got := d.Describe(); got != "null {}" {
+	if got := d.Describe(); got != "null" {
 		t.Errorf("Describe = %q", got)
 	}
 

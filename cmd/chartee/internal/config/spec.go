@@ -127,7 +127,22 @@ func (w *walker) failed() error {
 // specBackend decodes a backend given alone (a spec or an API body).
 func (w *walker) specBackend(root *yaml.Node) *Backend {
 	b, _ := w.backend(root, "")
+	if b != nil {
+		b.Given = givenKeys(w.deref(root))
+	}
 	return b
+}
+
+// givenKeys lists the top-level keys of a mapping node.
+func givenKeys(n *yaml.Node) []string {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	keys := []string{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		keys = append(keys, n.Content[i].Value)
+	}
+	return keys
 }
 
 // frontendDevice decodes a device that is to be a frontend.

@@ -112,6 +112,10 @@ type Backend struct {
 	Name string
 	Device
 	Leg tee.LegOptions
+	// Given lists the keys a spec from the API or the command line set
+	// (nil for a config file, where every backend is whole): a swap
+	// inherits the others from the backend it replaces (see Inherit).
+	Given []string
 }
 
 // Pos is a place in a config file.

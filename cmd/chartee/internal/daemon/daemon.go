@@ -326,8 +326,17 @@ func (d *Daemon) Swap(ctx context.Context, teeName, backend string, b *config.Ba
 		return rep, fmt.Errorf("daemon: tee %s: swap %q: %w", teeName, backend, tee.ErrNotFound)
 	}
 	old := rt.cfg.Backends[i]
-	nb := *b
+	// What the spec does not give is inherited from the swapped backend:
+	// a swap to a new path must not change the policy too.
+	inherited, err := config.Inherit(old, b)
+	if err != nil {
+		return rep, fmt.Errorf("daemon: swap %s/%s: %w: %w", teeName, backend, err, ErrInvalid)
+	}
+	nb := *inherited
 	nb.Name = backend
+	if err := nb.SetTee(teeName); err != nil {
+		return rep, fmt.Errorf("daemon: swap %s/%s: %w: %w", teeName, backend, err, ErrInvalid)
+	}
 	if old.IsSource() != nb.IsSource() {
 		return rep, fmt.Errorf("daemon: swap %s/%s: %s is %s but %s is %s; detach and attach instead: %w",
 			teeName, backend, old.Describe(), kindOf(old), nb.Describe(), kindOf(&nb), ErrInvalid)
@@ -351,10 +360,23 @@ func (d *Daemon) Swap(ctx context.Context, teeName, backend string, b *config.Ba
 	if opts.Options != nil {
 		nb.Leg = *opts.Options
 	}
+	rep.Effective = Effective(&nb)
 	bs := slices.Clone(rt.cfg.Backends)
 	bs[i] = &nb
 	rt.setBackends(bs)
 	return rep, nil
+}
+
+// Effective describes a backend as it runs: its device and its leg
+// options, for swap and attach reports.
+func Effective(b *config.Backend) string {
+	yes := map[bool]string{true: "yes", false: "no"}
+	queue := b.Leg.Queue
+	if queue <= 0 {
+		queue = 256 << 10
+	}
+	return fmt.Sprintf("%s; input %s, on_overflow %s, queue %s, replay %s",
+		b.Describe(), yes[b.Leg.Input], b.Leg.Overflow, chardev.Size(queue), chardev.Size(b.Leg.Replay))
 }
 
 // SwapFrontend replaces a tee's frontend device. The new device is opened
