@@ -286,13 +286,7 @@ func (w *walker) scalar(n *yaml.Node, path string, dst reflect.Value) {
 	}
 	t := dst.Type()
 	if tu, ok := dst.Addr().Interface().(encoding.TextUnmarshaler); ok {
-		if n.Kind != yaml.ScalarNode || isNull(n) {
-			w.errf(n, path, "want a single value, got %s", describe(n))
-			return
-		}
-		if err := tu.UnmarshalText([]byte(n.Value)); err != nil {
-			w.errf(n, path, "%v", err)
-		}
+		w.text(n, path, tu)
 		return
 	}
 	if decodesItself(t) {
@@ -303,42 +297,74 @@ func (w *walker) scalar(n *yaml.Node, path string, dst reflect.Value) {
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		if isNull(n) {
-			dst.Set(reflect.Zero(t))
-			return
-		}
-		v := reflect.New(t.Elem())
-		before := len(w.errs)
-		w.scalar(n, path, v.Elem())
-		if len(w.errs) == before {
-			dst.Set(v)
-		}
+		w.pointer(n, path, dst)
 		return
 	case reflect.Slice:
-		if w.mode == modeCLI && n.Kind == yaml.ScalarNode {
-			n = cliList(n)
-		}
-		if isNull(n) {
-			dst.Set(reflect.Zero(t))
-			return
-		}
-		if n.Kind != yaml.SequenceNode {
-			w.errf(n, path, "want a list, got %s", describe(n))
-			return
-		}
-		out := reflect.MakeSlice(t, len(n.Content), len(n.Content))
-		for i, item := range n.Content {
-			w.scalar(item, index(path, i), out.Index(i))
-		}
-		dst.Set(out)
+		w.list(n, path, dst)
 		return
 	}
 	if n.Kind != yaml.ScalarNode {
 		w.errf(n, path, "want %s, got %s", kindWant(t), describe(n))
 		return
 	}
+	w.plain(n, path, dst)
+}
+
+// text decodes a value whose type parses itself from text (a size, a
+// duration).
+func (w *walker) text(n *yaml.Node, path string, tu encoding.TextUnmarshaler) {
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		w.errf(n, path, "want a single value, got %s", describe(n))
+		return
+	}
+	if err := tu.UnmarshalText([]byte(n.Value)); err != nil {
+		w.errf(n, path, "%v", err)
+	}
+}
+
+// pointer decodes an optional value: null leaves it nil, and it is set
+// only when what it points to decoded without error.
+func (w *walker) pointer(n *yaml.Node, path string, dst reflect.Value) {
+	t := dst.Type()
+	if isNull(n) {
+		dst.Set(reflect.Zero(t))
+		return
+	}
+	v := reflect.New(t.Elem())
+	before := len(w.errs)
+	w.scalar(n, path, v.Elem())
+	if len(w.errs) == before {
+		dst.Set(v)
+	}
+}
+
+// list decodes a list of values; on the command line a single
+// comma-separated value is a list too.
+func (w *walker) list(n *yaml.Node, path string, dst reflect.Value) {
+	t := dst.Type()
+	if w.mode == modeCLI && n.Kind == yaml.ScalarNode {
+		n = cliList(n)
+	}
+	if isNull(n) {
+		dst.Set(reflect.Zero(t))
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		w.errf(n, path, "want a list, got %s", describe(n))
+		return
+	}
+	out := reflect.MakeSlice(t, len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		w.scalar(item, index(path, i), out.Index(i))
+	}
+	dst.Set(out)
+}
+
+// plain decodes one scalar node into a string, bool or number, by its
+// YAML tag: `port: "80"` is not a number and `enabled: yes` not a bool.
+func (w *walker) plain(n *yaml.Node, path string, dst reflect.Value) {
 	tag := n.ShortTag()
-	switch t.Kind() {
+	switch dst.Kind() {
 	case reflect.String:
 		// Any scalar is a string, as written: `stop_bits: 1` means
 		// "1", `mode: 0660` means "0660" and `type: null` is the null
@@ -357,27 +383,9 @@ func (w *walker) scalar(n *yaml.Node, path string, dst reflect.Value) {
 		}
 		dst.SetBool(b)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		var i int64
-		if tag != "!!int" || n.Decode(&i) != nil {
-			w.errf(n, path, "want a whole number, got %s", describe(n))
-			return
-		}
-		if dst.OverflowInt(i) {
-			w.errf(n, path, "%d is out of range", i)
-			return
-		}
-		dst.SetInt(i)
+		w.integer(n, path, dst, tag)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		var u uint64
-		if tag != "!!int" || n.Decode(&u) != nil {
-			w.errf(n, path, "want a non-negative whole number, got %s", describe(n))
-			return
-		}
-		if dst.OverflowUint(u) {
-			w.errf(n, path, "%d is out of range", u)
-			return
-		}
-		dst.SetUint(u)
+		w.unsigned(n, path, dst, tag)
 	case reflect.Float32, reflect.Float64:
 		var f float64
 		if (tag != "!!int" && tag != "!!float") || n.Decode(&f) != nil {
@@ -390,6 +398,34 @@ func (w *walker) scalar(n *yaml.Node, path string, dst reflect.Value) {
 			w.errf(n, path, "%v", err)
 		}
 	}
+}
+
+// integer decodes a whole number that fits dst.
+func (w *walker) integer(n *yaml.Node, path string, dst reflect.Value, tag string) {
+	var i int64
+	if tag != "!!int" || n.Decode(&i) != nil {
+		w.errf(n, path, "want a whole number, got %s", describe(n))
+		return
+	}
+	if dst.OverflowInt(i) {
+		w.errf(n, path, "%d is out of range", i)
+		return
+	}
+	dst.SetInt(i)
+}
+
+// unsigned decodes a non-negative whole number that fits dst.
+func (w *walker) unsigned(n *yaml.Node, path string, dst reflect.Value, tag string) {
+	var u uint64
+	if tag != "!!int" || n.Decode(&u) != nil {
+		w.errf(n, path, "want a non-negative whole number, got %s", describe(n))
+		return
+	}
+	if dst.OverflowUint(u) {
+		w.errf(n, path, "%d is out of range", u)
+		return
+	}
+	dst.SetUint(u)
 }
 
 // kindWant names what a value of type t is written as.
