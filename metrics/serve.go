@@ -140,14 +140,29 @@ func CheckListen(listen string) error {
 // every request. stop shuts the server down gracefully until its ctx ends,
 // then closes the remaining connections; it may be called more than once.
 func Serve(ctx context.Context, listen string, h http.Handler) (addr string, stop func(context.Context) error, err error) {
-	if err := CheckListen(listen); err != nil {
+	ln, err := Listen(ctx, listen)
+	if err != nil {
 		return "", nil, err
+	}
+	return ln.Addr().String(), ServeListener(ctx, ln, h), nil
+}
+
+// Listen binds listen (see CheckListen) for ServeListener.
+func Listen(ctx context.Context, listen string) (net.Listener, error) {
+	if err := CheckListen(listen); err != nil {
+		return nil, err
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", listen)
 	if err != nil {
-		return "", nil, fmt.Errorf("metrics: %w", err)
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	return ln, nil
+}
+
+// ServeListener serves h on ln (bound by Listen, or inherited from the
+// process a chartee upgrade took over from) as Serve does.
+func ServeListener(ctx context.Context, ln net.Listener, h http.Handler) (stop func(context.Context) error) {
 	srv := NewServer(h)
 	srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	served := make(chan error, 1)
@@ -155,7 +170,7 @@ func Serve(ctx context.Context, listen string, h http.Handler) (addr string, sto
 
 	var once sync.Once
 	var stopErr error
-	stop = func(sctx context.Context) error {
+	return func(sctx context.Context) error {
 		once.Do(func() {
 			stopErr = srv.Shutdown(sctx)
 			if stopErr != nil {
@@ -167,5 +182,4 @@ func Serve(ctx context.Context, listen string, h http.Handler) (addr string, sto
 		})
 		return stopErr
 	}
-	return ln.Addr().String(), stop, nil
 }

@@ -219,6 +219,14 @@ func (c *Client) Reload(ctx context.Context) (ReloadReport, error) {
 	return rep, err
 }
 
+// Upgrade asks the daemon to hand itself over to binary ("" is its own
+// path).
+func (c *Client) Upgrade(ctx context.Context, binary string) (UpgradeReport, error) {
+	var rep UpgradeReport
+	err := c.call(ctx, http.MethodPost, "/v1/upgrade", UpgradeRequest{Binary: binary}, &rep)
+	return rep, err
+}
+
 // DataInfo is what one GET .../data said about the bytes it sent (see the
 // Header constants). Gap is the X-Chartee-Missed trailer of a follow
 // stream: nonzero when it ended because the reader fell a ring behind.

@@ -17,6 +17,7 @@
 //	GET    /v1/tees/{tee}/backends/{name}/data       ?offset=N&follow=1; raw bytes (see HeaderOffset)
 //	GET    /v1/events                                NDJSON stream of tee.Event
 //	POST   /v1/reload                                ReloadReport
+//	POST   /v1/upgrade                               body: UpgradeRequest; UpgradeReport (then this process exits)
 //	POST   /v1/tees/{tee}/send                       body: SendRequest; SendResult (bytes written, stream offset)
 //	POST   /v1/tees/{tee}/break                      body: BreakRequest; BreakResult
 //	POST   /v1/tees/{tee}/sysrq                      body: SysrqRequest; SysrqResult
@@ -28,7 +29,9 @@
 // 403 forbidden (the exclusive write lock is held: send --force);
 // 409 exists or input_full; 413 too_large; 422 open_failed (a device
 // would not open) or unsupported (a frontend that cannot send a break);
-// 500 internal; 503 closed; 504 timeout.
+// 409 upgrade_refused (something cannot be carried; Details say what);
+// 500 internal; 502 upgrade_failed (the new binary did not take over and
+// the daemon rolled back; the message says why); 503 closed; 504 timeout.
 package api
 
 import (

@@ -17,7 +17,7 @@ func statusOf(code string) int {
 	switch code {
 	case CodeNotFound:
 		return http.StatusNotFound
-	case CodeExists, CodeInputFull:
+	case CodeExists, CodeInputFull, CodeUpgradeRefused:
 		return http.StatusConflict
 	case CodeForbidden:
 		return http.StatusForbidden
@@ -37,6 +37,8 @@ func statusOf(code string) int {
 		return http.StatusServiceUnavailable
 	case CodeTimeout:
 		return http.StatusGatewayTimeout
+	case CodeUpgradeFailed:
+		return http.StatusBadGateway
 	}
 	return http.StatusInternalServerError
 }

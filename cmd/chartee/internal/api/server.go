@@ -43,6 +43,9 @@ type Options struct {
 	// goes away, so it is never cut half-way by a dropped connection
 	// (default 60s).
 	OpTimeout time.Duration
+	// Upgrade hands the process over to a new binary (POST /v1/upgrade);
+	// nil answers unsupported.
+	Upgrade Upgrader
 }
 
 func (o Options) withDefaults() Options {
@@ -299,6 +302,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/tees/{tee}/backends/{name}/data", s.query(s.data))
 	mux.HandleFunc("GET /v1/events", s.query(s.events))
 	mux.HandleFunc("POST /v1/reload", s.op(s.reload))
+	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
 	mux.HandleFunc("POST /v1/tees/{tee}/send", s.op(s.send))
 	mux.HandleFunc("POST /v1/tees/{tee}/break", s.op(s.sendBreak))
 	mux.HandleFunc("POST /v1/tees/{tee}/sysrq", s.op(s.sysrq))

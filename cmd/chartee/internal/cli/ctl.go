@@ -34,6 +34,9 @@ Commands:
                                         hot-swap a backend to a new device
   swap-frontend TEE SPEC                replace the tee's frontend device
   reload                                re-read the daemon's config file
+  upgrade [--binary PATH]               hand the running daemon over to a new binary (default:
+                                        its own path, re-read from disk); refused, or rolled
+                                        back with the reason, when it cannot take over cleanly
   tail TEE NAME [-f] [--offset N]       print what a ringbuf backend holds (-f: keep following;
                                         N counts the bytes it received, 0: its oldest kept)
   events                                follow events of every tee (Ctrl-C ends)
@@ -71,6 +74,7 @@ type ctlFlags struct {
 	line, force       bool
 	stripANSI         bool
 	duration, timeout time.Duration
+	binary            string
 }
 
 // ctlFlagCommands says which commands take a command-specific flag.
@@ -87,6 +91,7 @@ var ctlFlagCommands = map[string][]string{
 	"timeout":       {"wait"},
 	"from":          {"wait"},
 	"strip-ansi":    {"wait"},
+	"binary":        {"upgrade"},
 }
 
 // ctlOptionalLast lists commands whose last argument may be left out.
@@ -104,6 +109,7 @@ var ctlArgs = map[string]struct {
 	"swap":          {3, "swap TEE NAME SPEC [--mode handover|overlap] [--drain-timeout D]"},
 	"swap-frontend": {2, "swap-frontend TEE SPEC"},
 	"reload":        {0, "reload"},
+	"upgrade":       {0, "upgrade [--binary PATH]"},
 	"tail":          {2, "tail TEE NAME [-f] [--offset N]"},
 	"events":        {0, "events"},
 	"send":          {2, "send TEE [TEXT] [--file F] [--line] [--force]"},
@@ -130,6 +136,7 @@ func (a *app) ctl(args []string) int {
 	fs.DurationVar(&f.duration, "duration", 0, "break: how long (default 250ms)")
 	fs.DurationVar(&f.timeout, "timeout", 0, "wait: give up after this long (default 60s)")
 	fs.StringVar(&f.from, "from", "", "wait: now (default), start (the scrollback's oldest byte) or a stream offset")
+	fs.StringVar(&f.binary, "binary", "", "upgrade: the new chartee `binary` (default: the daemon's own path)")
 	fs.BoolVar(&f.stripANSI, "strip-ansi", false, "wait: match the text with terminal escape sequences removed")
 	fs.Uint64Var(&f.offset, "offset", 0, "tail: where to start, counted in bytes the ringbuf has received (0: the oldest byte it still holds)")
 	pos, err := parseInterspersed(fs, args)
@@ -364,6 +371,8 @@ func (r *ctlRun) do(ctx context.Context, cmd string, args []string) error {
 		}
 		writeReloadReport(r.out, rep)
 		return nil
+	case "upgrade":
+		return r.upgrade(ctx)
 	case "tail":
 		// Raw bytes go straight out; a buffered writer would hold back
 		// a followed console's output.

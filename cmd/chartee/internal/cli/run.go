@@ -28,9 +28,10 @@ const runUsage = `Usage: chartee [run] [-c FILE] [--port N]
 
 Runs the daemon with the config FILE, or the built-in demo without one.
 Signals: SIGHUP reloads FILE (a broken file is logged and the running
-config stays), SIGUSR1 reopens capture files (after logrotate),
-SIGTERM/SIGINT shut down, draining legs for up to 10s (a second one cuts
-that short).
+config stays), SIGUSR1 reopens capture files (after logrotate), SIGUSR2
+hands the daemon over to its binary as it is on disk now (like chartee
+ctl upgrade), SIGTERM/SIGINT shut down, draining legs for up to 10s (a
+second one cuts that short).
 `
 
 // Bounds of the shutdown and of a reload.
@@ -76,6 +77,14 @@ func (a *app) run(args []string) int {
 		return exitUsage
 	}
 
+	// A process started by an upgrade reads what it was handed first:
+	// the old process waits for its answer.
+	inh, err := inherit()
+	if err != nil {
+		fmt.Fprintf(a.stderr, "chartee: %v\n", err)
+		return exitError
+	}
+
 	var cfg *config.Config
 	var demo *demoSetup
 	if path == "" {
@@ -84,6 +93,7 @@ func (a *app) run(args []string) int {
 			demoPort = -1 // the default, which gives way when taken
 		}
 		if demo, err = prepareDemo(demoPort, a.getenv); err != nil {
+			inh.fail(err)
 			fmt.Fprintf(a.stderr, "chartee: %v\n", err)
 			return exitError
 		}
@@ -92,11 +102,12 @@ func (a *app) run(args []string) int {
 		cfg, err = config.Load(path)
 	}
 	if err != nil {
+		inh.fail(err)
 		printConfigError(a.stderr, err)
 		return exitError
 	}
 	printWarnings(a.stderr, cfg.Warnings)
-	return a.serve(cfg, path, demo)
+	return a.serve(cfg, path, demo, inh)
 }
 
 // newLogger builds the daemon's logger from the log section. The config
@@ -121,9 +132,10 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 }
 
 // serve runs cfg until a termination signal (or a.ctx ends).
-func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
+func (a *app) serve(cfg *config.Config, path string, demo *demoSetup, inh *inheritance) int {
 	log := newLogger(cfg.Log, a.stderr)
 	fail := func(err error) int {
+		inh.fail(err)
 		fmt.Fprintf(a.stderr, "chartee: %v\n", err)
 		if hint := addrInUseHint(err); hint != "" {
 			if demo != nil {
@@ -147,7 +159,7 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 	// Signals are caught before anything starts, so a SIGTERM during
 	// startup is a clean shutdown rather than a kill.
 	sigs := make(chan os.Signal, 8)
-	a.notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	a.notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT)
 	defer a.stopNotify(sigs)
 
 	// The collector is made first so that the daemon's OnReload, called for
@@ -173,6 +185,7 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 	var stopMetrics func(context.Context) error
 	var bound []*api.Bound
 	var webLn net.Listener
+	var carry []carried
 	unbind := func() {
 		for _, b := range bound {
 			b.Close()
@@ -188,37 +201,69 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 		reg := metrics.NewRegistry(collector)
 		reg.MustRegister(watchMetrics.Collectors()...)
 		h := metrics.Handler(reg, log)
-		addr, stop, err := metrics.Serve(ctx, cfg.Metrics.Listen, h)
+		var ln net.Listener
+		var err error
+		if f := inh.take(carryMetrics, cfg.Metrics.Listen); f != nil {
+			ln, err = inheritedListener(f)
+		} else {
+			ln, err = metrics.Listen(ctx, cfg.Metrics.Listen)
+		}
 		if err != nil {
 			return fail(err)
 		}
-		stopMetrics = stop
-		info.MetricsURL = "http://" + addr + metrics.Path
+		if tl, ok := ln.(*net.TCPListener); ok {
+			carry = append(carry, carried{carryMetrics, cfg.Metrics.Listen, tl.File})
+		}
+		stopMetrics = metrics.ServeListener(ctx, ln, h)
+		info.MetricsURL = "http://" + ln.Addr().String() + metrics.Path
 	}
 	if sock := cfg.Control.Socket; sock != "" {
-		b, err := listenControlSocket(sock)
+		var b *api.Bound
+		var err error
+		if f := inh.take(carryControlUnix, sock); f != nil {
+			b, err = api.InheritUnix(sock, f)
+		} else {
+			b, err = listenControlSocket(sock)
+		}
 		if err != nil {
 			unbind()
 			return fail(err)
 		}
 		bound = append(bound, b)
+		carry = append(carry, carried{carryControlUnix, sock, b.File})
 		info.Socket = sock
 	}
 	if cfg.Web.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.Web.Listen)
+		var ln net.Listener
+		var err error
+		if f := inh.take(carryWeb, cfg.Web.Listen); f != nil {
+			ln, err = inheritedListener(f)
+		} else {
+			ln, err = net.Listen("tcp", cfg.Web.Listen)
+		}
 		if err != nil {
 			unbind()
 			return fail(fmt.Errorf("web: %w", err))
 		}
 		webLn = ln
+		if tl, ok := ln.(*net.TCPListener); ok {
+			carry = append(carry, carried{carryWeb, cfg.Web.Listen, tl.File})
+		}
 	}
 	if cfg.Control.Listen != "" {
-		b, err := api.ListenTCP(cfg.Control.Listen, token)
+		var b *api.Bound
+		var err error
+		if f := inh.take(carryControlTCP, cfg.Control.Listen); f != nil {
+			b, err = api.InheritTCP(f, token)
+		} else {
+			b, err = api.ListenTCP(cfg.Control.Listen, token)
+		}
 		if err != nil {
 			unbind()
 			return fail(err)
 		}
 		bound = append(bound, b)
+		carry = append(carry, carried{carryControlTCP, cfg.Control.Listen, b.File})
 		info.ControlTCP = b.Addr().String()
 	}
 
@@ -238,7 +283,8 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 	d.SetConfigPath(path)
 
 	var webSvc *webService
-	srv := api.NewServer(d, api.Options{Logger: log})
+	upg := &upgrader{d: d, log: log, listeners: carry}
+	srv := api.NewServer(d, api.Options{Logger: log, Upgrade: upg.upgrade})
 	shutdown := func(ctx context.Context) {
 		actx, acancel := context.WithTimeout(ctx, apiShutdownTimeout)
 		if err := srv.Shutdown(actx); err != nil {
@@ -278,6 +324,12 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 		}
 		info.WebURL = webSvc.url
 	}
+	if inh != nil {
+		inh.ready(log)
+		for _, b := range bound {
+			b.Own()
+		}
+	}
 	for _, t := range d.Tees() {
 		st := t.Stats()
 		for _, b := range st.Backends {
@@ -306,6 +358,11 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup) int {
 				log.Error("reopening capture files failed", "err", err)
 			} else {
 				log.Info("capture files reopened")
+			}
+		case syscall.SIGUSR2:
+			// The outcome is logged by upgrade itself.
+			if _, exit, err := upg.upgrade(ctx, ""); err == nil {
+				exit()
 			}
 		default:
 			log.Info("shutting down", "signal", sig.String())

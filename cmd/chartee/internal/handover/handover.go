@@ -8,7 +8,7 @@
 // The exchange runs over a socketpair the new process inherits as fd 3;
 // the carried files follow as fd 4, 5, ... in the order the old process
 // listed them. The old process writes the state document (length-prefixed)
-// on the socket; the new process answers one line, "ready" or "fail
+// on the socket; the new process answers one line, "ready INFO" or "fail
 // REASON", and on "ready" waits for the old process's "commit" line before
 // it touches any device. That second step is what makes a rollback safe:
 // a new process that reports ready just as the old one gives up on it
@@ -76,6 +76,8 @@ type Request struct {
 
 // Child is a new process that has reported ready and waits for Commit.
 type Child struct {
+	// Info is what the new process said with its ready (its version).
+	Info   string
 	cmd    *exec.Cmd
 	conn   *os.File
 	exited chan struct{} // closed when the process has been reaped
@@ -171,7 +173,8 @@ func (c *Child) await(req Request) error {
 	defer timer.Stop()
 	select {
 	case a := <-answer:
-		if a == "ready" {
+		if info, ok := strings.CutPrefix(a, "ready"); ok {
+			c.Info = strings.TrimPrefix(info, " ")
 			return nil
 		}
 		if reason, ok := strings.CutPrefix(a, "fail "); ok {

@@ -43,7 +43,7 @@ func child(mode string) int {
 		time.Sleep(time.Hour)
 		return 0
 	case "ready":
-		if err := in.Ready(); err != nil {
+		if err := in.Ready("v9.9.9"); err != nil {
 			fmt.Fprintln(out, "withdrawn")
 			return 3
 		}
@@ -77,6 +77,9 @@ func TestCommit(t *testing.T) {
 	c, r, err := startTest(t, "ready", 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.Info != "v9.9.9" {
+		t.Errorf("Info %q, want the version the child sent", c.Info)
 	}
 	if err := c.Commit(); err != nil {
 		t.Fatal(err)

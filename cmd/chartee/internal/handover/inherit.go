@@ -64,10 +64,12 @@ func Inherit() (*Inherited, error) {
 // touching any inherited device.
 var ErrWithdrawn = errors.New("handover: the old process did not hand over (it rolled back or died); exiting without touching anything")
 
-// Ready tells the old process this one is ready and waits for its commit.
-// Only after a nil return may the process read or write inherited devices.
-func (in *Inherited) Ready() error {
-	if _, err := io.WriteString(in.conn, "ready\n"); err != nil {
+// Ready tells the old process this one is ready, with info (one line: its
+// version), and waits for its commit. Only after a nil return may the
+// process read or write inherited devices.
+func (in *Inherited) Ready(info string) error {
+	info = strings.ReplaceAll(info, "\n", " ")
+	if _, err := io.WriteString(in.conn, "ready "+info+"\n"); err != nil {
 		return ErrWithdrawn
 	}
 	line, err := in.rd.ReadString('\n')
