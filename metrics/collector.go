@@ -98,6 +98,9 @@ var (
 	reloadTimeDesc = newDesc("config_last_reload_timestamp_seconds",
 		"Unix time of the last configuration load or reload attempt.",
 		nil)
+	sessionsDesc = newDesc("sessions",
+		"People attached now through a service (ssh, web), by the backend they joined and their role on the tee (view, operate, admin). No user names: the label set stays bounded.",
+		[]string{"tee", "backend", "role"})
 	buildInfoDesc = newDesc("build_info",
 		"Always 1; the version label is the running chartee version.",
 		[]string{"version"})
@@ -107,8 +110,12 @@ var allDescs = []*prometheus.Desc{
 	backendBytesDesc, backendDroppedDesc, backendQueueDesc, backendLegsDesc, inputDiscardedDesc,
 	frontendUpDesc, frontendBytesDesc, frontendReconnectsDesc, frontendFailoversDesc, frontendOpenFailuresDesc,
 	frontendInputDroppedDesc, frontendInputPendingDesc, streamOffsetDesc,
-	swapsDesc, swapDurationDesc, reloadSuccessDesc, reloadTimeDesc, buildInfoDesc,
+	swapsDesc, swapDurationDesc, reloadSuccessDesc, reloadTimeDesc, buildInfoDesc, sessionsDesc,
 }
+
+// sessionRoles are the roles a session can hold; each gets a series, zeros
+// included, for every backend that has a session.
+var sessionRoles = []string{"view", "operate", "admin"}
 
 // Collector is a prometheus.Collector that reads the engine's live
 // counters at scrape time. It holds no series of its own, so tees and
@@ -216,6 +223,7 @@ func collectTee(e emitter, st *tee.Stats) {
 		e.gauge(backendLegsDesc, float64(b.Legs), name, b.Name)
 	}
 
+	collectSessions(e, st)
 	for _, s := range st.Swaps {
 		e.counter(swapsDesc, s.Count, name, s.Kind, s.Result)
 	}
@@ -226,6 +234,27 @@ func collectTee(e emitter, st *tee.Stats) {
 	for _, h := range st.SwapDurations {
 		if h.Count > 0 {
 			e.histogram(swapDurationDesc, h, name, h.Kind)
+		}
+	}
+}
+
+// collectSessions counts the legs that carry a person, by backend and role.
+func collectSessions(e emitter, st *tee.Stats) {
+	counts := map[string]map[string]int{}
+	var backends []string
+	for _, l := range st.Legs {
+		if l.User == "" {
+			continue
+		}
+		if counts[l.Backend] == nil {
+			counts[l.Backend] = map[string]int{}
+			backends = append(backends, l.Backend)
+		}
+		counts[l.Backend][l.Role]++
+	}
+	for _, b := range backends {
+		for _, r := range sessionRoles {
+			e.gauge(sessionsDesc, float64(counts[b][r]), st.Name, b, r)
 		}
 	}
 }

@@ -40,6 +40,10 @@
 //	chartee_backend_legs{tee,backend}
 //	    gauge. Legs attached now: 0 or 1 for a single-stream device, the
 //	    number of connected clients for a listener.
+//	chartee_sessions{tee,backend,role}
+//	    gauge. People attached now through a service backend (ssh, web)
+//	    by role (view, operate, admin); all three roles appear once the
+//	    backend has a session. No user names: cardinality stays bounded.
 //	chartee_input_discarded_bytes_total{tee,backend}
 //	    counter. Bytes the backend's legs sent that never reached the
 //	    frontend: input disabled, another leg holding the exclusive write
