@@ -51,7 +51,10 @@ func keyFingerprint(t *testing.T, key string) string {
 	return strings.Fields(string(out))[1]
 }
 
-func newSSHRig(t *testing.T) *sshRig {
+func newSSHRig(t *testing.T) *sshRig { return newSSHRigExtra(t, "") }
+
+// newSSHRigExtra is newSSHRig with more top-level config (metrics:).
+func newSSHRigExtra(t *testing.T, extra string) *sshRig {
 	t.Helper()
 	harness.Begin(t)
 	harness.RequireProgram(t, "ssh", "openssh-client")
@@ -63,7 +66,7 @@ func newSSHRig(t *testing.T) *sshRig {
 		sshKey(t, dir, u)
 	}
 	r.c = harness.NewChartee(t, dir)
-	r.c.WriteConfig(t, fmt.Sprintf(`
+	r.c.WriteConfig(t, extra+fmt.Sprintf(`
 control:
   socket: %[1]q
 access:

@@ -55,7 +55,7 @@ func (s *Server) serverConfig(cfg *Config) *ssh.ServerConfig {
 			if err != nil || pol == nil {
 				return nil, errAuth
 			}
-			// Hashing is deliberately expensive: at most two at once,
+			// Hashing is deliberately expensive: one at a time,
 			// so a burst of guesses cannot exhaust memory or CPU.
 			s.pwSem <- struct{}{}
 			ok := pol.CheckPassword(user, string(pw))

@@ -14,7 +14,7 @@
 // Pre-authentication work is bounded: at most MaxStartups connections may
 // be handshaking at once (past that the oldest is dropped, so a flood of
 // half-open connections cannot lock a real user out for long), each has a
-// handshake deadline, and password hashing runs at most two at a time.
+// handshake deadline, and password hashing runs one at a time.
 package sshd
 
 import (
@@ -120,7 +120,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("sshd: %w", err)
 	}
 	s := &Server{opts: opts, log: opts.Logger, signer: signer, ln: ln,
-		pwSem: make(chan struct{}, 2), conns: map[*ssh.ServerConn]struct{}{}}
+		pwSem: make(chan struct{}, 1), conns: map[*ssh.ServerConn]struct{}{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

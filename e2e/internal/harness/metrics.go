@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -34,4 +35,20 @@ func Goroutines(metricsAddr string, timeout time.Duration) (int, error) {
 		return 0, fmt.Errorf("e2e: reading %s/metrics: %w", metricsAddr, err)
 	}
 	return 0, fmt.Errorf("e2e: no go_goroutines in %s/metrics", metricsAddr)
+}
+
+// ProcessRSS is the resident memory of process pid in bytes, from
+// /proc/PID/status (VmRSS).
+func ProcessRSS(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("e2e: no VmRSS for pid %d", pid)
 }

@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"chartee/e2e/internal/harness"
+)
+
+// TestSSHFloodBounded: 1,000 half-open TCP connections to the SSH port
+// (connected, never a byte sent) and 200 failed logins (100 unknown keys,
+// 100 wrong passwords, 16 at a time) while they are held open. The bound
+// stated in sshd's package doc: at most max_startups (32 here)
+// connections handshake at once, the oldest being dropped for a
+// newcomer, so chartee's goroutines stay within baseline + 2×32 + 16 and
+// its resident memory within baseline + 96 MiB (one argon2id hash of
+// 19 MiB at a time, plus Go's lazily returned heap). A real user then
+// logs in with OpenSSH while the 1,000 connections are still open.
+func TestSSHFloodBounded(t *testing.T) {
+	metricsAddr := harness.FreeAddr(t)
+	r := newSSHRigExtra(t, "metrics:\n  listen: "+metricsAddr+"\n")
+	pid := r.c.Proc.Pid()
+	// Warm up: one real session, so the baseline includes what a
+	// session leaves behind (pools, the ssh backend).
+	warm := r.ssh(t, "alice", "alice:c0")
+	warm.Screen.WaitFor(t, "as operate", 0, timeoutLong)
+	warm.Type(t, "\x05.")
+	warm.Proc.Wait(timeoutLong)
+	time.Sleep(200 * time.Millisecond)
+	g0, err := harness.Goroutines(metricsAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss0, err := harness.ProcessRSS(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 1000; i++ {
+		c, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			t.Fatalf("half-open connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+
+	_, wrongKey, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(wrongKey)
+	var failed, unexpected atomic.Int64
+	var peakG atomic.Int64
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		auth := ssh.AuthMethod(ssh.PublicKeys(signer))
+		if i%2 == 1 {
+			auth = ssh.Password("wrong")
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := ssh.Dial("tcp", r.addr, &ssh.ClientConfig{User: "alice:c0", Auth: []ssh.AuthMethod{auth},
+				HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 30 * time.Second})
+			if err == nil {
+				c.Close()
+				unexpected.Add(1)
+				return
+			}
+			failed.Add(1)
+		}()
+		if i%20 == 0 {
+			if g, err := harness.Goroutines(metricsAddr, 5*time.Second); err == nil && int64(g) > peakG.Load() {
+				peakG.Store(int64(g))
+			}
+		}
+	}
+	wg.Wait()
+	if unexpected.Load() != 0 {
+		t.Fatalf("%d of the bad logins got in", unexpected.Load())
+	}
+	g1, err := harness.Goroutines(metricsAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss1, _ := harness.ProcessRSS(pid)
+	bound := g0 + 2*32 + 16
+	t.Logf("goroutines: baseline %d, peak during logins %d, after %d (bound %d); RSS: %d MiB -> %d MiB; %d logins failed",
+		g0, peakG.Load(), g1, bound, rss0>>20, rss1>>20, failed.Load())
+	if int(peakG.Load()) > bound || g1 > bound {
+		t.Fatalf("goroutines grew past the bound %d: peak %d, after %d", bound, peakG.Load(), g1)
+	}
+	if rss1-rss0 > 96<<20 {
+		t.Fatalf("resident memory grew by %d MiB (bound 96 MiB)", (rss1-rss0)>>20)
+	}
+
+	// A real user still gets in, the 1,000 connections still open.
+	alice := r.ssh(t, "alice", "alice:c0")
+	alice.Screen.WaitFor(t, "alice on c0 as operate", 0, timeoutLong)
+	alice.Type(t, "\x05.")
+	if err := alice.Proc.Wait(timeoutLong); err != nil {
+		t.Fatalf("ssh: %v\n%s", err, alice.Screen.Bytes())
+	}
+	var logged int
+	for _, m := range auditRecords(t, r.auditLog) {
+		if m["kind"] == "login-failed" {
+			logged++
+		}
+	}
+	if logged < 200 {
+		t.Fatalf("audit has %d failed logins, want at least 200", logged)
+	}
+}
