@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -261,28 +262,41 @@ func (p *plan) closeUnused() {
 // and opens every new device and listener. On error, everything it opened
 // is closed and nothing has changed.
 func (d *Daemon) plan(ctx context.Context, cfg *config.Config) (*plan, error) {
+	p := &plan{}
+	freed := p.diff(d.runningTees(), cfg)
+	err := p.openBackends(ctx, freed)
+	if err == nil {
+		err = p.openFrontends(ctx)
+	}
+	if err != nil {
+		p.closeUnused()
+		return nil, err
+	}
+	return p, nil
+}
+
+// runningTees is a snapshot of the running tees by name.
+func (d *Daemon) runningTees() map[string]*runningTee {
 	d.mu.RLock()
+	defer d.mu.RUnlock()
 	running := make(map[string]*runningTee, len(d.tees))
 	for name, rt := range d.tees {
 		running[name] = rt
 	}
-	d.mu.RUnlock()
+	return running
+}
 
-	p := &plan{}
-	// freed holds the resources (device, bind address) that removals and
-	// swaps give up before new backends are attached: a new backend that
-	// needs one of them can only be opened afterwards.
-	freed := map[string]bool{}
+// diff sorts the tees into those to stop, start and change, and returns
+// the resources (see resources) that stops, detaches and swaps give up
+// before new backends are attached: a new backend that needs one of them
+// can only be opened afterwards.
+func (p *plan) diff(running map[string]*runningTee, cfg *config.Config) (freed map[string]bool) {
+	freed = map[string]bool{}
 	wanted := map[string]bool{}
 	for _, tc := range cfg.Tees {
 		wanted[tc.Name] = true
 	}
-	names := make([]string, 0, len(running))
-	for name := range running {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(running)) {
 		if rt := running[name]; !wanted[name] {
 			p.stop = append(p.stop, rt)
 			for _, b := range rt.cfg.Backends {
@@ -311,25 +325,15 @@ func (d *Daemon) plan(ctx context.Context, cfg *config.Config) (*plan, error) {
 		}
 		p.keep = append(p.keep, tp)
 	}
+	return freed
+}
 
-	openOp := func(teeName string, op *backendOp) error {
-		b := op.new
-		if op.kind == opOptions || (op.kind == opSource && sameBind(op.old, b)) {
-			return nil
-		}
-		o, err := openBackend(ctx, b)
-		if err != nil {
-			if anyFreed(freed, b) {
-				return nil // opened when the old holder has let go
-			}
-			return fmt.Errorf("daemon: tee %s: backend %s: %w", teeName, b.Name, err)
-		}
-		p.opened = append(p.opened, o)
-		op.pre = o
-		return nil
-	}
-	// Every listener is bound before any device is opened, so that a bind
-	// failure (a port in use) leaves no capture file created or appended.
+// openBackends opens the device or binds the listener of every backend
+// the plan attaches or swaps in. Every listener is bound before any device
+// is opened, so that a bind failure (a port in use) leaves no capture file
+// created or appended. A backend that fails to open while it needs a
+// resource being freed is opened later, when the old holder has let go.
+func (p *plan) openBackends(ctx context.Context, freed map[string]bool) error {
 	type teeOp struct {
 		tee string
 		op  *backendOp
@@ -345,33 +349,41 @@ func (d *Daemon) plan(ctx context.Context, cfg *config.Config) (*plan, error) {
 			ops = append(ops, teeOp{nt.cfg.Name, op})
 		}
 	}
-	var err error
 	for _, sources := range []bool{true, false} {
 		for _, o := range ops {
-			if err == nil && o.op.new.IsSource() == sources {
-				err = openOp(o.tee, o.op)
+			b := o.op.new
+			if b.IsSource() != sources || o.op.kind == opOptions || (o.op.kind == opSource && sameBind(o.op.old, b)) {
+				continue
 			}
+			opened, err := openBackend(ctx, b)
+			if err != nil {
+				if anyFreed(freed, b) {
+					continue // opened when the old holder has let go
+				}
+				return fmt.Errorf("daemon: tee %s: backend %s: %w", o.tee, b.Name, err)
+			}
+			p.opened = append(p.opened, opened)
+			o.op.pre = opened
 		}
 	}
+	return nil
+}
+
+// openFrontends opens the new frontend device of every running tee whose
+// frontend the config changes; the swap is handed it, primed.
+func (p *plan) openFrontends(ctx context.Context) error {
 	for _, tp := range p.keep {
+		if tp.rt.cfg.Frontend.Canonical == tp.cfg.Frontend.Canonical {
+			continue
+		}
+		dev, err := tp.cfg.Frontend.Opener().Open(ctx)
 		if err != nil {
-			break
+			return fmt.Errorf("daemon: tee %s: frontend %s: %w", tp.cfg.Name, tp.cfg.Frontend.Describe(), err)
 		}
-		if tp.rt.cfg.Frontend.Canonical != tp.cfg.Frontend.Canonical {
-			dev, oerr := tp.cfg.Frontend.Opener().Open(ctx)
-			if oerr != nil {
-				err = fmt.Errorf("daemon: tee %s: frontend %s: %w", tp.cfg.Name, tp.cfg.Frontend.Describe(), oerr)
-				break
-			}
-			tp.frontend = &opened{dev: &primedOpener{dev: dev, next: tp.cfg.Frontend.Opener()}}
-			p.opened = append(p.opened, tp.frontend)
-		}
+		tp.frontend = &opened{dev: &primedOpener{dev: dev, next: tp.cfg.Frontend.Opener()}}
+		p.opened = append(p.opened, tp.frontend)
 	}
-	if err != nil {
-		p.closeUnused()
-		return nil, err
-	}
-	return p, nil
+	return nil
 }
 
 // diffTee compares a running tee with its new configuration.
