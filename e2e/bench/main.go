@@ -47,8 +47,8 @@ type config struct {
 
 func parseFlags() (*config, error) {
 	c := &config{}
-	peers := flag.String("peers", "device,socat,ser2net,ser2net-nodelay,chartee,chartee-gmp1,unix,chartee-unix",
-		"systems to measure: device (pty read directly), socat, ser2net, ser2net-nodelay, chartee, chartee-gmp1 (chartee with GOMAXPROCS=1), unix (unix socket read directly), chartee-unix")
+	peers := flag.String("peers", "device,socat,ser2net,ser2net-nodelay,chartee,chartee-cap,chartee-gmp1,unix,chartee-unix",
+		"systems to measure: device (pty read directly), socat, ser2net, ser2net-nodelay, chartee, chartee-cap (chartee with a block raw capture file leg beside the client), chartee-gmp1 (chartee with GOMAXPROCS=1), unix (unix socket read directly), chartee-unix")
 	clients := flag.String("clients", "1,8,64,512", "client counts for the throughput workload")
 	flag.DurationVar(&c.duration, "duration", 3*time.Second, "how long each workload streams or types")
 	flag.BoolVar(&c.quick, "quick", false, "smoke run: 1s workloads, clients 1,8,64, 200 idle clients")

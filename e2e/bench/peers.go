@@ -81,6 +81,18 @@ var allPeers = []*peer{
 	{id: "chartee", label: "chartee", start: func(ctx context.Context, e *env, o runOpts) (*target, error) {
 		return startChartee(ctx, e, o, false)
 	}},
+	{id: "chartee-cap", label: "chartee + block capture", maxN: 1, start: func(ctx context.Context, e *env, o runOpts) (*target, error) {
+		// The issue-10 target's setup: beside the client, a block raw
+		// capture file leg (removed after the run: it grows fast).
+		if o.capture == "" {
+			o.capture = e.scratch("cap.raw")
+		}
+		t, err := startChartee(ctx, e, o, false)
+		if err == nil {
+			t.cleanup = append(t.cleanup, func() { os.Remove(o.capture) })
+		}
+		return t, err
+	}},
 	{id: "chartee-gmp1", label: "chartee GOMAXPROCS=1", start: func(ctx context.Context, e *env, o runOpts) (*target, error) {
 		return startChartee(ctx, e, o, false, "GOMAXPROCS=1")
 	}},

@@ -122,6 +122,27 @@ func (res *results) markdown(plot string) string {
 	} else {
 		p("| round trip p50 no worse than socat's | not measured | — |\n")
 	}
+	// Issue 10: a 1:1 relay at least socat's, with a block capture leg
+	// attached beside the client.
+	if c, s := res.find("chartee + block capture", 1), res.find("socat", 1); ok(c) && ok(s) {
+		p("| N=1 throughput ≥ socat's, with a block capture file leg too | %.1f / %.1f MB/s = %.2f× | %s |\n", c.AggMBps, s.AggMBps, c.AggMBps/s.AggMBps, verdict(c.AggMBps >= s.AggMBps))
+	}
+	if c, s := res.findRTT("chartee + block capture"), res.findRTT("socat"); c != nil && s != nil && c.Err == "" && s.Err == "" {
+		p("| round trip p50 ≤ socat's, with a block capture file leg too | %s vs %s = %.2f× | %s |\n", us(c.P50), us(s.P50), float64(c.P50)/float64(s.P50), verdict(c.P50 <= s.P50))
+	}
+	if c, s := res.find("chartee", 1), res.find("socat", 1); ok(c) && ok(s) {
+		p("| N=1 throughput ≥ socat's (client only) | %.1f / %.1f MB/s = %.2f× | %s |\n", c.AggMBps, s.AggMBps, c.AggMBps/s.AggMBps, verdict(c.AggMBps >= s.AggMBps))
+	}
+	for _, r := range res.idle {
+		if r.Peer == "chartee" && r.Err == "" {
+			per := float64(r.RSSKB-r.RSS0KB) / float64(r.N)
+			v := verdict(per <= 8)
+			if r.N < 1000 {
+				v = fmt.Sprintf("— (only %d clients in this run)", r.N)
+			}
+			p("| ≤ 8 KiB RSS per idle TCP client | %.1f KiB (%d clients) | %s |\n", per, r.N, v)
+		}
+	}
 	{
 		runs, bad := 0, []string{}
 		for _, r := range res.tput {
