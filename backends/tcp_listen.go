@@ -370,6 +370,11 @@ type NetClient struct {
 	idle       time.Duration
 	lastActive atomic.Int64 // netNow at the last byte either way
 
+	// raw is the socket itself when the protocol layer is nothing (raw,
+	// no TLS, no escape): TryWrite writes to it without waiting. Set
+	// before ready.
+	raw syscall.RawConn
+
 	mu     sync.Mutex
 	stream chardev.Chardev // protocol layer over conn; nil until started
 	timer  *time.Timer     // idle check; nil without idle_timeout
@@ -459,6 +464,44 @@ func (c *NetClient) Write(p []byte) (int, error) {
 	return n, err
 }
 
+var _ chardev.NonBlockingWriter = (*NetClient)(nil)
+
+// errNoTryWrite: this client's stream has a protocol layer (TLS, telnet,
+// escape) between the engine and the socket.
+var errNoTryWrite = fmt.Errorf("tcp-listen: non-blocking write: %w", chardev.ErrUnsupported)
+
+// TryWrite writes what the client's socket takes at once, without waiting
+// (chardev.NonBlockingWriter), for a raw client whose stream is the socket
+// itself; with a protocol layer it reports ErrUnsupported. Before the
+// client has started it writes nothing.
+func (c *NetClient) TryWrite(p []byte) (int, error) {
+	if !c.ready.Load() {
+		return 0, nil
+	}
+	if c.raw == nil {
+		return 0, errNoTryWrite
+	}
+	n, werr := 0, error(nil)
+	err := c.raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), p)
+		return true // one attempt: never wait for the socket
+	})
+	n = max(n, 0)
+	if werr == syscall.EAGAIN || werr == syscall.EINTR {
+		werr = nil
+	}
+	if err == nil {
+		err = werr
+	}
+	if n > 0 {
+		c.touch()
+	}
+	if err != nil {
+		return n, c.streamError(err)
+	}
+	return n, nil
+}
+
 // started runs the client's start once and returns its protocol stream.
 func (c *NetClient) started() (chardev.Chardev, error) {
 	c.startOnce.Do(c.start)
@@ -492,6 +535,11 @@ func (c *NetClient) start() {
 		return
 	}
 	c.stream = stream
+	if sc, ok := stream.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.raw = rc
+		}
+	}
 	c.ready.Store(true)
 	ctl, line := c.ctl, c.line
 	c.mu.Unlock()

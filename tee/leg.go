@@ -34,9 +34,15 @@ type leg struct {
 	tracker  chardev.OffsetTracker // nil unless the device wants stream offsets
 	noticer  chardev.Noticer       // nil unless the device shows notices to a person
 
-	mu        sync.Mutex
-	dataReady sync.Cond // writer waits for chunks
-	spaceFree sync.Cond // a blocked frontend read waits for room
+	mu sync.Mutex
+	// writerOn: the leg's write side is owned — by a writer goroutine,
+	// or by the frontend reader writing inline (see writeInline). With
+	// nothing to write the writer goroutine exits, so an idle leg has
+	// no writer goroutine; wakeLocked starts one when there is work.
+	writerOn  bool
+	started   bool                      // startLeg has run: the device may be written
+	nbw       chardev.NonBlockingWriter // nil unless the device can try a write without waiting
+	spaceFree sync.Cond                 // a blocked frontend read waits for room
 	q         spanQueue
 	queued    int    // bytes in q
 	charged   int    // memory q keeps alive: the sum of its chunks' charge, held against the queue limit
@@ -105,7 +111,6 @@ func newLeg(t *Tee, b *backend, dev chardev.Chardev, opts LegOptions, at uint64)
 		devClosed: make(chan struct{}),
 	}
 	l.opts.Store(&opts)
-	l.dataReady.L = &l.mu
 	l.spaceFree.L = &l.mu
 	if p, ok := dev.(chardev.Peer); ok {
 		l.peer = p.Peer()
@@ -126,6 +131,9 @@ func newLeg(t *Tee, b *backend, dev chardev.Chardev, opts LegOptions, at uint64)
 	if n, ok := dev.(chardev.Noticer); ok {
 		l.noticer = n
 	}
+	if w, ok := dev.(chardev.NonBlockingWriter); ok {
+		l.nbw = w
+	}
 	l.c.first.Store(at)
 	l.c.next.Store(at)
 	return l
@@ -134,20 +142,20 @@ func newLeg(t *Tee, b *backend, dev chardev.Chardev, opts LegOptions, at uint64)
 // offer queues c for this leg unless the leg is cut before c, failed, or
 // full. It runs under the tee lock; it reports whether the caller must wait
 // for room (block policy) and retry with pushBlocking outside that lock.
-func (l *leg) offer(c *chunk) (mustWait bool) {
+func (l *leg) offer(c *chunk) (mustWait, inline bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.failed != nil || c.off >= l.end {
-		return false
+		return false, false
 	}
 	o := l.opts.Load()
 	if l.fullLocked(c, o.queueLimit()) {
 		switch o.Overflow {
 		case Block:
-			return true
+			return true, false
 		case Disconnect:
 			l.failLocked(errOverflow)
-			return false
+			return false, false
 		default:
 			l.c.dropped.Add(uint64(len(c.b)))
 			l.backend.c.dropped.Add(uint64(len(c.b)))
@@ -157,12 +165,13 @@ func (l *leg) offer(c *chunk) (mustWait bool) {
 				l.t.emit(Event{Kind: EventDrop, Backend: l.backend.name, Leg: l.name, Offset: c.off,
 					Reason: "queue full, dropping output for this leg"})
 			}
-			return false
+			return false, false
 		}
 	}
 	l.dropping = false
+	inline = l.inlineOKLocked()
 	l.pushLocked(c)
-	return false
+	return false, inline
 }
 
 // pushBlocking waits for room and queues c (block policy). The stream
@@ -287,7 +296,7 @@ func (l *leg) pushLocked(c *chunk) {
 	l.charged += extra
 	l.queued += len(c.b)
 	l.c.queued.Store(int64(l.queued))
-	l.dataReady.Signal()
+	l.wakeLocked()
 }
 
 // popLocked removes the head span and releases its chunk.
@@ -310,7 +319,7 @@ func (l *leg) failLocked(err error) {
 		return
 	}
 	l.failed = err
-	l.dataReady.Broadcast()
+	l.wakeLocked()
 	l.spaceFree.Broadcast()
 	// Closing may block on some devices; never do it under our lock.
 	// Detach and Swap wait (bounded) for devClosed, so when they return
@@ -345,27 +354,49 @@ func (l *leg) failure() error {
 	return l.failed
 }
 
+// wakeLocked makes sure the leg's write side looks at its state: it
+// starts a writer goroutine unless one runs (or the frontend reader is
+// writing inline, and will look when it is done).
+func (l *leg) wakeLocked() {
+	if l.writerOn || !l.started {
+		return
+	}
+	l.writerOn = true
+	l.t.wg.Add(1)
+	go l.t.runLeg(l)
+}
+
+// hasWorkLocked reports whether the writer has something to do.
+func (l *leg) hasWorkLocked() bool {
+	return l.failed != nil || l.cutReachedLocked() || (l.q.len() > 0 && !l.held) ||
+		len(l.notices) > 0 || len(l.records) > 0
+}
+
 // legWriteLoop is the leg's writer: it hands batches of queued chunks to
-// the device (as one writev where the device supports it) until the leg
-// fails or reaches its cut.
-func (l *leg) legWriteLoop() {
-	defer close(l.writerDone)
+// the device (as one writev where the device supports it) until there is
+// nothing to write — then it returns false, and the next chunk starts a
+// writer again — or the leg fails or reaches its cut: then it returns
+// true, for good.
+func (l *leg) legWriteLoop() (final bool) {
 	for {
 		l.mu.Lock()
-		for l.failed == nil && !l.cutReachedLocked() && (l.q.len() == 0 || l.held) && len(l.notices) == 0 && len(l.records) == 0 {
-			l.dataReady.Wait()
-		}
 		if l.failed == nil && l.deliverRecordLocked() {
 			l.mu.Unlock()
 			continue
 		}
 		if l.failed != nil || l.cutReachedLocked() {
 			l.mu.Unlock()
-			return
+			close(l.writerDone)
+			return true
 		}
 		if l.deliverNoticesLocked() {
 			l.mu.Unlock()
 			continue
+		}
+		if l.q.len() == 0 || l.held {
+			l.writerOn = false
+			l.mu.Unlock()
+			return false
 		}
 		at := l.batchLocked()
 		l.limitBatchLocked()
@@ -386,6 +417,48 @@ func (l *leg) legWriteLoop() {
 		}
 		l.mu.Unlock()
 	}
+}
+
+// inlineOKLocked reports whether the frontend reader may write the chunk
+// it is about to queue itself, without waking a writer: the device can
+// try a write without waiting, the queue is empty, no writer runs, and
+// nothing else (a cut, a record, a notice, an offset to tell) needs the
+// writer's care. It then takes the write side (writerOn).
+func (l *leg) inlineOKLocked() bool {
+	if l.nbw == nil || l.writerOn || !l.started || l.held || l.q.len() > 0 || l.failed != nil ||
+		l.tracker != nil || l.overlap || l.end != math.MaxUint64 || len(l.records) > 0 || len(l.notices) > 0 {
+		return false
+	}
+	l.writerOn = true
+	return true
+}
+
+// writeInline is the frontend reader writing the chunk it just queued
+// for l (inlineOKLocked said it may) with one non-blocking attempt: what
+// the device takes is retired at once; the rest stays queued for a writer
+// goroutine, so a slow leg still never blocks the reader.
+func (l *leg) writeInline() {
+	l.mu.Lock()
+	if l.failed == nil && l.q.len() > 0 {
+		b := l.q.front().bytes()
+		l.batch = 1 // the head is being written: nothing is appended to it
+		l.mu.Unlock()
+		n, err := l.nbw.TryWrite(b)
+		l.mu.Lock()
+		l.batch = 0
+		l.consumeLocked(max(n, 0))
+		switch {
+		case chardev.IsUnsupported(err):
+			l.nbw = nil // its writer writes from now on
+		case err != nil:
+			l.failLocked(fmt.Errorf("write: %w", err))
+		}
+	}
+	l.writerOn = false
+	if l.hasWorkLocked() {
+		l.wakeLocked()
+	}
+	l.mu.Unlock()
 }
 
 // batchLocked fills wbufs with the queued spans to write next and returns

@@ -27,7 +27,7 @@ func (l *leg) notice(text string) {
 		l.notices = l.notices[1:]
 	}
 	l.notices = append(l.notices, text)
-	l.dataReady.Signal()
+	l.wakeLocked()
 }
 
 // deliverNoticesLocked hands the queued notices to the device with l.mu

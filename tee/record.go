@@ -50,7 +50,7 @@ func (l *leg) queueRecord(at uint64, who chardev.InputAuthor, p []byte) {
 		l.records = append(l.records, inputRecord{before: at, who: who, b: append([]byte(nil), p...)})
 	}
 	l.recBytes += len(p)
-	l.dataReady.Signal()
+	l.wakeLocked()
 }
 
 // recordDueLocked reports whether the head input record is to be written

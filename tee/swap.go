@@ -134,7 +134,7 @@ func (t *Tee) cutOver(b *backend, dev chardev.Chardev, opts LegOptions, mode Swa
 		} else {
 			old.end = cut.x
 		}
-		old.dataReady.Broadcast()
+		old.wakeLocked()
 		old.mu.Unlock()
 	}
 	b.opts = opts
@@ -210,7 +210,7 @@ func (nl *leg) takeOver(owed []span, owedBytes uint64) uint64 {
 	nl.c.first.Store(nl.next)
 	nl.c.next.Store(nl.next)
 	nl.held = false
-	nl.dataReady.Signal()
+	nl.wakeLocked()
 	return nl.next
 }
 

@@ -118,6 +118,9 @@ type Tee struct {
 	// (the frontend loop waits for the old reader before starting a new
 	// one), so it needs no lock and no per-chunk copy.
 	pending []*leg
+	// inline is fanout's scratch list of legs to write inline (see
+	// leg.writeInline), likewise the reader's own.
+	inline []*leg
 
 	front frontendState
 	// ctlTok is the control path's token (see control): the one thing
@@ -215,18 +218,28 @@ func (t *Tee) fanout(c *chunk) {
 	t.offsetNext.Store(t.offset)
 	end := t.offset
 	t.scroll.write(c)
-	pending := t.pending[:0]
+	pending, inline := t.pending[:0], t.inline[:0]
 	for _, l := range t.legs {
-		if l.offer(c) {
+		wait, in := l.offer(c)
+		if wait {
 			pending = append(pending, l)
+		}
+		if in {
+			inline = append(inline, l)
 		}
 	}
 	t.mu.Unlock()
+	// Legs that were idle get the chunk written here, one non-blocking
+	// attempt each: no writer goroutine to wake for a keystroke's echo.
+	for _, l := range inline {
+		l.writeInline()
+	}
 	for _, l := range pending {
 		l.pushBlocking(c)
 	}
 	clear(pending) // do not keep departed legs alive
-	t.pending = pending[:0]
+	clear(inline)
+	t.pending, t.inline = pending[:0], inline[:0]
 	t.publishedOffset.Store(end)
 	t.chunks.release(c)
 }
@@ -489,19 +502,28 @@ func (t *Tee) startLeg(l *leg) {
 	if l.tracker != nil {
 		l.tracker.StreamAt(l.c.first.Load())
 	}
-	t.wg.Add(2)
+	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
 		l.legReadLoop()
 	}()
-	go t.runLeg(l)
+	// The writer runs only while there is something to write (see
+	// wakeLocked): an idle leg has one goroutine, its reader.
+	l.mu.Lock()
+	l.started = true
+	if l.hasWorkLocked() {
+		l.wakeLocked()
+	}
+	l.mu.Unlock()
 }
 
 // runLeg runs the leg's writer and, when it stops, removes the leg unless
 // a swap owns its end.
 func (t *Tee) runLeg(l *leg) {
 	defer t.wg.Done()
-	l.legWriteLoop()
+	if !l.legWriteLoop() {
+		return // idle: the next thing to write starts a writer again
+	}
 	// Exactly one of this goroutine and a swap finishes the leg: whoever
 	// marks it first under its lock.
 	l.mu.Lock()
@@ -818,7 +840,7 @@ func (t *Tee) Shutdown(ctx context.Context) error {
 			l.end = t.offset
 		}
 		l.overlap = false
-		l.dataReady.Broadcast()
+		l.wakeLocked()
 		l.mu.Unlock()
 	}
 	t.mu.Unlock()
