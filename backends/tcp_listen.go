@@ -374,6 +374,12 @@ type NetClient struct {
 	// no TLS, no escape): TryWrite writes to it without waiting. Set
 	// before ready.
 	raw syscall.RawConn
+	try struct { // TryWrite's attempt, reused (the engine serialises it)
+		p   []byte
+		n   int
+		err error
+		fn  func(uintptr) bool
+	}
 
 	mu     sync.Mutex
 	stream chardev.Chardev // protocol layer over conn; nil until started
@@ -481,12 +487,15 @@ func (c *NetClient) TryWrite(p []byte) (int, error) {
 	if c.raw == nil {
 		return 0, errNoTryWrite
 	}
-	n, werr := 0, error(nil)
-	err := c.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), p)
-		return true // one attempt: never wait for the socket
-	})
-	n = max(n, 0)
+	// The engine never calls TryWrite concurrently: the attempt's state
+	// lives in the client, so the bound callback allocates nothing.
+	c.try.p = p
+	if c.try.fn == nil {
+		c.try.fn = c.tryFd
+	}
+	err := c.raw.Write(c.try.fn)
+	n, werr := max(c.try.n, 0), c.try.err
+	c.try.p, c.try.err = nil, nil
 	if werr == syscall.EAGAIN || werr == syscall.EINTR {
 		werr = nil
 	}
@@ -500,6 +509,12 @@ func (c *NetClient) TryWrite(p []byte) (int, error) {
 		return n, c.streamError(err)
 	}
 	return n, nil
+}
+
+// tryFd is TryWrite's one write attempt on the socket.
+func (c *NetClient) tryFd(fd uintptr) bool {
+	c.try.n, c.try.err = syscall.Write(int(fd), c.try.p)
+	return true // one attempt: never wait for the socket
 }
 
 // started runs the client's start once and returns its protocol stream.

@@ -128,7 +128,7 @@ func (q *spanQueue) at(i int) span { return q.ring[(q.head+i)%len(q.ring)] }
 func (q *spanQueue) grow() {
 	size := 2 * len(q.ring)
 	if size == 0 {
-		size = 16
+		size = 4 // an idle leg's queue: grows as a burst needs
 	}
 	ring := make([]span, size)
 	for i := 0; i < q.n; i++ {

@@ -589,4 +589,4 @@ func (l *leg) legReadLoop() {
 }
 
 // legReadSmall is the buffer an idle leg's reader waits with.
-const legReadSmall = 256
+const legReadSmall = 128

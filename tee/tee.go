@@ -245,7 +245,7 @@ func (t *Tee) fanout(c *chunk) {
 }
 
 func (t *Tee) publishLocked() {
-	v := &view{legs: slices.Clone(t.legs), backends: make([]backendView, 0, len(t.backends))}
+	v := &view{legs: t.viewLegsLocked(), backends: make([]backendView, 0, len(t.backends))}
 	for _, b := range t.backends {
 		bv := backendView{b: b, opts: b.opts}
 		if b.source != nil {
@@ -255,6 +255,18 @@ func (t *Tee) publishLocked() {
 	}
 	slices.SortFunc(v.backends, func(a, b backendView) int { return strings.Compare(a.b.name, b.b.name) })
 	t.view.Store(v)
+}
+
+// viewLegsLocked is the leg list for a new view. A leg added at the end
+// (an attach: a thousand clients connecting) extends the last view's list
+// in place — views only read their own length of it — so attaching N
+// clients costs O(N), not O(N²) in copies; any other change copies.
+func (t *Tee) viewLegsLocked() []*leg {
+	prev := t.view.Load().legs
+	if n := len(prev); len(t.legs) == n+1 && slices.Equal(prev, t.legs[:n]) {
+		return append(prev, t.legs[n])
+	}
+	return slices.Clone(t.legs)
 }
 
 func validName(name string) error {
