@@ -40,6 +40,19 @@ func SetBuildDir(dir string) {
 	build.dir = dir
 }
 
+// raceWarning starts every report of the race detector.
+const raceWarning = "WARNING: DATA RACE"
+
+// RaceReport returns the race detector's reports in a process's output,
+// or "" when there is none.
+func RaceReport(output string) string {
+	i := strings.Index(output, raceWarning)
+	if i < 0 {
+		return ""
+	}
+	return output[i:]
+}
+
 // Binary builds ./cmd/chartee once per test run and returns its path. A
 // build failure fails every test that needs the binary, with the compiler's
 // message.
@@ -71,7 +84,10 @@ func buildChartee(dir string) (string, error) {
 	}
 	modDir := filepath.Dir(strings.TrimSpace(string(root)))
 	out := filepath.Join(dir, "chartee")
-	cmd := exec.Command(goBin, "build", "-o", out, "./cmd/chartee")
+	// The daemon under test is built with the race detector, so go test
+	// -race covers it and not only the test process: a race it hits
+	// fails the test (see RaceReport). The bench builds its own, without.
+	cmd := exec.Command(goBin, "build", "-race", "-o", out, "./cmd/chartee")
 	cmd.Dir = modDir
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("e2e: go build ./cmd/chartee: %v\n%s", err, msg)
@@ -160,6 +176,13 @@ func (c *Chartee) Start(t testing.TB) {
 	cmd := exec.Command(Binary(t), "run", "-c", c.Config)
 	cmd.Dir = c.Dir
 	c.Proc = StartCmd(t, "chartee", cmd)
+	t.Cleanup(func() {
+		// Registered first, so it runs last: after the shutdown below,
+		// when a race found at exit has been reported too.
+		if r := RaceReport(c.Proc.Output()); r != "" {
+			t.Errorf("e2e: the race detector found a data race in chartee:\n%s", r)
+		}
+	})
 	t.Cleanup(func() {
 		if c.Proc.Exited() {
 			return
