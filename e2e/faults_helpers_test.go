@@ -6,6 +6,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -204,6 +207,50 @@ func faultProcFDs(t testing.TB, pid int) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// faultFDsOf returns, sorted, the fds of process pid that are open on the
+// file path names (a symlink such as socat's pty link is followed).
+func faultFDsOf(t testing.TB, pid int, path string) []int {
+	t.Helper()
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fds []int
+	for _, e := range ents {
+		if link, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && link == target {
+			fd, err := strconv.Atoi(e.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			fds = append(fds, fd)
+		}
+	}
+	slices.Sort(fds)
+	return fds
+}
+
+// faultFreeFDsBelow counts the fds below limit that process pid does not
+// have open: where the next files it opens will go.
+func faultFreeFDsBelow(t testing.TB, pid, limit int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := 0
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd < limit {
+			used++
+		}
+	}
+	return limit - used
 }
 
 // faultGoroutines scrapes go_goroutines from chartee's /metrics (a fresh

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -344,8 +345,14 @@ func TestFaultConnectionFlood(t *testing.T) {
 	pid := c.Proc.Pid()
 	fds0, gor0 := faultProcFDs(t, pid), faultGoroutines(t, metrics)
 
+	// Each attempt must read the notice, whole, and then the end of the
+	// connection: EOF, or a reset once the notice is in. A hang (the
+	// deadline passes), a connection refused by the kernel, a bare close
+	// or anything but the notice is a failure.
+	const notice = "chartee: too many clients\r\n"
 	const attempts, workers = 3000, 48
-	var refused, failed sync.Map
+	var refused atomic.Int64
+	var failed sync.Map
 	var wg sync.WaitGroup
 	jobs := make(chan int)
 	for range workers {
@@ -359,13 +366,16 @@ func TestFaultConnectionFlood(t *testing.T) {
 					continue
 				}
 				conn.SetDeadline(time.Now().Add(10 * time.Second))
-				_, err = io.ReadAll(conn)
+				got, err := io.ReadAll(conn)
 				conn.Close()
-				if err != nil && !errors.Is(err, syscall.ECONNRESET) {
-					failed.Store(i, err.Error()) // a hang: the deadline passed
-					continue
+				switch {
+				case err != nil && !errors.Is(err, syscall.ECONNRESET):
+					failed.Store(i, fmt.Sprintf("%v after %q", err, got)) // a hang: the deadline passed
+				case string(got) != notice:
+					failed.Store(i, fmt.Sprintf("read %q (%v), want the notice %q", got, err, notice))
+				default:
+					refused.Add(1)
 				}
-				refused.Store(i, true)
 			}
 		}()
 	}
@@ -381,8 +391,8 @@ func TestFaultConnectionFlood(t *testing.T) {
 		}
 		return true
 	})
-	if nFailed > 0 {
-		t.Fatalf("%d of %d attempts beyond max_clients were not refused cleanly", nFailed, attempts)
+	if n := refused.Load(); nFailed > 0 || n != attempts {
+		t.Fatalf("%d of %d attempts beyond max_clients were refused with the notice; %d were not", n, attempts, nFailed)
 	}
 	faultAlive(t, c)
 	if b := c.Tee(t, "t").Backend(t, "ops"); b.Legs != 4 {
@@ -404,8 +414,12 @@ func TestFaultConnectionFlood(t *testing.T) {
 // TestFaultManyFDsSerialReconnect is fault 5: chartee holds more than 1,024
 // fds (1,100 TCP clients), then its serial frontend (a socat pty pair) is
 // killed and restarted, so the port is reopened at an fd above 1,023 —
-// where go.bug.st/serial's select() would panic. Chartee reconnects, does
-// not panic, and every client is still attached and receives the output.
+// where go.bug.st/serial's select() would panic. The kernel gives the
+// lowest free fd, so once the port is gone the test fills every free fd
+// below 1,024 with more clients before socat comes back, and then checks
+// the port's own fd (/proc/PID/fd links to its pty). Chartee reconnects,
+// does not panic, every client is still attached and receives the output,
+// and what a client types reaches the port.
 func TestFaultManyFDsSerialReconnect(t *testing.T) {
 	harness.Begin(t)
 	const clients = 1100
@@ -421,7 +435,7 @@ func TestFaultManyFDsSerialReconnect(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if lim.Cur < clients+200 {
+	if lim.Cur < clients+400 {
 		t.Fatalf("RLIMIT_NOFILE hard limit %d is too low for %d clients: raise it (ulimit -Hn)", lim.Max, clients)
 	}
 	dir := t.TempDir()
@@ -432,29 +446,29 @@ func TestFaultManyFDsSerialReconnect(t *testing.T) {
       path: %q
       exclusive: false
       reconnect: {initial: 50ms, max: 200ms}`, a),
-		`      - {name: ops, type: tcp-listen, listen: "127.0.0.1:0", queue: 16KiB}
+		`      - {name: ops, type: tcp-listen, listen: "127.0.0.1:0", queue: 16KiB, input: true}
 `, ""))
 	c.Start(t)
 	waitFor(t, "the frontend to be up", func() bool { return c.Tee(t, "t").Frontend.Up })
-	if limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", c.Proc.Pid())); err == nil {
-		for _, l := range strings.Split(string(limits), "\n") {
-			if strings.HasPrefix(l, "Max open files") {
-				t.Logf("chartee's %s", strings.Join(strings.Fields(l), " "))
-			}
-		}
+	pid := c.Proc.Pid()
+	if port := faultFDsOf(t, pid, a); len(port) == 0 || port[0] >= 1024 {
+		t.Fatalf("before the clients the port is at fds %v: want it low, to see it move", port)
 	}
 	addr := c.Addr(t, "t", "ops")
-	conns := make([]net.Conn, clients)
-	for i := range conns {
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatalf("client %d: %v", i, err)
+	var conns []net.Conn
+	dial := func(n int) {
+		for range n {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatalf("client %d: %v", len(conns), err)
+			}
+			conns = append(conns, conn)
+			t.Cleanup(func() { conn.Close() })
 		}
-		conns[i] = conn
-		t.Cleanup(func() { conn.Close() })
+		faultWaitLegs(t, c, "ops", len(conns))
 	}
-	faultWaitLegs(t, c, "ops", clients)
-	if n := faultProcFDs(t, c.Proc.Pid()); n <= 1024 {
+	dial(clients)
+	if n := faultProcFDs(t, pid); n <= 1024 {
 		t.Fatalf("chartee holds only %d fds; the test needs more than 1024", n)
 	}
 
@@ -462,17 +476,37 @@ func TestFaultManyFDsSerialReconnect(t *testing.T) {
 	os.Remove(a)
 	os.Remove(b)
 	waitFor(t, "chartee to see the frontend gone", func() bool { return !c.Tee(t, "t").Frontend.Up })
+	// The port's old fd (and any other freed since) is now the lowest
+	// free one: fill every hole below 1024 with a client.
+	for range 5 {
+		free := faultFreeFDsBelow(t, pid, 1024)
+		if free == 0 {
+			break
+		}
+		dial(free)
+	}
+	if free := faultFreeFDsBelow(t, pid, 1024); free != 0 {
+		t.Fatalf("%d fds below 1024 are still free in chartee", free)
+	}
 	harness.StartPtyPair(t, "socat-again", a, b)
 	waitFor(t, "chartee to reopen the serial port", func() bool { return c.Tee(t, "t").Frontend.Up })
 	faultAlive(t, c)
-	if fds := faultProcFDs(t, c.Proc.Pid()); fds <= 1024 {
-		t.Fatalf("chartee holds %d fds after the reconnect; the port was not opened above 1023", fds)
+	port := faultFDsOf(t, pid, a)
+	if len(port) == 0 {
+		t.Fatalf("no fd of chartee's is the port %s", a)
 	}
+	for _, fd := range port {
+		if fd < 1024 {
+			t.Fatalf("chartee reopened the port at fds %v: not above 1023", port)
+		}
+	}
+	t.Logf("the port is at fds %v, with %d clients", port, len(conns))
 
 	far := harness.OpenTTY(t, b)
+	farRec := harness.Record(t, "far", far)
 	faultWriteAll(t, far, []byte("after the reconnect\n"))
 	var wg sync.WaitGroup
-	errs := make(chan error, clients)
+	errs := make(chan error, len(conns))
 	for i, conn := range conns {
 		wg.Add(1)
 		go func() {
@@ -495,9 +529,14 @@ func TestFaultManyFDsSerialReconnect(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	// And the other way: what a client types is written to the port.
+	if _, err := conns[0].Write([]byte("typed at fd>1023\r")); err != nil {
+		t.Fatal(err)
+	}
+	farRec.WaitFor(t, "typed at fd>1023\r", 0, timeoutLong)
 	st := c.Tee(t, "t")
-	if st.Backend(t, "ops").Legs != clients || st.Frontend.Reconnects == 0 {
-		t.Fatalf("after the reconnect: %d legs, %d reconnects", st.Backend(t, "ops").Legs, st.Frontend.Reconnects)
+	if st.Backend(t, "ops").Legs != len(conns) || st.Frontend.Reconnects == 0 {
+		t.Fatalf("after the reconnect: %d legs (want %d), %d reconnects", st.Backend(t, "ops").Legs, len(conns), st.Frontend.Reconnects)
 	}
 	faultAlive(t, c)
 }
