@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,17 +135,7 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 // serve runs cfg until a termination signal (or a.ctx ends).
 func (a *app) serve(cfg *config.Config, path string, demo *demoSetup, inh *inheritance) int {
 	log := newLogger(cfg.Log, a.stderr)
-	fail := func(err error) int {
-		inh.fail(err)
-		fmt.Fprintf(a.stderr, "chartee: %v\n", err)
-		if hint := addrInUseHint(err); hint != "" {
-			if demo != nil {
-				hint = "another program (perhaps another chartee demo) is listening there; `chartee --port 0` picks a free port"
-			}
-			fmt.Fprintf(a.stderr, "chartee: %s\n", hint)
-		}
-		return exitError
-	}
+	fail := func(err error) int { return a.startFailed(err, inh, demo) }
 
 	// Everything that can be checked before starting a tee is, so that a
 	// bad token file does not leave half a daemon behind.
@@ -165,13 +156,7 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup, inh *inher
 	// The collector is made first so that the daemon's OnReload, called for
 	// the initial load too, has somewhere to record it.
 	var running atomic.Pointer[daemon.Daemon]
-	collector := metrics.NewCollector(metrics.SourceFunc(func() []*tee.Tee {
-		if d := running.Load(); d != nil {
-			return d.Tees()
-		}
-		return nil
-	}), version())
-
+	collector := newCollector(&running)
 	watchMetrics := watch.NewMetrics()
 
 	ctx, cancel := context.WithCancel(a.ctx)
@@ -182,89 +167,14 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup, inh *inher
 	// appended to (the daemon, in turn, binds its listeners before it
 	// opens its captures).
 	info := readyInfo{Demo: demo, Listeners: map[string]string{}}
-	var stopMetrics func(context.Context) error
-	var bound []*api.Bound
-	var webLn net.Listener
-	var carry []carried
-	unbind := func() {
-		for _, b := range bound {
-			b.Close()
-		}
-		if webLn != nil {
-			webLn.Close()
-		}
-		if stopMetrics != nil {
-			stopMetrics(context.Background())
-		}
-	}
-	if cfg.Metrics.Listen != "" {
+	bs := &bindings{inh: inh, info: &info}
+	if err := bs.bindAll(ctx, cfg, token, func() http.Handler {
 		reg := metrics.NewRegistry(collector)
 		reg.MustRegister(watchMetrics.Collectors()...)
-		h := metrics.Handler(reg, log)
-		var ln net.Listener
-		var err error
-		if f := inh.take(carryMetrics, cfg.Metrics.Listen); f != nil {
-			ln, err = inheritedListener(f)
-		} else {
-			ln, err = metrics.Listen(ctx, cfg.Metrics.Listen)
-		}
-		if err != nil {
-			return fail(err)
-		}
-		if tl, ok := ln.(*net.TCPListener); ok {
-			carry = append(carry, carried{carryMetrics, cfg.Metrics.Listen, tl.File})
-		}
-		stopMetrics = metrics.ServeListener(ctx, ln, h)
-		info.MetricsURL = "http://" + ln.Addr().String() + metrics.Path
-	}
-	if sock := cfg.Control.Socket; sock != "" {
-		var b *api.Bound
-		var err error
-		if f := inh.take(carryControlUnix, sock); f != nil {
-			b, err = api.InheritUnix(sock, f)
-		} else {
-			b, err = listenControlSocket(sock)
-		}
-		if err != nil {
-			unbind()
-			return fail(err)
-		}
-		bound = append(bound, b)
-		carry = append(carry, carried{carryControlUnix, sock, b.File})
-		info.Socket = sock
-	}
-	if cfg.Web.Listen != "" {
-		var ln net.Listener
-		var err error
-		if f := inh.take(carryWeb, cfg.Web.Listen); f != nil {
-			ln, err = inheritedListener(f)
-		} else {
-			ln, err = net.Listen("tcp", cfg.Web.Listen)
-		}
-		if err != nil {
-			unbind()
-			return fail(fmt.Errorf("web: %w", err))
-		}
-		webLn = ln
-		if tl, ok := ln.(*net.TCPListener); ok {
-			carry = append(carry, carried{carryWeb, cfg.Web.Listen, tl.File})
-		}
-	}
-	if cfg.Control.Listen != "" {
-		var b *api.Bound
-		var err error
-		if f := inh.take(carryControlTCP, cfg.Control.Listen); f != nil {
-			b, err = api.InheritTCP(f, token)
-		} else {
-			b, err = api.ListenTCP(cfg.Control.Listen, token)
-		}
-		if err != nil {
-			unbind()
-			return fail(err)
-		}
-		bound = append(bound, b)
-		carry = append(carry, carried{carryControlTCP, cfg.Control.Listen, b.File})
-		info.ControlTCP = b.Addr().String()
+		return metrics.Handler(reg, log)
+	}); err != nil {
+		bs.close()
+		return fail(err)
 	}
 
 	d, err := daemon.New(ctx, cfg, daemon.Options{
@@ -275,74 +185,88 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup, inh *inher
 		},
 	})
 	if err != nil {
-		unbind()
+		bs.close()
 		return fail(err)
 	}
 	running.Store(d)
 	collector.SetReload(metrics.ReloadState{Success: true, Time: time.Now()})
 	d.SetConfigPath(path)
 
-	var webSvc *webService
-	upg := &upgrader{d: d, log: log, listeners: carry}
-	srv := api.NewServer(d, api.Options{Logger: log, Upgrade: upg.upgrade})
-	shutdown := func(ctx context.Context) {
-		actx, acancel := context.WithTimeout(ctx, apiShutdownTimeout)
-		if err := srv.Shutdown(actx); err != nil {
-			log.Warn("control API shutdown", "err", err)
-		}
-		if err := webSvc.stop(actx); err != nil {
-			log.Warn("web console shutdown", "err", err)
-		}
-		acancel()
-		if err := d.Shutdown(ctx); err != nil {
-			log.Warn("shutdown did not finish cleanly", "err", err)
-		}
-		if stopMetrics != nil {
-			if err := stopMetrics(ctx); err != nil {
-				log.Warn("metrics shutdown", "err", err)
-			}
-		}
+	upg := &upgrader{d: d, log: log, listeners: bs.carry}
+	st := &services{log: log, d: d, stopMetrics: bs.stopMetrics,
+		srv: api.NewServer(d, api.Options{Logger: log, Upgrade: upg.upgrade})}
+	if err := st.start(cfg, bs); err != nil {
+		ctx, c := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer c()
+		st.shutdown(ctx)
+		return fail(err)
 	}
-	for i, b := range bound {
-		if err := srv.ServeBound(b); err != nil {
-			for _, rest := range bound[i+1:] {
-				rest.Close()
-			}
-			ctx, c := context.WithTimeout(context.Background(), shutdownTimeout)
-			defer c()
-			shutdown(ctx)
-			return fail(err)
-		}
-	}
-	if webLn != nil {
-		if webSvc, err = startWeb(cfg, d, webLn, log); err != nil {
-			webLn.Close()
-			ctx, c := context.WithTimeout(context.Background(), shutdownTimeout)
-			defer c()
-			shutdown(ctx)
-			return fail(err)
-		}
-		info.WebURL = webSvc.url
+	if st.web != nil {
+		info.WebURL = st.web.url
 	}
 	if inh != nil {
 		inh.ready(log)
-		for _, b := range bound {
+		for _, b := range bs.bound {
 			b.Own()
 		}
 	}
-	for _, t := range d.Tees() {
-		st := t.Stats()
-		for _, b := range st.Backends {
-			if b.Source != "" {
-				info.Listeners[st.Name+"/"+b.Name] = b.Source
-			}
-		}
-	}
+	addListeners(info.Listeners, d)
 	a.printReady(cfg, d, info)
 	if a.ready != nil {
 		a.ready(info)
 	}
 
+	sig := a.waitForStop(ctx, sigs, d, upg, log)
+	a.stop(sig, sigs, st, log)
+	if demo != nil {
+		fmt.Fprintf(a.stderr, "chartee: demo capture kept in %s (remove the directory when done)\n", demo.Capture)
+	}
+	log.Info("stopped")
+	return exitOK
+}
+
+// startFailed reports why the daemon could not start (to a previous
+// process handing over, too) and what to do about a busy address.
+func (a *app) startFailed(err error, inh *inheritance, demo *demoSetup) int {
+	inh.fail(err)
+	fmt.Fprintf(a.stderr, "chartee: %v\n", err)
+	if hint := addrInUseHint(err); hint != "" {
+		if demo != nil {
+			hint = "another program (perhaps another chartee demo) is listening there; `chartee --port 0` picks a free port"
+		}
+		fmt.Fprintf(a.stderr, "chartee: %s\n", hint)
+	}
+	return exitError
+}
+
+// newCollector is the metrics collector of the daemon running (nil
+// before it has started: no tees).
+func newCollector(running *atomic.Pointer[daemon.Daemon]) *metrics.Collector {
+	return metrics.NewCollector(metrics.SourceFunc(func() []*tee.Tee {
+		if d := running.Load(); d != nil {
+			return d.Tees()
+		}
+		return nil
+	}), version())
+}
+
+// addListeners records the address of every listening backend, by
+// tee/backend.
+func addListeners(into map[string]string, d *daemon.Daemon) {
+	for _, t := range d.Tees() {
+		st := t.Stats()
+		for _, b := range st.Backends {
+			if b.Source != "" {
+				into[st.Name+"/"+b.Name] = b.Source
+			}
+		}
+	}
+}
+
+// waitForStop handles signals until one asks to stop (or a.ctx ends,
+// which counts as SIGTERM): SIGHUP reloads, SIGUSR1 reopens capture files,
+// SIGUSR2 hands over to a new binary.
+func (a *app) waitForStop(ctx context.Context, sigs chan os.Signal, d *daemon.Daemon, upg *upgrader, log *slog.Logger) os.Signal {
 	for {
 		var sig os.Signal
 		select {
@@ -365,33 +289,33 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup, inh *inher
 				exit()
 			}
 		default:
-			log.Info("shutting down", "signal", sig.String())
-			sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
-			// A second signal cuts the drain short.
-			done := make(chan struct{})
-			go func() {
-				for {
-					select {
-					case s := <-sigs:
-						if s == syscall.SIGTERM || s == syscall.SIGINT {
-							log.Warn("second signal: not waiting for legs to drain", "signal", s.String())
-							scancel()
-						}
-					case <-done:
-						return
-					}
-				}
-			}()
-			shutdown(sctx)
-			close(done)
-			scancel()
-			if demo != nil {
-				fmt.Fprintf(a.stderr, "chartee: demo capture kept in %s (remove the directory when done)\n", demo.Capture)
-			}
-			log.Info("stopped")
-			return exitOK
+			return sig
 		}
 	}
+}
+
+// stop shuts everything down after sig, draining legs for up to
+// shutdownTimeout; a second SIGTERM or SIGINT cuts the drain short.
+func (a *app) stop(sig os.Signal, sigs chan os.Signal, st *services, log *slog.Logger) {
+	log.Info("shutting down", "signal", sig.String())
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer scancel()
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				if s == syscall.SIGTERM || s == syscall.SIGINT {
+					log.Warn("second signal: not waiting for legs to drain", "signal", s.String())
+					scancel()
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	st.shutdown(sctx)
+	close(done)
 }
 
 // reload re-reads the config file and logs what changed, or why nothing
