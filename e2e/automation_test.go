@@ -80,10 +80,13 @@ func TestAutomationVM(t *testing.T) {
 	hook := httptest.NewServer(sink) // 127.0.0.1
 	defer hook.Close()
 	execOut := filepath.Join(dir, "exec.out")
+	metricsAddr := harness.FreeAddr(t)
 	c := harness.NewChartee(t, dir)
 	c.WriteConfig(t, fmt.Sprintf(`
 control:
   socket: %q
+metrics:
+  listen: %s
 tees:
   - name: vm
     frontend:
@@ -104,7 +107,7 @@ tees:
       - name: ring
         type: ringbuf
         size: 4MiB
-`, c.Socket, vm.TCP, execOut, hook.URL+"/panic"))
+`, c.Socket, metricsAddr, vm.TCP, execOut, hook.URL+"/panic"))
 	c.Start(t)
 	waitFor(t, "the frontend to connect to QEMU's telnet console", func() bool {
 		return c.Tee(t, "vm").Frontend.Up
@@ -178,6 +181,25 @@ tees:
 	if ctx, ok := p["context"].([]any); !ok || len(ctx) == 0 {
 		t.Errorf("webhook payload has no context lines: %v", p["context"])
 	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `chartee_watch_matches_total{tee="vm",watch="panic"} 1`) {
+		t.Errorf("metrics do not count the panic match:\n%s", grepLines(string(body), "chartee_watch"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // TestInputPacingPty measures input pacing on a real pty: with

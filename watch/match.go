@@ -42,10 +42,40 @@ func CompilePattern(expr string) (*regexp.Regexp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watch: pattern %q: %w", expr, err)
 	}
-	if re.Match(nil) {
+	if tree, err := syntax.Parse(expr, syntax.Perl); err != nil || nullable(tree) {
 		return nil, fmt.Errorf("watch: pattern %q matches the empty string, so it would match everywhere", expr)
 	}
 	return re, nil
+}
+
+// nullable reports whether t can match an empty string somewhere (like
+// x*, $ or \b), which would make a match at every position.
+func nullable(t *syntax.Regexp) bool {
+	switch t.Op {
+	case syntax.OpNoMatch, syntax.OpLiteral, syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		return t.Op == syntax.OpLiteral && len(t.Rune) == 0
+	case syntax.OpStar, syntax.OpQuest:
+		return true
+	case syntax.OpPlus, syntax.OpCapture:
+		return nullable(t.Sub[0])
+	case syntax.OpRepeat:
+		return t.Min == 0 || nullable(t.Sub[0])
+	case syntax.OpConcat:
+		for _, s := range t.Sub {
+			if !nullable(s) {
+				return false
+			}
+		}
+		return true
+	case syntax.OpAlternate:
+		for _, s := range t.Sub {
+			if nullable(s) {
+				return true
+			}
+		}
+		return false
+	}
+	return true // empty match, line and text anchors, word boundaries
 }
 
 // Match is one match of one pattern in the stream.
@@ -72,23 +102,39 @@ type compiled struct {
 
 func compile(re *regexp.Regexp) compiled {
 	c := compiled{line: re}
-	alts := []string{re.String()}
-	if tree, err := syntax.Parse(re.String(), syntax.Perl); err == nil && tree.Op == syntax.OpAlternate {
-		alts = alts[:0]
-		for _, sub := range tree.Sub {
-			alts = append(alts, sub.String())
-		}
+	// Parsed with ^ and $ as line anchors (OneLine off), so that the
+	// alternatives, printed back, keep them as line anchors.
+	tree, err := syntax.Parse(re.String(), syntax.Perl&^syntax.OneLine)
+	if err != nil || anchoredToText(tree) {
+		// \A or \z mean the text of one line here, which many lines at
+		// once would not give: this pattern is matched line by line.
+		return c
+	}
+	alts := []*syntax.Regexp{tree}
+	if tree.Op == syntax.OpAlternate {
+		alts = tree.Sub
 	}
 	for _, a := range alts {
-		b, err := regexp.Compile("(?m:" + a + ")")
-		if err != nil { // cannot happen for a parsed tree; keep it whole
-			b = regexp.MustCompile("(?m:" + re.String() + ")")
-			c.branches = []*regexp.Regexp{b}
-			break
+		b, err := regexp.Compile("(?m:" + a.String() + ")")
+		if err != nil {
+			return compiled{line: re}
 		}
 		c.branches = append(c.branches, b)
 	}
 	return c
+}
+
+// anchoredToText reports whether t uses \A or \z.
+func anchoredToText(t *syntax.Regexp) bool {
+	if t.Op == syntax.OpBeginText || t.Op == syntax.OpEndText {
+		return true
+	}
+	for _, s := range t.Sub {
+		if anchoredToText(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // find is the leftmost-first match of the pattern in b, as regexp would
@@ -238,11 +284,13 @@ func (v *lineView) offsetOf(i int) uint64 {
 // match, and a line where a match would cross a newline, are searched on
 // their own with the pattern itself.
 func (v *lineView) scan(k int, c *compiled, emit func(Match)) {
-	text := v.text
+	// A CR at the very end may be the first half of a CR LF: like the
+	// CR of every CR LF, it is not part of the line.
+	text := bytes.TrimSuffix(v.text, []byte{'\r'})
 	pos := v.next[k]
 	for pos < len(text) {
 		ls := bytes.LastIndexByte(text[:pos], '\n') + 1
-		if pos != ls {
+		if pos != ls || len(c.branches) == 0 {
 			pos = v.scanLine(k, c, ls, pos, emit)
 			continue
 		}
@@ -268,7 +316,10 @@ func (v *lineView) scanLine(k int, c *compiled, ls, from int, emit func(Match)) 
 	if i := bytes.IndexByte(v.text[ls:], '\n'); i >= 0 {
 		le = ls + i
 	}
-	line := bytes.TrimRight(v.text[ls:le], "\r")
+	line := v.text[ls:le]
+	if le == len(v.text) {
+		line = bytes.TrimSuffix(line, []byte{'\r'}) // maybe half a CR LF
+	}
 	for _, loc := range c.line.FindAllIndex(line, -1) {
 		if ls+loc[0] >= from && loc[1] > loc[0] {
 			v.report(k, ls, ls+loc[0], ls+loc[1], emit)
@@ -293,9 +344,17 @@ func (v *lineView) report(k, ls, s, e int, emit func(Match)) {
 		Text:    bytes.Clone(v.text[s:e]),
 		Offset:  v.offsetOf(s),
 		End:     v.offsetOf(e-1) + 1,
-		Line:    bytes.Clone(bytes.TrimRight(v.text[ls:le], "\r")),
+		Line:    bytes.Clone(v.lineText(ls, le)),
 		Context: v.contextBefore(ls),
 	})
+}
+
+// lineText is text[ls:le] without a CR that may be half a CR LF.
+func (v *lineView) lineText(ls, le int) []byte {
+	if le == len(v.text) {
+		return bytes.TrimSuffix(v.text[ls:le], []byte{'\r'})
+	}
+	return v.text[ls:le]
 }
 
 // contextBefore is up to ContextLines complete lines before text[ls].
@@ -383,7 +442,7 @@ func (m *Matcher) Context() [][]byte {
 	for _, l := range v.ctx {
 		out = append(out, bytes.Clone(l))
 	}
-	if t := bytes.TrimRight(v.text, "\r"); len(t) > 0 {
+	if t := bytes.TrimSuffix(v.text, []byte{'\r'}); len(t) > 0 {
 		out = append(out, bytes.Clone(t))
 	}
 	return out

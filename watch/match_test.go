@@ -69,7 +69,7 @@ func TestMatcherStripsANSI(t *testing.T) {
 }
 
 func TestCompilePatternRefusesEmpty(t *testing.T) {
-	for _, p := range []string{"", "a*", "x|", "(?:)", "^"} {
+	for _, p := range []string{"", "a*", "x|", "(?:)", "^", `\b`, "$", `(a\b)?`, `^|x`, "x{0,3}", "(?:a*)+"} {
 		if _, err := CompilePattern(p); err == nil {
 			t.Errorf("CompilePattern(%q) accepted a pattern matching the empty string", p)
 		}
@@ -192,6 +192,65 @@ func FuzzMatcher(f *testing.F) {
 			if !strip && !bytes.Equal(stream[x.Offset:x.End], x.Text) {
 				t.Fatalf("match %q at %d..%d, stream has %q", x.Text, x.Offset, x.End, stream[x.Offset:x.End])
 			}
+		}
+	})
+}
+
+// reference is the matcher's meaning for a whole stream given at once:
+// every line (CR LF or LF ended, the CR not part of it) matched on its
+// own, leftmost-first non-overlapping matches, as regexp finds them.
+func reference(re *regexp.Regexp, stream []byte) [][2]uint64 {
+	var out [][2]uint64
+	off := 0
+	for off <= len(stream) {
+		end := bytes.IndexByte(stream[off:], '\n')
+		next := off + end + 1
+		if end < 0 {
+			end, next = len(stream)-off, len(stream)+1
+		}
+		line := bytes.TrimSuffix(stream[off:off+end], []byte{'\r'})
+		for _, loc := range re.FindAllIndex(line, -1) {
+			if loc[1] > loc[0] {
+				out = append(out, [2]uint64{uint64(off + loc[0]), uint64(off + loc[1])})
+			}
+		}
+		off = next
+	}
+	return out
+}
+
+// The fast path (many lines at once, alternatives apart, multi-line
+// anchors) finds exactly what matching each line on its own finds.
+func TestMatcherAgreesWithLineByLine(t *testing.T) {
+	atoms := []string{"a", "b", "ab", "x+", "[ab]", "[^a ]", `\d`, "b*c", "(a|bc)", ".", `\b`, `\z`, `\A`, "c?"}
+	rapid.Check(t, func(t *rapid.T) {
+		var alts []string
+		for range rapid.IntRange(1, 3).Draw(t, "alts") {
+			var sb strings.Builder
+			if rapid.Bool().Draw(t, "caret") {
+				sb.WriteString("^")
+			}
+			for range rapid.IntRange(1, 3).Draw(t, "atoms") {
+				sb.WriteString(rapid.SampledFrom(atoms).Draw(t, "atom"))
+			}
+			if rapid.Bool().Draw(t, "dollar") {
+				sb.WriteString("$")
+			}
+			alts = append(alts, sb.String())
+		}
+		expr := strings.Join(alts, "|")
+		re, err := CompilePattern(expr)
+		if err != nil {
+			t.Skip(err)
+		}
+		stream := rapid.SliceOfN(rapid.SampledFrom([]byte("abcx1 \r\n")), 0, 200).Draw(t, "stream")
+		stream = append(stream, '\n')
+		m := NewMatcher([]Pattern{{Name: "p", Re: re}})
+		var got [][2]uint64
+		m.Feed(stream, 0, func(x Match) { got = append(got, [2]uint64{x.Offset, x.End}) })
+		want := reference(re, stream)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("pattern %q on %q:\n got %v\nwant %v", expr, stream, got, want)
 		}
 	})
 }
