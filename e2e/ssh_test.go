@@ -329,3 +329,50 @@ func TestSSHAdminStealsExclusiveLock(t *testing.T) {
 		return false, fmt.Sprint(recs)
 	})
 }
+
+// TestSSHReloadRevokesAndDowngrades: a reload that takes bob's access away
+// closes his session with a message; alice, downgraded to view, keeps
+// watching and can no longer type.
+func TestSSHReloadRevokesAndDowngrades(t *testing.T) {
+	r := newSSHRig(t)
+	waitFor(t, "the pty frontend", func() bool { return r.c.Tee(t, "c0").Frontend.Up })
+	tty := harness.OpenTTY(t, r.link)
+	device := harness.Record(t, "device", tty)
+	alice := r.ssh(t, "alice", "alice:c0")
+	alice.Screen.WaitFor(t, "as operate", 0, timeoutLong)
+	bob := r.ssh(t, "bob", "bob:c0")
+	bob.Screen.WaitFor(t, "as view", 0, timeoutLong)
+
+	cfg, err := os.ReadFile(r.c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grants := "      operate: [alice]\n      view: [bob]\n"
+	if !bytes.Contains(cfg, []byte(grants)) {
+		t.Fatalf("config lacks %q", grants)
+	}
+	r.c.WriteConfig(t, strings.Replace(string(cfg), grants, "      view: [alice]\n", 1))
+	if out, err := r.c.Ctl(t, "reload"); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	bob.Screen.WaitFor(t, "access to c0 revoked for bob", 0, timeoutLong)
+	if err := bob.Proc.Wait(timeoutLong); err == nil {
+		t.Fatal("bob's ssh exited 0 after his access was revoked, want the session's failure status")
+	}
+	alice.Screen.WaitFor(t, "from operate to view", 0, timeoutLong)
+	alice.Type(t, "halt\r")
+	alice.Screen.WaitFor(t, "view only", 0, timeoutLong)
+	waitForState(t, "alice's 5 bytes discarded", func() (bool, string) {
+		for _, l := range r.c.Tee(t, "c0").Legs {
+			if l.User == "alice" {
+				return l.Discarded == 5 && l.Role == "view", fmt.Sprintf("%+v", l)
+			}
+		}
+		return false, "no leg for alice"
+	})
+	tty.Write([]byte("still watching\r\n"))
+	alice.Screen.WaitFor(t, "still watching", 0, timeoutLong)
+	if n := device.Len(); n != 0 {
+		t.Fatalf("alice typed as view and the device got %q", device.Bytes())
+	}
+}
