@@ -47,8 +47,8 @@ type config struct {
 
 func parseFlags() (*config, error) {
 	c := &config{}
-	peers := flag.String("peers", "device,socat,ser2net,ser2net-nodelay,chartee,chartee-cap,chartee-gmp1,unix,chartee-unix",
-		"systems to measure: device (pty read directly), socat, ser2net, ser2net-nodelay, chartee, chartee-cap (chartee with a block raw capture file leg beside the client), chartee-gmp1 (chartee with GOMAXPROCS=1), unix (unix socket read directly), chartee-unix")
+	peers := flag.String("peers", "device,socat,ser2net,ser2net-nodelay,chartee,chartee-cap,chartee-gmp1,chartee-ssh,unix,chartee-unix",
+		"systems to measure: device (pty read directly), socat, ser2net, ser2net-nodelay, chartee, chartee-cap (chartee with a block raw capture file leg beside the client), chartee-gmp1 (chartee with GOMAXPROCS=1), chartee-ssh (clients are SSH sessions), unix (unix socket read directly), chartee-unix")
 	clients := flag.String("clients", "1,8,64,512", "client counts for the throughput workload")
 	flag.DurationVar(&c.duration, "duration", 3*time.Second, "how long each workload streams or types")
 	flag.BoolVar(&c.quick, "quick", false, "smoke run: 1s workloads, clients 1,8,64, 200 idle clients")
@@ -201,7 +201,7 @@ func run() error {
 	e := &env{dir: dir}
 	if cfg.chartee != "" {
 		e.chartee = cfg.chartee
-	} else if wants(cfg.peers, "chartee", "chartee-unix") {
+	} else if wants(cfg.peers, "chartee", "chartee-unix", "chartee-ssh") {
 		bin := filepath.Join(dir, "chartee")
 		cmd := exec.Command("go", "build", "-o", bin, "./cmd/chartee")
 		cmd.Dir = root

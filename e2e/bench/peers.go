@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -96,6 +97,7 @@ var allPeers = []*peer{
 	{id: "chartee-gmp1", label: "chartee GOMAXPROCS=1", start: func(ctx context.Context, e *env, o runOpts) (*target, error) {
 		return startChartee(ctx, e, o, false, "GOMAXPROCS=1")
 	}},
+	{id: "chartee-ssh", label: "chartee over SSH", start: startCharteeSSH},
 	{id: "unix", label: "unix socket read directly", maxN: 1, unix: true, start: startDirectUnix},
 	{id: "chartee-unix", label: "chartee (unix frontend)", unix: true, start: func(ctx context.Context, e *env, o runOpts) (*target, error) {
 		return startChartee(ctx, e, o, true)
@@ -301,6 +303,12 @@ func startChartee(ctx context.Context, e *env, o runOpts, unixFront bool, enviro
 		t.metrics = fmt.Sprintf("127.0.0.1:%d", mport)
 		fmt.Fprintf(&b, "metrics: {listen: %q}\n", t.metrics)
 	}
+	var sshb *sshBench
+	if slices.Contains(environ, sshMarker) {
+		var cfgText string
+		cfgText, sshb = sshConfigFor(e)
+		b.WriteString(cfgText)
+	}
 	fmt.Fprintf(&b, "tees:\n  - name: bench\n    frontend: %s\n    backends:\n", front)
 	fmt.Fprintf(&b, "      - {name: clients, type: tcp-listen, listen: \"127.0.0.1:%d\", max_clients: %d, input: true, on_overflow: block, queue: 1MiB}\n",
 		port, max(o.clients, 1))
@@ -330,5 +338,11 @@ func startChartee(ctx context.Context, e *env, o runOpts, unixFront bool, enviro
 		return fail(err)
 	}
 	t.dial = tcpDialer(port)
+	if sshb != nil {
+		if err := waitListening(ctx, t.proc, sshb.port, 10*time.Second); err != nil {
+			return fail(err)
+		}
+		t.dial = sshDialer(sshb)
+	}
 	return t, nil
 }

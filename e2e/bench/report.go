@@ -252,6 +252,7 @@ func (res *results) markdown(plot string) string {
 	ratioRow("chartee ÷ pty read directly (N=1)", "chartee", "pty read directly", 1)
 	ratioRow("chartee ÷ ser2net", "chartee", "ser2net", 0)
 	ratioRow("chartee ÷ ser2net chardelay:false", "chartee", "ser2net chardelay:false", 0)
+	ratioRow("chartee over SSH ÷ chartee (raw TCP legs)", "chartee over SSH", "chartee", 0)
 	ratioRow("chartee (unix) ÷ unix socket read directly (N=1)", "chartee (unix frontend)", "unix socket read directly", 1)
 	p("\nPer run: bytes the device sent, time to the last byte at the last client, slowest single client, server CPU.\n\n")
 	p("| system | N | MB sent | time | aggregate MB/s | slowest client MB/s | server CPU s | CPU s per MB sent | context switches per MB sent | RSS MiB | bench CPU s | machine busy (steal) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
