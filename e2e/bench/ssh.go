@@ -241,4 +241,3 @@ func (c *sshConn) Close() error {
 	c.ch.Close()
 	return c.cl.Close()
 }
-
