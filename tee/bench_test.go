@@ -17,6 +17,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -352,9 +353,60 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 // frontend, the frontend's peer echoes, frontend reader → leg writer →
 // client. One op is one key's round trip; it is the engine's share of
 // the system benchmark's round trip (e2e/bench).
+// BenchmarkKeystrokeRoundTrip: the leg's device is a plain net.Conn
+// (queued to the leg's writer goroutine) or, "nonblocking", one that can
+// also try a write without waiting (chardev.NonBlockingWriter, as a raw
+// tcp-listen client), so the echo is written inline by the frontend
+// reader. Both in one binary, for a paired comparison.
 func BenchmarkKeystrokeRoundTrip(b *testing.B) {
+	b.Run("writer", func(b *testing.B) { benchKeystroke(b, false) })
+	b.Run("nonblocking", func(b *testing.B) { benchKeystroke(b, true) })
+}
+
+// tryConn is a net.Conn that can try a write without waiting, without
+// allocating (like the tcp-listen client's).
+type tryConn struct {
+	net.Conn
+	raw syscall.RawConn
+	p   []byte
+	n   int
+	err error
+	fn  func(uintptr) bool
+}
+
+func (c *tryConn) tryFd(fd uintptr) bool {
+	c.n, c.err = syscall.Write(int(fd), c.p)
+	return true
+}
+
+func (c *tryConn) TryWrite(p []byte) (int, error) {
+	c.p = p
+	err := c.raw.Write(c.fn)
+	n, werr := max(c.n, 0), c.err
+	c.p, c.err = nil, nil
+	if werr == syscall.EAGAIN {
+		werr = nil
+	}
+	if err == nil {
+		err = werr
+	}
+	return n, err
+}
+
+func benchKeystroke(b *testing.B, nonblocking bool) {
 	frontEnd, devEnd := tcpPair(b)
-	legEnd, client := tcpPair(b)
+	var legEnd net.Conn
+	legConn, client := tcpPair(b)
+	legEnd = legConn
+	if nonblocking {
+		raw, err := legConn.(*net.TCPConn).SyscallConn()
+		if err != nil {
+			b.Fatal(err)
+		}
+		tc := &tryConn{Conn: legConn, raw: raw}
+		tc.fn = tc.tryFd
+		legEnd = tc
+	}
 	go func() { // the device: echo every byte
 		buf := make([]byte, 4<<10)
 		for {

@@ -41,6 +41,7 @@ type leg struct {
 	// no writer goroutine; wakeLocked starts one when there is work.
 	writerOn  bool
 	started   bool                      // startLeg has run: the device may be written
+	runWriter func()                    // the writer goroutine's body, made once (see wakeLocked)
 	nbw       chardev.NonBlockingWriter // nil unless the device can try a write without waiting
 	spaceFree sync.Cond                 // a blocked frontend read waits for room
 	q         spanQueue
@@ -363,7 +364,10 @@ func (l *leg) wakeLocked() {
 	}
 	l.writerOn = true
 	l.t.wg.Add(1)
-	go l.t.runLeg(l)
+	if l.runWriter == nil { // made once: a go statement with arguments allocates
+		l.runWriter = func() { l.t.runLeg(l) }
+	}
+	go l.runWriter()
 }
 
 // hasWorkLocked reports whether the writer has something to do.
