@@ -278,138 +278,155 @@ type ctlRun struct {
 }
 
 func (r *ctlRun) do(ctx context.Context, cmd string, args []string) error {
-	switch cmd {
-	case "list":
-		ts, err := r.c.Tees(ctx)
-		if err != nil {
-			return err
-		}
-		if r.f.json {
-			return r.printJSON(api.TeeList{Tees: ts})
-		}
-		return writeList(r.out, ts)
-	case "show-access":
-		info, err := r.c.Access(ctx)
-		if err != nil {
-			return err
-		}
-		if r.f.json {
-			return r.printJSON(info)
-		}
-		return writeAccess(r.out, info)
-	case "show":
-		t, err := r.c.Tee(ctx, args[0])
-		if err != nil {
-			return err
-		}
-		if r.f.json {
-			return r.printJSON(t)
-		}
-		return writeShow(r.out, t, time.Now())
-	case "attach":
-		body, name, err := attachBody(args[1])
-		if err != nil {
-			return err
-		}
-		if err := r.c.Attach(ctx, args[0], body); err != nil {
-			return err
-		}
-		if r.f.json {
-			return r.printJSON(map[string]string{"tee": args[0], "attached": name})
-		}
-		fmt.Fprintf(r.out, "attached backend %s to tee %s\n", name, args[0])
-		return nil
-	case "detach":
-		if err := r.c.Detach(ctx, args[0], args[1]); err != nil {
-			return err
-		}
-		if r.f.json {
-			return r.printJSON(map[string]string{"tee": args[0], "detached": args[1]})
-		}
-		fmt.Fprintf(r.out, "detached backend %s from tee %s\n", args[1], args[0])
-		return nil
-	case "swap":
-		if _, err := tee.ParseSwapMode(r.f.mode); err != nil {
-			return usageError("--mode: %v", err)
-		}
-		body, err := swapBody(args[2], args[1])
-		if err != nil {
-			return err
-		}
-		rep, err := r.c.Swap(ctx, args[0], args[1], api.SwapRequest{
-			Spec: body, Mode: r.f.mode, DrainTimeout: chardev.Duration(r.f.drainTimeout),
-		})
-		if err != nil {
-			return err
-		}
-		if r.f.json {
-			return r.printJSON(rep)
-		}
-		writeSwapReport(r.out, args[0], rep)
-		return nil
-	case "swap-frontend":
-		body, err := config.DeviceSpecToJSON(args[1])
-		if err != nil {
-			return err
-		}
-		rep, err := r.c.SwapFrontend(ctx, args[0], body)
-		if err != nil {
-			return err
-		}
-		if r.f.json {
-			return r.printJSON(rep)
-		}
-		writeFrontendSwapReport(r.out, args[0], rep)
-		return nil
-	case "reload":
-		rep, err := r.c.Reload(ctx)
-		if err != nil {
-			return err
-		}
-		if r.f.json {
-			return r.printJSON(rep)
-		}
-		writeReloadReport(r.out, rep)
-		return nil
-	case "upgrade":
-		return r.upgrade(ctx)
-	case "tail":
-		// Raw bytes go straight out; a buffered writer would hold back
-		// a followed console's output.
-		err := r.c.Data(ctx, args[0], args[1], r.f.offset, r.f.follow, r.out)
-		if r.f.follow && errors.Is(err, context.Canceled) {
-			return nil
-		}
-		return err
-	case "send":
-		return r.send(ctx, args)
-	case "break":
-		return r.sendBreak(ctx, args)
-	case "sysrq":
-		return r.sysrq(ctx, args)
-	case "wait":
-		return r.wait(ctx, args)
-	case "events":
-		bw := bufio.NewWriter(r.out)
-		err := r.c.Events(ctx, func(ev tee.Event) error {
-			if r.f.json {
-				b, err := json.Marshal(ev)
-				if err != nil {
-					return err
-				}
-				bw.Write(append(b, '\n'))
-			} else {
-				writeEvent(bw, ev)
-			}
-			// Flush per event: events are rare and must show at once.
-			return bw.Flush()
-		})
-		if errors.Is(err, context.Canceled) {
-			return nil
-		}
+	run, ok := ctlCommands[cmd]
+	if !ok {
+		return usageError("unknown command %q", cmd)
+	}
+	return run(r, ctx, args)
+}
+
+// ctlCommands runs each ctl command, its arguments already counted.
+var ctlCommands = map[string]func(r *ctlRun, ctx context.Context, args []string) error{
+	"list":          (*ctlRun).list,
+	"show-access":   (*ctlRun).showAccess,
+	"show":          (*ctlRun).show,
+	"attach":        (*ctlRun).attach,
+	"detach":        (*ctlRun).detach,
+	"swap":          (*ctlRun).swap,
+	"swap-frontend": (*ctlRun).swapFrontend,
+	"reload":        (*ctlRun).reload,
+	"upgrade":       func(r *ctlRun, ctx context.Context, _ []string) error { return r.upgrade(ctx) },
+	"tail":          (*ctlRun).tail,
+	"send":          (*ctlRun).send,
+	"break":         (*ctlRun).sendBreak,
+	"sysrq":         (*ctlRun).sysrq,
+	"wait":          (*ctlRun).wait,
+	"events":        (*ctlRun).events,
+}
+
+// answer prints v as JSON with --json, else as human writes it.
+func (r *ctlRun) answer(v any, human func() error) error {
+	if r.f.json {
+		return r.printJSON(v)
+	}
+	return human()
+}
+
+func (r *ctlRun) list(ctx context.Context, _ []string) error {
+	ts, err := r.c.Tees(ctx)
+	if err != nil {
 		return err
 	}
-	return usageError("unknown command %q", cmd)
+	return r.answer(api.TeeList{Tees: ts}, func() error { return writeList(r.out, ts) })
+}
+
+func (r *ctlRun) showAccess(ctx context.Context, _ []string) error {
+	info, err := r.c.Access(ctx)
+	if err != nil {
+		return err
+	}
+	return r.answer(info, func() error { return writeAccess(r.out, info) })
+}
+
+func (r *ctlRun) show(ctx context.Context, args []string) error {
+	t, err := r.c.Tee(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	return r.answer(t, func() error { return writeShow(r.out, t, time.Now()) })
+}
+
+func (r *ctlRun) attach(ctx context.Context, args []string) error {
+	body, name, err := attachBody(args[1])
+	if err != nil {
+		return err
+	}
+	if err := r.c.Attach(ctx, args[0], body); err != nil {
+		return err
+	}
+	return r.answer(map[string]string{"tee": args[0], "attached": name}, func() error {
+		fmt.Fprintf(r.out, "attached backend %s to tee %s\n", name, args[0])
+		return nil
+	})
+}
+
+func (r *ctlRun) detach(ctx context.Context, args []string) error {
+	if err := r.c.Detach(ctx, args[0], args[1]); err != nil {
+		return err
+	}
+	return r.answer(map[string]string{"tee": args[0], "detached": args[1]}, func() error {
+		fmt.Fprintf(r.out, "detached backend %s from tee %s\n", args[1], args[0])
+		return nil
+	})
+}
+
+func (r *ctlRun) swap(ctx context.Context, args []string) error {
+	if _, err := tee.ParseSwapMode(r.f.mode); err != nil {
+		return usageError("--mode: %v", err)
+	}
+	body, err := swapBody(args[2], args[1])
+	if err != nil {
+		return err
+	}
+	rep, err := r.c.Swap(ctx, args[0], args[1], api.SwapRequest{
+		Spec: body, Mode: r.f.mode, DrainTimeout: chardev.Duration(r.f.drainTimeout),
+	})
+	if err != nil {
+		return err
+	}
+	return r.answer(rep, func() error { writeSwapReport(r.out, args[0], rep); return nil })
+}
+
+func (r *ctlRun) swapFrontend(ctx context.Context, args []string) error {
+	body, err := config.DeviceSpecToJSON(args[1])
+	if err != nil {
+		return err
+	}
+	rep, err := r.c.SwapFrontend(ctx, args[0], body)
+	if err != nil {
+		return err
+	}
+	return r.answer(rep, func() error { writeFrontendSwapReport(r.out, args[0], rep); return nil })
+}
+
+func (r *ctlRun) reload(ctx context.Context, _ []string) error {
+	rep, err := r.c.Reload(ctx)
+	if err != nil {
+		return err
+	}
+	return r.answer(rep, func() error { writeReloadReport(r.out, rep); return nil })
+}
+
+// tail writes a ring buffer's bytes raw: a buffered writer would hold
+// back a followed console's output.
+func (r *ctlRun) tail(ctx context.Context, args []string) error {
+	err := r.c.Data(ctx, args[0], args[1], r.f.offset, r.f.follow, r.out)
+	if r.f.follow && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// events prints the event stream until interrupted, flushing each event:
+// they are rare and must show at once.
+func (r *ctlRun) events(ctx context.Context, _ []string) error {
+	bw := bufio.NewWriter(r.out)
+	err := r.c.Events(ctx, func(ev tee.Event) error {
+		if r.f.json {
+			b, err := json.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			bw.Write(append(b, '\n'))
+		} else {
+			writeEvent(bw, ev)
+		}
+		return bw.Flush()
+	})
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 func (r *ctlRun) printJSON(v any) error {
