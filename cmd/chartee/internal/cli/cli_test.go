@@ -554,3 +554,10 @@ func TestWriteShowNamesPeopleAndLockHolder(t *testing.T) {
 	}
 	mustContain(t, "show", b.String(), "write lock held by alice (ssh:alice#3)", "alice  operate")
 }
+
+func TestWriteEventNamesThePeople(t *testing.T) {
+	var b strings.Builder
+	writeEvent(&b, tee.Event{Tee: "c0", Kind: tee.EventWriteLock, Leg: "ssh:root#2", User: "root", Role: "admin",
+		FromUser: "alice", FromLeg: "ssh:alice#1", Reason: "stolen from ssh:alice#1"})
+	mustContain(t, "event", b.String(), "user=root", "role=admin", "from_user=alice", "from_leg=ssh:alice#1")
+}

@@ -240,6 +240,12 @@ func writeEvent(w io.Writer, ev tee.Event) {
 		b.WriteString(" leg=" + ev.Leg)
 	}
 	b.WriteString(" offset=" + strconv.FormatUint(ev.Offset, 10))
+	for _, kv := range [][2]string{{"user", ev.User}, {"role", ev.Role}, {"source", ev.Source},
+		{"auth", ev.Auth}, {"key", ev.KeyFingerprint}, {"from_user", ev.FromUser}, {"from_leg", ev.FromLeg}} {
+		if kv[1] != "" {
+			b.WriteString(" " + kv[0] + "=" + kv[1])
+		}
+	}
 	if s := ev.Swap; s != nil {
 		fmt.Fprintf(&b, " mode=%s cut=%d handed=%d drained=%d", s.Mode, s.Cut, s.Handed, s.Drained)
 	}
