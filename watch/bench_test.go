@@ -178,3 +178,51 @@ func BenchmarkMatcher100(b *testing.B) {
 		off += benchChunk
 	}
 }
+
+// slowDev is a leg device that takes 200µs per write and uses no CPU.
+type slowDev struct{ stop chan struct{} }
+
+func (s *slowDev) Write(p []byte) (int, error) { time.Sleep(200 * time.Microsecond); return len(p), nil }
+func (s *slowDev) Read(p []byte) (int, error)  { <-s.stop; return 0, io.EOF }
+func (s *slowDev) Close() error                { close(s.stop); return nil }
+
+// BenchmarkFirehoseSlowDropLeg separates the engine from the matcher: on
+// the firehose, a drop-policy leg whose device is merely slow (it sleeps,
+// no CPU) next to the capture. "ratio-to-no-slow-leg" is the capture's
+// time without it divided by its time with it: what any slow drop leg —
+// the watch leg among them — costs the others on a memory-speed stream.
+func BenchmarkFirehoseSlowDropLeg(b *testing.B) {
+	b.SetBytes(benchChunk)
+	run := func(slow bool) time.Duration {
+		total := int64(b.N) * benchChunk
+		src := &benchSource{done: make(chan struct{})}
+		src.left.Store(total)
+		t, err := tee.New(tee.Options{Name: "bench", Hold: true, ReadSize: benchChunk,
+			Frontend: chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) { return src, nil })})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer t.Close()
+		sink := &benchSink{want: total, done: make(chan struct{}), stop: make(chan struct{})}
+		ctx := context.Background()
+		if err := t.Attach(ctx, "capture", tee.LegOptions{Overflow: tee.Block}, chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) { return sink, nil })); err != nil {
+			b.Fatal(err)
+		}
+		if slow {
+			if err := t.Attach(ctx, "slow", tee.LegOptions{Overflow: tee.Drop, Queue: 4 << 20}, chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) {
+				return &slowDev{stop: make(chan struct{})}, nil
+			})); err != nil {
+				b.Fatal(err)
+			}
+		}
+		start := time.Now()
+		t.Start()
+		<-sink.done
+		return time.Since(start)
+	}
+	base := run(false)
+	b.ResetTimer()
+	took := run(true)
+	b.StopTimer()
+	b.ReportMetric(float64(base)/float64(took), "ratio-to-no-slow-leg")
+}

@@ -98,6 +98,10 @@ type Match struct {
 type compiled struct {
 	line     *regexp.Regexp   // the pattern, for one line at a time
 	branches []*regexp.Regexp // (?m) alternatives, for many lines at once
+	// prefixes[j] is the literal every match of branches[j] starts with
+	// ("" if none): the prefilter finds those, so the regexp runs only
+	// where one occurs.
+	prefixes [][]byte
 }
 
 func compile(re *regexp.Regexp) compiled {
@@ -120,6 +124,15 @@ func compile(re *regexp.Regexp) compiled {
 			return compiled{line: re}
 		}
 		c.branches = append(c.branches, b)
+		var lit []byte
+		if a.Op == syntax.OpLiteral || (a.Op == syntax.OpConcat && a.Sub[0].Op == syntax.OpLiteral) {
+			// Only a branch that starts with a literal (no anchor, no
+			// \\b before it), so that running it from the literal's
+			// position cannot change what it means.
+			p, _ := b.LiteralPrefix()
+			lit = []byte(p)
+		}
+		c.prefixes = append(c.prefixes, lit)
 	}
 	return c
 }
@@ -137,16 +150,52 @@ func anchoredToText(t *syntax.Regexp) bool {
 	return false
 }
 
-// find is the leftmost-first match of the pattern in b, as regexp would
-// find it: the leftmost start, ties going to the earlier alternative.
-func (c *compiled) find(b []byte) (start, end int, ok bool) {
+// finder searches one pattern in one text: it remembers, per
+// alternative, how far through the prefilter's hits it has got.
+type finder struct {
+	c    *compiled
+	text []byte
+	hits [][]int // per branch; nil for a branch searched by regexp alone
+	cur  []int
+}
+
+// find is the leftmost-first match of the pattern in text at or after
+// pos, as regexp would find it on text[pos:]: the leftmost start, ties
+// going to the earlier alternative.
+func (f *finder) find(pos int) (start, end int, ok bool) {
 	start = -1
-	for _, br := range c.branches {
-		if loc := br.FindIndex(b); loc != nil && (start < 0 || loc[0] < start) {
-			start, end = loc[0], loc[1]
+	for j, br := range f.c.branches {
+		s, e, found := f.branch(j, br, pos)
+		if found && (start < 0 || s < start) {
+			start, end = s, e
 		}
 	}
 	return start, end, start >= 0
+}
+
+func (f *finder) branch(j int, br *regexp.Regexp, pos int) (int, int, bool) {
+	if f.hits == nil || len(f.c.prefixes[j]) < minPrefix {
+		if loc := br.FindIndex(f.text[pos:]); loc != nil {
+			return pos + loc[0], pos + loc[1], true
+		}
+		return 0, 0, false
+	}
+	hits := f.hits[j]
+	for ; f.cur[j] < len(hits); f.cur[j]++ {
+		h := hits[f.cur[j]]
+		if h < pos {
+			continue
+		}
+		// Within the hit's line: a match spanning lines is not one.
+		le := len(f.text)
+		if i := bytes.IndexByte(f.text[h:], '\n'); i >= 0 {
+			le = h + i
+		}
+		if loc := br.FindIndex(f.text[h:le]); loc != nil && loc[0] == 0 {
+			return h, h + loc[1], true
+		}
+	}
+	return 0, 0, false
 }
 
 // Matcher matches patterns over a stream fed in order by Feed. It is not
@@ -209,6 +258,9 @@ type lineView struct {
 	ctx   [][]byte // last complete lines, oldest first
 	endAt uint64   // stream offset just past the last byte fed
 	fed   bool
+
+	pf   *prefilter
+	hits [][][]int // per pattern, per branch: prefix positions in text
 }
 
 func (v *lineView) feed(comp []compiled, p []byte, off uint64, emit func(Match)) {
@@ -219,6 +271,14 @@ func (v *lineView) feed(comp []compiled, p []byte, off uint64, emit func(Match))
 	v.fed = true
 	v.endAt = off + uint64(len(p))
 	v.add(p, off, v.strip)
+	if v.pf == nil {
+		v.pf = newPrefilter(comp, v.pats)
+		v.hits = make([][][]int, len(comp))
+		for _, k := range v.pats {
+			v.hits[k] = make([][]int, len(comp[k].branches))
+		}
+	}
+	v.pf.hits(bytes.TrimSuffix(v.text, []byte{'\r'}), v.hits)
 	for _, k := range v.pats {
 		v.scan(k, &comp[k], emit)
 	}
@@ -287,6 +347,7 @@ func (v *lineView) scan(k int, c *compiled, emit func(Match)) {
 	// A CR at the very end may be the first half of a CR LF: like the
 	// CR of every CR LF, it is not part of the line.
 	text := bytes.TrimSuffix(v.text, []byte{'\r'})
+	f := finder{c: c, text: text, hits: v.hits[k], cur: make([]int, len(c.branches))}
 	pos := v.next[k]
 	for pos < len(text) {
 		ls := bytes.LastIndexByte(text[:pos], '\n') + 1
@@ -294,11 +355,10 @@ func (v *lineView) scan(k int, c *compiled, emit func(Match)) {
 			pos = v.scanLine(k, c, ls, pos, emit)
 			continue
 		}
-		s, e, ok := c.find(text[pos:])
+		s, e, ok := f.find(pos)
 		if !ok {
 			break
 		}
-		s, e = s+pos, e+pos
 		ls = bytes.LastIndexByte(text[:s], '\n') + 1
 		if bytes.IndexByte(text[s:e], '\n') >= 0 {
 			pos = v.scanLine(k, c, ls, ls, emit)

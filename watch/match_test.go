@@ -222,7 +222,7 @@ func reference(re *regexp.Regexp, stream []byte) [][2]uint64 {
 // The fast path (many lines at once, alternatives apart, multi-line
 // anchors) finds exactly what matching each line on its own finds.
 func TestMatcherAgreesWithLineByLine(t *testing.T) {
-	atoms := []string{"a", "b", "ab", "x+", "[ab]", "[^a ]", `\d`, "b*c", "(a|bc)", ".", `\b`, `\z`, `\A`, "c?"}
+	atoms := []string{"a", "b", "ab", "x+", "[ab]", "[^a ]", `\d`, "b*c", "(a|bc)", ".", `\b`, `\z`, `\A`, "c?", "(?i:ab)", "bax", "abc"}
 	rapid.Check(t, func(t *rapid.T) {
 		var alts []string
 		for range rapid.IntRange(1, 3).Draw(t, "alts") {
