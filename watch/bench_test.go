@@ -182,9 +182,12 @@ func BenchmarkMatcher100(b *testing.B) {
 // slowDev is a leg device that takes 200µs per write and uses no CPU.
 type slowDev struct{ stop chan struct{} }
 
-func (s *slowDev) Write(p []byte) (int, error) { time.Sleep(200 * time.Microsecond); return len(p), nil }
-func (s *slowDev) Read(p []byte) (int, error)  { <-s.stop; return 0, io.EOF }
-func (s *slowDev) Close() error                { close(s.stop); return nil }
+func (s *slowDev) Write(p []byte) (int, error) {
+	time.Sleep(200 * time.Microsecond)
+	return len(p), nil
+}
+func (s *slowDev) Read(p []byte) (int, error) { <-s.stop; return 0, io.EOF }
+func (s *slowDev) Close() error               { close(s.stop); return nil }
 
 // BenchmarkFirehoseSlowDropLeg separates the engine from the matcher: on
 // the firehose, a drop-policy leg whose device is merely slow (it sleeps,
