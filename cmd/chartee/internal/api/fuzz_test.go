@@ -82,3 +82,38 @@ func FuzzDataQuery(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAutomationBodies feeds any body to the send and wait decoders: a
+// request decodes to a usable waiter or send text, or fails as a
+// bad_request, never panics.
+func FuzzAutomationBodies(f *testing.F) {
+	for _, seed := range []string{
+		`{"pattern": "^42", "timeout": "30s", "from": "1234", "strip_ansi": true}`,
+		`{"pattern": "login: $", "from": "start"}`,
+		`{"pattern": "x*"}`,
+		`{"pattern": "a(", "from": "later", "timeout": "-1s"}`,
+		`{"text": "echo $((6*7))\\n", "line": true, "force": true}`,
+		`{"text": "\\xZZ", "data": "AAEC"}`,
+		`{"key": "h"}`,
+		`{"unknown": 1}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var wr WaitRequest
+		if err := decodeBody(body, &wr); err != nil {
+			wantDecodeError(t, err)
+		} else if w, timeout, err := newWaiter(wr); err != nil {
+			wantDecodeError(t, err)
+		} else if w == nil || timeout <= 0 || timeout > maxWait {
+			t.Fatalf("waiter %v, timeout %v from %+v", w, timeout, wr)
+		}
+		var sr SendRequest
+		if err := decodeBody(body, &sr); err != nil {
+			wantDecodeError(t, err)
+		}
+		if from, resume, err := ParseFrom(wr.From); err == nil && wr.From != "" && wr.From != "now" && !resume {
+			t.Fatalf("from %q parsed to %d without resume", wr.From, from)
+		}
+	})
+}
