@@ -2,9 +2,11 @@
 GO        ?= go
 GOTESTFLAGS ?= -race -timeout 25m
 
-.PHONY: test vet fmt-check unit allocs build bench fuzz
+.PHONY: test vet fmt-check unit allocs build bench fuzz man
 
-test: vet fmt-check unit allocs fuzz-short
+# man first: docs/chartee.1 is generated from the help texts, and a test
+# checks it is current.
+test: man vet fmt-check unit allocs fuzz-short
 
 vet:
 	$(GO) vet ./...
@@ -23,6 +25,10 @@ allocs:
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/chartee ./cmd/chartee
+
+# docs/chartee.1 from the help texts (chartee help --man).
+man:
+	$(GO) run ./cmd/chartee help --man > docs/chartee.1.tmp && mv docs/chartee.1.tmp docs/chartee.1
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./tee/

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -97,12 +98,30 @@ func clientGone(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
 }
 
-// NewServer returns an http.Server that answers Path with h (and 404
-// elsewhere), with every timeout and the header size bounded. It has no
+// landingPage answers "/" with a small page linking Path, as
+// node_exporter does, so a browser pointed at the port finds the metrics.
+func landingPage(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	io.WriteString(w, `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>chartee metrics</title></head>
+<body><h1>chartee</h1>
+<p>Prometheus metrics: <a href="`+Path+`">`+Path+`</a></p>
+</body></html>
+`)
+}
+
+// NewServer returns an http.Server that answers Path with h, "/" with a
+// page linking it (and 404 elsewhere), with every timeout and the header size bounded. It has no
 // address: Serve binds it.
 func NewServer(h http.Handler) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle(Path, h)
+	mux.HandleFunc("/{$}", landingPage)
 	return &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: readHeaderTimeout,

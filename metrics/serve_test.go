@@ -158,7 +158,13 @@ func checkMetrics(t *testing.T, body []byte) ([]byte, error) {
 func TestServeAnswersOnlyThePath(t *testing.T) {
 	reg := NewRegistry(NewCollector(&teeSet{}, "test"))
 	addr := serve(t, Handler(reg, nil))
-	for _, p := range []string{"/", "/metric", "/metrics/extra", "/debug/pprof/"} {
+	// "/" is a page linking /metrics, as node_exporter's.
+	resp, body := scrape(t, "http://"+addr+"/")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `<a href="/metrics">`) ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("GET /: %s %q %q", resp.Status, resp.Header.Get("Content-Type"), body)
+	}
+	for _, p := range []string{"/index.html", "/metric", "/metrics/extra", "/debug/pprof/"} {
 		resp, _ := scrape(t, "http://"+addr+p)
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s: %s, want 404", p, resp.Status)

@@ -9,7 +9,7 @@ import (
 	"chartee/cmd/chartee/internal/config"
 )
 
-const checkUsage = `Usage: chartee check -c FILE
+const checkUsage = `Usage: chartee check FILE (or -c FILE)
 
 Validates FILE the way "chartee run" would load it — every key, type, name
 and combination — and prints every problem with its file:line:col, and
@@ -20,19 +20,23 @@ the file is valid.
 func (a *app) check(args []string) int {
 	fs := newFlagSet("chartee check", a.stderr, checkUsage)
 	var path string
-	fs.StringVar(&path, "c", "", "config file to validate")
-	fs.StringVar(&path, "config", "", "same as -c")
+	fs.StringVar(&path, "c", "", "config `FILE` to validate")
+	fs.StringVar(&path, "config", "", "same as -c (`FILE`)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return flagExit(err)
 	}
 	// `chartee check FILE` is accepted too: there is nothing else a
 	// positional argument could mean.
-	if path == "" && len(pos) == 1 {
-		path, pos = pos[0], nil
+	if path == "" && len(pos) > 0 {
+		path, pos = pos[0], pos[1:]
 	}
-	if path == "" || len(pos) > 0 {
-		fmt.Fprint(a.stderr, checkUsage)
+	if path == "" {
+		fmt.Fprint(a.stderr, "chartee check: no config file given: chartee check FILE (or -c FILE); chartee help check says more\n")
+		return exitUsage
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(a.stderr, "chartee check: one config file at a time: unexpected %q (chartee help check)\n", pos[0])
 		return exitUsage
 	}
 	cfg, err := config.Load(path)

@@ -2,12 +2,16 @@ package cli
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"chartee/chardev"
+	"chartee/cmd/chartee/internal/config"
 )
 
 // configsDir is the repository's example configs.
@@ -236,5 +240,47 @@ func TestSystemdUnitMakesItsDirectories(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// The example configs can run side by side (but for the control socket,
+// which is where ctl looks by default): no two bind the same TCP address,
+// the metrics port included.
+func TestExampleConfigsBindDistinctAddresses(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(configsDir, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := map[string]string{}
+	for _, f := range files {
+		cfg, err := config.Load(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		var claims []chardev.Claim
+		claims = append(claims, cfg.Metrics.Claims()...)
+		for _, tc := range cfg.Tees {
+			for _, b := range tc.Backends {
+				if c, ok := b.Spec.(chardev.Claimer); ok {
+					claims = append(claims, c.Claims()...)
+				}
+			}
+		}
+		for _, c := range claims {
+			if c.Space != "tcp" || c.Address == "" {
+				continue
+			}
+			_, port, _ := net.SplitHostPort(c.Address)
+			if port == "0" {
+				continue
+			}
+			if prev, ok := owner[port]; ok && prev != filepath.Base(f) {
+				t.Errorf("port %s is bound by both %s and %s", port, prev, filepath.Base(f))
+			}
+			owner[port] = filepath.Base(f)
+		}
+	}
+	if len(owner) < 5 {
+		t.Fatalf("found only %d TCP ports in the configs: %v", len(owner), owner)
 	}
 }

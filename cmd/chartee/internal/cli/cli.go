@@ -72,19 +72,25 @@ them hot-swappable.
 
 Usage:
   chartee                        run the built-in demo (a simulated console)
-  chartee [run] -c FILE          run the daemon with a config file
-  chartee check -c FILE          validate a config file without running it
-  chartee ctl [flags] COMMAND    control a running daemon (chartee ctl -h)
+  chartee run FILE               run the daemon with a config file (also: -c FILE)
+  chartee check FILE             validate a config file without running it
+  chartee ctl [flags] COMMAND    control a running daemon
+  chartee types [TYPE]           the backend types, or one type's keys
   chartee console --nats URL SUBJECT
                                  attach to a console published on NATS
-                                 (chartee console -h)
   chartee passwd [--bcrypt]      read a password, print its hash for access.users
+  chartee completion bash|zsh|fish
+                                 print a shell completion script
   chartee version                print the version
+  chartee help [COMMAND]         this help, or a command's (same as COMMAND --help)
 
 Run flags:
   -c, --config FILE   config file (without it: the built-in demo)
   --port N            the demo's telnet port on 127.0.0.1 (default 7000;
                       0 picks a free one; a busy 7000 falls back to a free one)
+
+Install: go install ./cmd/chartee (into $(go env GOPATH)/bin), or make build
+(bin/chartee). Man page: docs/chartee.1 (man ./docs/chartee.1).
 `
 
 func (a *app) usage(w io.Writer) { fmt.Fprint(w, usageText) }
@@ -93,32 +99,27 @@ func (a *app) main(args []string) int {
 	if len(args) == 0 {
 		return a.run(nil)
 	}
-	switch cmd := args[0]; cmd {
-	case "run":
-		return a.run(args[1:])
-	case "check":
-		return a.check(args[1:])
-	case "ctl":
-		return a.ctl(args[1:])
-	case "console":
-		return a.console(args[1:])
-	case "passwd":
-		return a.passwd(args[1:])
+	cmd, rest := args[0], args[1:]
+	if _, ok := commands[cmd]; ok && helpRequested(rest) {
+		return a.commandHelp(cmd)
+	}
+	switch cmd {
 	case "version", "--version", "-version", "-v":
 		fmt.Fprintf(a.stdout, "chartee %s\n", version())
 		return exitOK
 	case "help", "-h", "-help", "--help":
-		a.usage(a.stdout)
-		return exitOK
-	default:
-		if strings.HasPrefix(cmd, "-") {
-			// `chartee -c FILE` is `chartee run -c FILE`.
-			return a.run(args)
-		}
-		fmt.Fprintf(a.stderr, "chartee: unknown command %q\n\n", cmd)
-		a.usage(a.stderr)
-		return exitUsage
+		return a.help(rest)
 	}
+	if run, ok := commands[cmd]; ok {
+		return run(a, rest)
+	}
+	if strings.HasPrefix(cmd, "-") {
+		// `chartee -c FILE` is `chartee run -c FILE`.
+		return a.run(args)
+	}
+	fmt.Fprintf(a.stderr, "chartee: unknown command %q\n\n", cmd)
+	a.usage(a.stderr)
+	return exitUsage
 }
 
 // version is Version, or what the Go build information knows: the module
@@ -193,12 +194,13 @@ func newFlagSet(name string, w io.Writer, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(w)
 	fs.Usage = func() {
-		fmt.Fprint(w, usage)
+		out := fs.Output()
+		fmt.Fprint(out, usage)
 		if usage != "" && !strings.HasSuffix(usage, "\n\n") {
-			fmt.Fprintln(w)
+			fmt.Fprintln(out)
 		}
-		fmt.Fprintln(w, "Flags:")
-		fs.PrintDefaults()
+		fmt.Fprintln(out, "Flags:")
+		printFlags(out, fs)
 	}
 	return fs
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,9 +48,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{[]string{"run", "-c", "x.yaml", "--port", "7000"}, exitUsage, "--port applies to the built-in demo only"},
 		{[]string{"run", "--port", "70000"}, exitUsage, "want 0 to 65535"},
-		{[]string{"run", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"run", "a.yaml", "extra"}, exitUsage, `unexpected argument "extra"`},
 		{[]string{"run", "--bogus"}, exitUsage, "flag provided but not defined: -bogus"},
-		{[]string{"check"}, exitUsage, "Usage: chartee check"},
+		{[]string{"check"}, exitUsage, "chartee check: no config file given: chartee check FILE (or -c FILE)"},
+		{[]string{"check", "a.yaml", "b.yaml"}, exitUsage, `one config file at a time: unexpected "b.yaml"`},
 		{[]string{"check", "-h"}, exitOK, "Usage: chartee check"},
 		{[]string{"ctl"}, exitUsage, "Usage: chartee ctl"},
 		{[]string{"ctl", "-h"}, exitOK, "Usage: chartee ctl"},
@@ -89,7 +91,7 @@ func TestCtlBadSpecNeedsNoDaemon(t *testing.T) {
 			t.Errorf("%q: exit 0", tc.args)
 		}
 		mustContain(t, strings.Join(tc.args, " "), r.stderr, tc.want)
-		if strings.Contains(r.stderr, "is chartee running") {
+		if strings.Contains(r.stderr, "no chartee daemon") {
 			t.Errorf("%q: the daemon was asked: %s", tc.args, r.stderr)
 		}
 	}
@@ -101,7 +103,32 @@ func TestCtlNoDaemon(t *testing.T) {
 	if r.code != exitError {
 		t.Fatalf("exit %d", r.code)
 	}
-	mustContain(t, "stderr", r.stderr, "is chartee running?", sock)
+	mustContain(t, "stderr", r.stderr, "chartee ctl: no chartee daemon at "+sock+" (no such file or directory)\n",
+		"hint: start one (chartee run FILE, or chartee for the demo)")
+	if strings.Contains(r.stderr, "http://") || strings.Contains(r.stderr, "dial unix") {
+		t.Errorf("Go internals in the message:\n%s", r.stderr)
+	}
+	// A stale socket (nobody listening) is no daemon either.
+	stale := filepath.Join(shortTempDir(t), "stale.sock")
+	ln, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	r = runCmd(context.Background(), nil, "ctl", "--socket", stale, "list")
+	mustContain(t, "stale socket", r.stderr, "no chartee daemon at "+stale+" (connection refused)")
+	// Over TCP too.
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + tcp.Addr().String()
+	tcp.Close()
+	tok := filepath.Join(shortTempDir(t), "tok")
+	writeFile(t, tok, "x")
+	r = runCmd(context.Background(), nil, "ctl", "--url", url, "--token-file", tok, "list")
+	mustContain(t, "tcp", r.stderr, "no chartee daemon at "+url+" (connection refused)")
 }
 
 func TestParseInterspersed(t *testing.T) {

@@ -32,7 +32,8 @@ first. Several operators may attach to the same console at once.
 
 The terminal is put in raw mode: every key, Ctrl-C included, goes to the
 console. ESC-KEY then '.' leaves, ESC-KEY then '?' helps, ESC-KEY twice
-sends ESC-KEY itself (ESC-KEY is --escape, ^] by default).
+sends ESC-KEY itself (ESC-KEY is --escape, ^E by default, as on
+telnet legs; it clashes with neither telnet's ^] nor ssh's ~).
 
 The servers are --nats, else $CHARTEE_NATS.
 `
@@ -63,7 +64,7 @@ func (a *app) console(args []string) int {
 	stream := fs.String("stream", "", "the JetStream stream holding SUBJECT.out, for replay (default: found by subject; - for none)")
 	replay := fs.String("replay", strconv.Itoa(consoleDefaultReplay), "bytes of recent output to replay on attach (4KiB, 1MiB; 0: none)")
 	readOnly := fs.Bool("read-only", false, "watch only: nothing typed is sent")
-	escKey := fs.String("escape", "^]", "escape key: it then '.' leaves")
+	escKey := fs.String("escape", "^E", "escape `key`: it then '.' leaves")
 	creds := fs.String("creds", "", "NATS credentials file")
 	tlsCA := fs.String("tls-ca", "", "PEM bundle the servers' certificates must chain to")
 	tlsCert := fs.String("tls-cert", "", "client certificate (PEM)")

@@ -200,7 +200,7 @@ func TestConsoleUsage(t *testing.T) {
 		}
 	}
 	r := runCmd(context.Background(), nil, "console", "-h")
-	if r.code != exitOK || !strings.Contains(r.stderr, "read-only") {
+	if r.code != exitOK || !strings.Contains(r.stdout, "read-only") || !strings.Contains(r.stdout, "^E by default") {
 		t.Errorf("console -h: exit %d, %q", r.code, r.stderr)
 	}
 }

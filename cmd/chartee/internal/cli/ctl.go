@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"chartee/chardev"
@@ -264,10 +266,36 @@ func (a *app) printCtlError(err error, where string) {
 		}
 		return
 	}
-	fmt.Fprintf(a.stderr, "chartee ctl: %v\n", err)
-	if strings.Contains(err.Error(), "connect:") || errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintf(a.stderr, "chartee ctl: is chartee running? (tried %s; --socket or $CHARTEE_SOCKET name another)\n", where)
+	if noDaemon(err) {
+		fmt.Fprintf(a.stderr, "chartee ctl: no chartee daemon at %s (%s)\n", where, dialCause(err))
+		fmt.Fprintln(a.stderr, "chartee ctl: hint: start one (chartee run FILE, or chartee for the demo), or name its socket with --socket or $CHARTEE_SOCKET (a packaged daemon's is "+defaultSocket+")")
+		return
 	}
+	fmt.Fprintf(a.stderr, "chartee ctl: %v\n", err)
+}
+
+// noDaemon reports whether err means nothing answers at the endpoint: no
+// socket file, a stale one, or a refused TCP connection.
+func noDaemon(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// dialCause is the system's reason without the Go request around it.
+func dialCause(err error) string {
+	for _, e := range []error{syscall.ENOENT, syscall.ECONNREFUSED, syscall.EACCES} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err.Error()
+	}
+	return err.Error()
 }
 
 // ctlRun is one ctl command.
@@ -346,6 +374,7 @@ func (r *ctlRun) attach(ctx context.Context, args []string) error {
 	}
 	return r.answer(map[string]string{"tee": args[0], "attached": name}, func() error {
 		fmt.Fprintf(r.out, "attached backend %s to tee %s\n", name, args[0])
+		fmt.Fprintf(r.out, "note: the config file is the truth: a reload (SIGHUP, chartee ctl reload) removes %s unless the file has it too\n", name)
 		return nil
 	})
 }

@@ -25,7 +25,7 @@ import (
 	"chartee/watch"
 )
 
-const runUsage = `Usage: chartee [run] [-c FILE] [--port N]
+const runUsage = `Usage: chartee run [FILE | -c FILE] [--port N]
 
 Runs the daemon with the config FILE, or the built-in demo without one.
 Signals: SIGHUP reloads FILE (a broken file is logged and the running
@@ -55,15 +55,19 @@ type readyInfo struct {
 func (a *app) run(args []string) int {
 	fs := newFlagSet("chartee run", a.stderr, runUsage)
 	var path string
-	fs.StringVar(&path, "c", "", "config file (default: the built-in demo)")
-	fs.StringVar(&path, "config", "", "same as -c")
-	port := fs.Int("port", demoDefaultPort, "the demo's telnet port on 127.0.0.1 (0: any free port)")
+	fs.StringVar(&path, "c", "", "config `FILE` (default: the built-in demo)")
+	fs.StringVar(&path, "config", "", "same as -c (`FILE`)")
+	port := fs.Int("port", demoDefaultPort, "the demo's telnet `port` on 127.0.0.1 (0: any free port)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return flagExit(err)
 	}
 	portSet := false
 	fs.Visit(func(f *flag.Flag) { portSet = portSet || f.Name == "port" })
+	// `chartee run FILE` is `chartee run -c FILE`, as for check.
+	if path == "" && len(pos) > 0 {
+		path, pos = pos[0], pos[1:]
+	}
 	if len(pos) > 0 {
 		fmt.Fprintf(a.stderr, "chartee run: unexpected argument %q\n\n", pos[0])
 		fmt.Fprint(a.stderr, runUsage)
