@@ -31,6 +31,7 @@ import (
 
 	"chartee/access"
 	"chartee/audit"
+	"chartee/chardev"
 	"chartee/tee"
 )
 
@@ -188,7 +189,7 @@ func (s *Server) Close() error {
 
 func (s *Server) acceptLoop() {
 	defer s.wg.Done()
-	delay := 5 * time.Millisecond
+	bo := chardev.AcceptBackoff()
 	for {
 		conn, err := s.ln.Accept()
 		if err != nil {
@@ -196,11 +197,10 @@ func (s *Server) acceptLoop() {
 				return
 			}
 			s.log.Warn("ssh accept", "err", err)
-			time.Sleep(delay)
-			delay = min(2*delay, time.Second)
+			time.Sleep(bo.Next())
 			continue
 		}
-		delay = 5 * time.Millisecond
+		bo.Reset()
 		pc := s.startups.add(conn)
 		s.wg.Add(1)
 		go s.handle(pc)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"chartee/chardev"
 	"chartee/tee"
 )
 
@@ -138,18 +140,16 @@ func (w *Watcher) webhook(j job) error {
 	if retries < 0 {
 		retries = DefaultWebhookRetries
 	}
-	delay := w.opts.RetryDelay
+	// Doubling from RetryDelay; retries bound it, so no cap of its own.
+	bo := chardev.Backoff{Initial: w.opts.RetryDelay, Max: math.MaxInt64}
 	for attempt := 0; ; attempt++ {
 		err = w.post(j, body)
 		if err == nil || attempt >= retries {
 			break
 		}
-		select {
-		case <-time.After(delay):
-		case <-w.ctx.Done():
+		if !bo.Wait(w.ctx.Done()) {
 			return fmt.Errorf("webhook %s: %w (stopped before retrying)", j.action.URL, err)
 		}
-		delay *= 2
 	}
 	if err != nil {
 		return fmt.Errorf("webhook %s: %w (after %d attempts)", j.action.URL, err, retries+1)
