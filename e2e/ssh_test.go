@@ -92,7 +92,9 @@ tees:
       - {name: cast, type: file, path: %[10]q, format: asciicast, direction: both}
   - name: lk
     input: exclusive
-    frontend: {type: null}
+    frontend:
+      type: null
+      failover: [{type: null}]
     access:
       operate: [alice]
       admin: ["@admins"]
@@ -319,12 +321,27 @@ func TestSSHAdminStealsExclusiveLock(t *testing.T) {
 	if st := r.c.Tee(t, "lk"); st.WriteLockUser != "root" {
 		t.Fatalf("write lock holder %q (%q)", st.WriteLockUser, st.WriteLock)
 	}
-	waitForState(t, "the steal in the audit file", func() (bool, string) {
+	// An admin moves the console to its failover device; alice may not.
+	alice.Type(t, "\x05f")
+	alice.Screen.WaitFor(t, "fail over: not permitted", 0, timeoutLong)
+	root.Type(t, "\x05f")
+	root.Screen.WaitFor(t, "frontend swapped from null to null", 0, timeoutLong)
+	if st := r.c.Tee(t, "lk"); st.Frontend.Candidate != 1 {
+		t.Fatalf("after ^E f the frontend is candidate %d, want the failover device (1)", st.Frontend.Candidate)
+	}
+	waitForState(t, "the steal and the swap in the audit file", func() (bool, string) {
 		recs := auditRecords(t, r.auditLog)
+		var stole, swapped bool
 		for _, m := range recs {
 			if m["kind"] == "write-lock" && m["user"] == "root" && m["from_user"] == "alice" {
-				return true, ""
+				stole = true
 			}
+			if m["kind"] == "admin" && m["user"] == "root" && strings.Contains(fmt.Sprint(m["reason"]), "frontend swapped") {
+				swapped = true
+			}
+		}
+		if stole && swapped {
+			return true, ""
 		}
 		return false, fmt.Sprint(recs)
 	})

@@ -1,6 +1,7 @@
 package sshd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -220,6 +222,7 @@ const (
 	keyDetach = '.'
 	keyWho    = 'w'
 	keySteal  = '!'
+	keyFail   = 'f'
 )
 
 // run carries out an escape command.
@@ -271,9 +274,28 @@ func (d *sessionDev) run(cmd escape.Command) {
 			return
 		}
 		d.steal(prevLeg, prevUser)
+	case cmd.Op == escape.OpUnknown && cmd.Key == keyFail:
+		d.failOver()
 	default:
 		d.say(fmt.Sprintf("unknown escape command %q; %s ? lists them", cmd.Key, escape.KeyName(d.key)))
 	}
+}
+
+// failOver moves the tee's frontend to its next device (admin).
+func (d *sessionDev) failOver() {
+	if d.id.Role() < chardev.RoleAdmin {
+		d.say(fmt.Sprintf("fail over: not permitted for %s as %s (admin only)", d.id.User, d.id.Role()))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	rep, err := d.t.FailOver(ctx)
+	if err != nil {
+		d.say("fail over: " + err.Error())
+		return
+	}
+	d.admin(fmt.Sprintf("frontend swapped from %s to %s", rep.From, rep.To))
+	d.say(fmt.Sprintf("frontend swapped from %s to %s", rep.From, rep.To))
 }
 
 // steal reports a stolen write lock to the person and the one it was
@@ -313,6 +335,7 @@ func (d *sessionDev) help() string {
 		"  l  take the write lock (operate)\n"+
 		"  u  release the write lock\n"+
 		"  !  steal the write lock from whoever holds it (admin)\n"+
+		"  f  swap the frontend to the next configured device (admin)\n"+
 		"  s  show status\n"+
 		"  w  who is attached\n"+
 		"  .  detach\n"+

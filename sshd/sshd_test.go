@@ -253,6 +253,12 @@ func TestExclusiveStealByAdmin(t *testing.T) {
 	if st := r.tee.Stats(); st.WriteLockUser != "root" {
 		t.Fatalf("holder %q", st.WriteLockUser)
 	}
+	// Swapping the frontend is an admin's: refused to alice, done for
+	// root (this tee has one device, so the engine says so).
+	a.in.Write([]byte{0x05, 'f'})
+	a.waitFor(t, "fail over: not permitted")
+	root.in.Write([]byte{0x05, 'f'})
+	root.waitFor(t, "no failover device configured")
 	var steal, admin bool
 	timeout := time.After(wait)
 	for !steal || !admin {

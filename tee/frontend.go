@@ -60,6 +60,10 @@ type frontendSwap struct {
 	desc   string
 	done   chan FrontendSwapReport
 	start  time.Time
+	// index is the candidate the swap moves to (FailOver), keeping the
+	// candidate list as it is; -1 makes the device the new primary.
+	index int
+	from  string // FailOver: the device moved from
 }
 
 func (f *frontendState) init(opts Options) {
@@ -170,7 +174,7 @@ func (t *Tee) frontendLoop() {
 	dev, idx, req = t.reconnect(0, false)
 	for dev != nil || req != nil {
 		if req != nil {
-			dev, idx, desc = req.dev, 0, req.desc
+			dev, idx, desc = req.dev, max(req.index, 0), req.desc
 		} else {
 			desc = chardev.Describe(t.front.candidates[idx])
 		}
@@ -365,13 +369,34 @@ func (t *Tee) openFailed(cand chardev.Opener, err error) {
 // the old device goes to the new one. The new device becomes the primary
 // for later reconnects; the failover list is kept.
 func (t *Tee) SwapFrontend(ctx context.Context, open chardev.Opener) (FrontendSwapReport, error) {
+	return t.swapFrontend(ctx, open, -1, "")
+}
+
+// FailOver moves the frontend to the next device of its list (the primary,
+// then the failover devices, round robin) on demand, with the swap's
+// guarantees: the device is opened first (an error changes nothing), line
+// state is replayed, no input is lost. The list is kept as it is. An
+// admin uses it to move a console off a flaky adapter.
+func (t *Tee) FailOver(ctx context.Context) (FrontendSwapReport, error) {
+	f := &t.front
+	f.mu.Lock()
+	cands, cur := f.candidates, f.current
+	f.mu.Unlock()
+	if len(cands) < 2 {
+		return FrontendSwapReport{}, fmt.Errorf("tee %s: fail over: no failover device configured", t.opts.Name)
+	}
+	next := (cur + 1) % len(cands)
+	return t.swapFrontend(ctx, cands[next], next, chardev.Describe(cands[cur]))
+}
+
+func (t *Tee) swapFrontend(ctx context.Context, open chardev.Opener, index int, from string) (FrontendSwapReport, error) {
 	start := time.Now()
 	dev, err := open.Open(ctx)
 	if err != nil {
 		t.swapsFailed[swapFrontend].Add(1)
 		return FrontendSwapReport{}, fmt.Errorf("tee %s: swap frontend: open: %w", t.opts.Name, err)
 	}
-	req := &frontendSwap{dev: dev, opener: open, desc: chardev.Describe(open), done: make(chan FrontendSwapReport, 1), start: start}
+	req := &frontendSwap{dev: dev, opener: open, desc: chardev.Describe(open), done: make(chan FrontendSwapReport, 1), start: start, index: index, from: from}
 	select {
 	case t.swapCh <- req:
 	case <-ctx.Done():
@@ -399,8 +424,13 @@ func (t *Tee) finishFrontendSwap(req *frontendSwap, applied bool) {
 	if len(f.candidates) > 0 {
 		from = chardev.Describe(f.candidates[0])
 	}
-	f.candidates = append([]chardev.Opener{req.opener}, f.candidates[1:]...)
-	f.current = 0
+	if req.index >= 0 && req.index < len(f.candidates) {
+		from = req.from
+		f.current = req.index
+	} else {
+		f.candidates = append([]chardev.Opener{req.opener}, f.candidates[1:]...)
+		f.current = 0
+	}
 	f.mu.Unlock()
 	rep := FrontendSwapReport{
 		From: from, To: req.desc, Offset: t.Offset(), LineApplied: applied,

@@ -3,6 +3,7 @@ package tee
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -215,5 +216,33 @@ func TestStealWriteLockNeedsAdminAndNamesBoth(t *testing.T) {
 	})
 	if got := string(h.front.Written()); got != "a" {
 		t.Fatalf("frontend %q", got)
+	}
+}
+
+func TestFailOverMovesToTheNextDeviceAndBack(t *testing.T) {
+	front, spare := memdev.New("front"), memdev.New("spare")
+	h := newHarness(t, Options{Frontend: memdev.Opener(nil, front, memdev.New("front-again")), Failover: []chardev.Opener{memdev.Opener(nil, spare)}})
+	leg := h.attach("leg", LegOptions{Input: true})
+	if _, err := h.tee.FailOver(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st := h.tee.Stats()
+	if st.Frontend.Candidate != 1 || !st.Frontend.Up {
+		t.Fatalf("frontend %+v", st.Frontend)
+	}
+	leg.Feed([]byte("x"))
+	if !spare.WaitWritten(1, wait) {
+		t.Fatal("input did not reach the failover device")
+	}
+	// Round robin: back to the primary's opener.
+	if _, err := h.tee.FailOver(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.tee.Stats(); st.Frontend.Candidate != 0 {
+		t.Fatalf("after second failover: %+v", st.Frontend)
+	}
+	single := newHarness(t, Options{})
+	if _, err := single.tee.FailOver(t.Context()); err == nil || !strings.Contains(err.Error(), "no failover device") {
+		t.Fatalf("single device: %v", err)
 	}
 }
