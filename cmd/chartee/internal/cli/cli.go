@@ -64,6 +64,8 @@ type app struct {
 	// a temporary directory, so a packaged daemon on the machine running
 	// them changes nothing).
 	systemSocket string
+	// self, when set, replaces selfCommand (tests).
+	self func() (cmd, note string)
 }
 
 const usageText = `chartee: one character device (serial console, QEMU chardev, pty, program)

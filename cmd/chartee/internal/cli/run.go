@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -460,10 +461,17 @@ func (a *app) printReady(cfg *config.Config, d *daemon.Daemon, info readyInfo) {
 		if def, _ := demoSocketPath(a.getenv, false); def == info.Socket {
 			sock = "" // ctl finds it by itself
 		}
-		ctl := strings.Join(strings.Fields("chartee ctl "+sock), " ")
+		self, note := a.selfCommand()
+		ctl := strings.Join(strings.Fields(self+" ctl "+sock), " ")
 		fmt.Fprintf(w, "  %s list\n", ctl)
+		fmt.Fprintf(w, "  %s show console\n", ctl)
 		fmt.Fprintf(w, "  %s tail -f console recent\n", ctl)
-		fmt.Fprintf(w, "  %s attach console file,name=copy,path=%s\n", ctl, filepath.Join(demo.Dir, "copy.log"))
+		fmt.Fprintf(w, "  %s attach console file,name=copy,path=%s,format=raw\n", ctl, filepath.Join(demo.Dir, "copy.log"))
+		fmt.Fprintf(w, "  %s swap console copy file,path=%s,format=raw   # byte-exact handover\n", ctl, filepath.Join(demo.Dir, "copy2.log"))
+		fmt.Fprintf(w, "  %s events\n", ctl)
+		if note != "" {
+			fmt.Fprintf(w, "  (%s)\n", note)
+		}
 		if info.MetricsURL != "" {
 			fmt.Fprintf(w, "  curl %s\n", info.MetricsURL)
 		}
@@ -472,4 +480,34 @@ func (a *app) printReady(cfg *config.Config, d *daemon.Daemon, info readyInfo) {
 		}
 		fmt.Fprintf(w, "The capture is written to %s. Ctrl-C stops the demo.\n", demo.Capture)
 	}
+}
+
+// selfCommand is how the user can run this very chartee again, for the
+// commands the demo prints: "chartee" when that is what $PATH finds, "go
+// run ./cmd/chartee" for a temporary `go run` build (with a note that it
+// works from the source tree), else the binary's absolute path.
+func (a *app) selfCommand() (cmd, note string) {
+	if a.self != nil {
+		return a.self()
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "chartee", ""
+	}
+	return selfCommandFor(exe, exec.LookPath)
+}
+
+func selfCommandFor(exe string, lookPath func(string) (string, error)) (cmd, note string) {
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	if p, err := lookPath("chartee"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil && real == exe {
+			return "chartee", ""
+		}
+	}
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/chartee", "run from the source tree; go install ./cmd/chartee puts chartee on your PATH"
+	}
+	return exe, ""
 }
