@@ -13,6 +13,9 @@ import (
 func TestSendWritesAndReportsOffset(t *testing.T) {
 	h := newHarness(t, Options{})
 	h.emit([]byte("boot log\r\n"))
+	// Offset() is published once every leg was offered the chunk, a
+	// moment after the reader gave it its offset.
+	eventually(t, "offset 10 published", func() bool { return h.tee.Offset() == 10 })
 	res, err := h.tee.Send(context.Background(), "ctl", []byte("echo hi\r"), false)
 	if err != nil {
 		t.Fatal(err)
