@@ -102,11 +102,19 @@ tees:
 
 	// Everyone saw the same bytes: the whole stream since the VM started
 	// (the engine's offset counts every byte the frontend produced).
+	// The kernel may still print (a late "tsc: Refined TSC" line), so the
+	// ring is read inside the wait: every copy must have reached the
+	// same offset before they are compared.
 	var offset uint64
+	var ring string
 	waitFor(t, "clients, captures and the ring to agree", func() bool {
 		offset = c.Tee(t, "vm").Offset
+		var err error
+		if ring, err = c.Ctl(t, "tail", "vm", "ring"); err != nil {
+			t.Fatal(err)
+		}
 		return uint64(len(aliceSaw())) == offset && uint64(len(bobSaw())) == offset &&
-			fileSize(cap1)+fileSize(cap2) == int64(offset)
+			fileSize(cap1)+fileSize(cap2) == int64(offset) && uint64(len(ring)) == offset
 	})
 	a, b := aliceSaw(), bobSaw()
 	if !bytes.Equal(a, b) {
@@ -128,10 +136,6 @@ tees:
 	}
 	if !bytes.Contains(a, []byte("Linux version")) || !bytes.Contains(a, []byte(harness.VMReadyMarker)) {
 		t.Errorf("the stream lacks the boot log (%d bytes)", len(a))
-	}
-	ring, err := c.Ctl(t, "tail", "vm", "ring")
-	if err != nil {
-		t.Fatal(err)
 	}
 	if !bytes.Equal([]byte(ring), a) {
 		t.Errorf("the ring buffer differs from what the client saw:\n%s", firstDiff([]byte(ring), a))
