@@ -209,15 +209,18 @@ func TestInputPacingPty(t *testing.T) {
 	harness.Begin(t)
 	dir := t.TempDir()
 	link := filepath.Join(dir, "console")
+	metricsAddr := harness.FreeAddr(t)
 	c := harness.NewChartee(t, dir)
 	c.WriteConfig(t, fmt.Sprintf(`
 control:
   socket: %q
+metrics:
+  listen: %s
 tees:
   - name: paced
     input_pacing: {char_delay: 2ms}
     frontend: {type: pty, link: %q}
-`, c.Socket, link))
+`, c.Socket, metricsAddr, link))
 	c.Start(t)
 	waitFor(t, "the pty frontend", func() bool { return c.Tee(t, "paced").Frontend.Up })
 	tty := harness.OpenTTY(t, link)
@@ -249,5 +252,18 @@ tees:
 	c.Tee(t, "paced")
 	if d := time.Since(t0); d > 100*time.Millisecond {
 		t.Errorf("ctl show took %s while input was being paced", d)
+	}
+	t0 = time.Now()
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if d := time.Since(t0); d > 500*time.Millisecond || !strings.Contains(string(body), `chartee_frontend_input_pending_bytes{tee="paced"}`) {
+		t.Errorf("a metrics scrape took %s while input was being paced (%d bytes)", d, len(body))
+	}
+	if c.Tee(t, "paced").Frontend.InputPending == 0 {
+		t.Log("the paced input finished before the scrape: timing not shown under pacing")
 	}
 }
