@@ -25,17 +25,24 @@ import (
 // sized pool buffer). Any allocation at all fails: besides AllocsPerRun's
 // per-op figure (which rounds down), the process's exact malloc count over
 // the whole measurement must not move.
+//
+// Both kinds of leg device are covered: one the engine hands to the leg's
+// writer goroutine, and one that can take a write at once
+// (chardev.NonBlockingWriter, as raw TCP clients), which the frontend
+// reader writes to itself when the leg is idle.
 func TestAllocsOutputPath(t *testing.T) {
 	for _, legs := range []int{1, 8} {
 		for _, read := range []int{benchChunk, 100} {
-			t.Run(fmt.Sprintf("legs=%d/read=%d", legs, read), func(t *testing.T) {
-				testAllocsOutput(t, legs, read)
-			})
+			for _, tryWrite := range []bool{false, true} {
+				t.Run(fmt.Sprintf("legs=%d/read=%d/trywrite=%v", legs, read, tryWrite), func(t *testing.T) {
+					testAllocsOutput(t, legs, read, tryWrite)
+				})
+			}
 		}
 	}
 }
 
-func testAllocsOutput(t *testing.T, legs, read int) {
+func testAllocsOutput(t *testing.T, legs, read int, tryWrite bool) {
 	// The measurement runs as AllocsPerRun runs it, on one P, and with no
 	// collection: a GOMAXPROCS change or a GC empties every sync.Pool
 	// (and the runtime's own caches), and the steady state is a warm
@@ -53,8 +60,12 @@ func testAllocsOutput(t *testing.T, legs, read int) {
 	for i := range sinks {
 		s := &allocSink{got: make(chan struct{}, 1), stop: make(chan struct{})}
 		sinks[i] = s
+		var dev chardev.Chardev = s
+		if tryWrite {
+			dev = &allocTrySink{s}
+		}
 		if err := tt.Attach(context.Background(), fmt.Sprintf("l%d", i), LegOptions{Overflow: Block},
-			chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) { return s, nil })); err != nil {
+			chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) { return dev, nil })); err != nil {
 			t.Fatal(err)
 		}
 		defer s.Close()
@@ -162,3 +173,10 @@ func (s *allocSink) Close() error {
 	}
 	return nil
 }
+
+// allocTrySink is an allocSink that takes every write at once.
+type allocTrySink struct{ *allocSink }
+
+var _ chardev.NonBlockingWriter = (*allocTrySink)(nil)
+
+func (s *allocTrySink) TryWrite(p []byte) (int, error) { return s.Write(p) }
