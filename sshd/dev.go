@@ -58,6 +58,11 @@ type sessionDev struct {
 	held    escape.Command
 	detach  bool
 
+	// gone is closed when the client closed the channel. An EOF on the
+	// channel before that is only the end of the client's input (ssh
+	// -T < /dev/null watching a console): the session keeps its output.
+	gone <-chan struct{}
+
 	viewNoticed atomic.Bool
 	closeOnce   sync.Once
 	closed      chan struct{}
@@ -127,6 +132,12 @@ func (d *sessionDev) Read(p []byte) (int, error) {
 				if n == 0 {
 					if err == nil {
 						continue
+					}
+					if errors.Is(err, io.EOF) && d.gone != nil {
+						select {
+						case <-d.gone:
+						case <-d.closed:
+						}
 					}
 					return 0, err
 				}

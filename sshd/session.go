@@ -26,6 +26,7 @@ type sessionReqs struct {
 	cols   uint32
 	rows   uint32
 	start  chan startReq
+	gone   chan struct{} // closed when the channel's requests end: the channel is closed
 	once   sync.Once
 	closed bool
 }
@@ -77,6 +78,7 @@ func (r *sessionReqs) serve(reqs <-chan *ssh.Request) {
 		}
 	}
 	r.once.Do(func() { close(r.start) })
+	close(r.gone)
 }
 
 // claim reports whether this is the first start request; a second shell
@@ -111,7 +113,7 @@ func (r *sessionReqs) hasPty() bool {
 
 // session runs one session channel to its end.
 func (s *Server) session(sc *ssh.ServerConn, ch ssh.Channel, reqs <-chan *ssh.Request) {
-	r := &sessionReqs{start: make(chan startReq, 1)}
+	r := &sessionReqs{start: make(chan startReq, 1), gone: make(chan struct{})}
 	go r.serve(reqs)
 	start, ok := <-r.start
 	if !ok {
@@ -133,7 +135,7 @@ func (s *Server) session(sc *ssh.ServerConn, ch ssh.Channel, reqs <-chan *ssh.Re
 			return
 		}
 	}
-	code := s.attach(sc, ch, user, teeName, out, in)
+	code := s.attach(sc, ch, user, teeName, out, in, r.gone)
 	exit(ch, code)
 }
 
@@ -144,7 +146,7 @@ func exit(ch ssh.Channel, code uint32) {
 }
 
 // attach admits the session on teeName and runs it as a leg until it ends.
-func (s *Server) attach(sc *ssh.ServerConn, ch ssh.Channel, user, teeName string, out *lineWriter, in *lineReader) uint32 {
+func (s *Server) attach(sc *ssh.ServerConn, ch ssh.Channel, user, teeName string, out *lineWriter, in *lineReader, gone <-chan struct{}) uint32 {
 	cfg := s.cfg.Load()
 	id := &chardev.Identity{User: user, Service: "ssh", Source: sc.RemoteAddr().String()}
 	if p := sc.Permissions; p != nil {
@@ -159,6 +161,7 @@ func (s *Server) attach(sc *ssh.ServerConn, ch ssh.Channel, user, teeName string
 		return 1
 	}
 	d := newSessionDev(s, ch, id, t, cfg.Escape)
+	d.gone = gone
 	adm, err := s.opts.Gate.Admit(id, teeName, d)
 	if err != nil {
 		if errors.Is(err, access.ErrNoAccess) {

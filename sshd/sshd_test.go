@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -417,4 +418,174 @@ func TestHalfOpenFloodBounded(t *testing.T) {
 	eventually(t, "goroutines bounded", func() bool { return runtime.NumGoroutine() <= base+20 })
 	a := r.open("alice:c0")
 	a.waitFor(t, "as operate")
+}
+
+func TestAuthTriesAndHandshakeTimeout(t *testing.T) {
+	r := newRig(t, tee.Shared, map[string]chardev.Role{"alice": chardev.RoleOperate}, "")
+	// Five wrong keys offered: the server stops after max_auth_tries (3).
+	var signers []ssh.Signer
+	for i := 0; i < 5; i++ {
+		signers = append(signers, newUser(t, fmt.Sprint("k", i)).signer)
+	}
+	if _, err := r.dial("alice:c0", ssh.PublicKeys(signers...)); err == nil {
+		t.Fatal("wrong keys let in")
+	}
+	r.mu.Lock()
+	failed := 0
+	for _, a := range r.audits {
+		if a.Kind == "login-failed" && a.User == "alice:c0" {
+			failed++
+		}
+	}
+	r.mu.Unlock()
+	if failed != 3 {
+		t.Fatalf("%d failed attempts logged, want max_auth_tries = 3", failed)
+	}
+	// A connection that never speaks is closed at the handshake timeout.
+	c, err := net.Dial("tcp", r.srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(wait))
+	io.Copy(io.Discard, c) // the server's version line, then EOF
+	if d := time.Since(start); d < time.Second || d > 6*time.Second {
+		t.Fatalf("silent connection closed after %v, want about the 2s handshake timeout", d)
+	}
+}
+
+func TestSessionLimitPerUser(t *testing.T) {
+	r := newRig(t, tee.Shared, map[string]chardev.Role{"alice": chardev.RoleOperate}, "")
+	for i := 0; i < 3; i++ {
+		r.open("alice:c0").waitFor(t, "as operate")
+	}
+	extra := r.open("alice:c0")
+	extra.waitFor(t, "too many sessions for this user (limit 3)")
+	<-extra.done
+	if n := len(legs(r.tee)); n != 3 {
+		t.Fatalf("%d legs, want 3", n)
+	}
+}
+
+// freezer forwards a TCP connection until frozen; then it holds both ends
+// open and forwards nothing, like a client whose host vanished.
+type freezer struct {
+	ln     net.Listener
+	frozen chan struct{}
+	once   sync.Once
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func newFreezer(t *testing.T, target string) *freezer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &freezer{ln: ln, frozen: make(chan struct{})}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			f.mu.Lock()
+			f.conns = append(f.conns, c, s)
+			f.mu.Unlock()
+			go f.pipe(c, s)
+			go f.pipe(s, c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		f.mu.Lock()
+		for _, c := range f.conns {
+			c.Close()
+		}
+		f.mu.Unlock()
+	})
+	return f
+}
+
+func (f *freezer) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		select {
+		case <-f.frozen:
+			if err != nil {
+				return
+			}
+			continue // swallow: nothing gets through any more
+		default:
+		}
+		if n > 0 {
+			dst.Write(buf[:n])
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (f *freezer) freeze() { f.once.Do(func() { close(f.frozen) }) }
+
+func TestKeepaliveClosesADeadClient(t *testing.T) {
+	r := newRig(t, tee.Shared, map[string]chardev.Role{"alice": chardev.RoleOperate}, "")
+	fz := newFreezer(t, r.srv.Addr())
+	c, err := ssh.Dial("tcp", fz.ln.Addr().String(), &ssh.ClientConfig{User: "alice:c0",
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(r.users["alice"].signer)}, HostKeyCallback: ssh.FixedHostKey(r.srv.HostKey())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, _ := c.NewSession()
+	s.Stdout = io.Discard
+	in, _ := s.StdinPipe() // held open: an empty stdin would end the session at once
+	defer in.Close()
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the session attached", func() bool { return len(legs(r.tee)) == 1 })
+	fz.freeze()
+	start := time.Now()
+	eventually(t, "the dead client's leg removed by keepalives", func() bool { return len(legs(r.tee)) == 0 })
+	// keepalive 1s, 3 unanswered: gone after about 3 to 7 seconds.
+	if d := time.Since(start); d < 2*time.Second {
+		t.Fatalf("leg removed after %v: not by keepalives", d)
+	}
+}
+
+// TestWatcherWithoutInputStays: a client whose stdin ends at once (ssh -T
+// bob:c0@host < /dev/null, logging a console) keeps receiving output until
+// it closes the channel.
+func TestWatcherWithoutInputStays(t *testing.T) {
+	r := newRig(t, tee.Shared, map[string]chardev.Role{"bob": chardev.RoleView}, "")
+	c, err := r.dial("bob:c0", ssh.PublicKeys(r.users["bob"].signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, _ := c.NewSession()
+	var out term
+	s.Stdout = &out
+	s.Stdin = strings.NewReader("") // EOF at once
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "attached", func() bool { return len(legs(r.tee)) == 1 })
+	time.Sleep(100 * time.Millisecond)
+	r.front.Feed([]byte("boot log line"))
+	out.waitFor(t, "boot log line")
+	if len(legs(r.tee)) != 1 {
+		t.Fatal("the watcher's leg went away")
+	}
+	s.Close()
+	eventually(t, "leg gone after the channel closed", func() bool { return len(legs(r.tee)) == 0 })
 }
