@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -148,13 +150,24 @@ func (w *Watcher) webhook(j job) error {
 			break
 		}
 		if !bo.Wait(w.ctx.Done()) {
-			return fmt.Errorf("webhook %s: %w (stopped before retrying)", j.action.URL, err)
+			return fmt.Errorf("webhook %s: %w (stopped before retrying)", redact(j.action.URL), err)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("webhook %s: %w (after %d attempts)", j.action.URL, err, retries+1)
+		return fmt.Errorf("webhook %s: %w (after %d attempts)", redact(j.action.URL), err, retries+1)
 	}
 	return nil
+}
+
+// redact drops what may be a secret (user info, query) from a hook URL
+// before it is logged or put in an event.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }
 
 func (w *Watcher) post(j job, body []byte) error {
@@ -172,6 +185,10 @@ func (w *Watcher) post(j job, body []byte) error {
 	req.Header.Set("User-Agent", "chartee-watch")
 	resp, err := w.opts.Client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return ue.Err // without the URL, which may hold a token
+		}
 		return err
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

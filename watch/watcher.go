@@ -35,8 +35,8 @@ type Options struct {
 	// Queue bounds actions waiting for a worker (default 256); past it an
 	// action is dropped, and that is a failure.
 	Queue int
-	// Client posts webhooks (default: a client with no proxy, so that
-	// tests and loopback hooks are reached directly).
+	// Client posts webhooks (default: the environment's proxy settings,
+	// which never proxy loopback addresses; no redirects followed).
 	Client *http.Client
 	// RetryDelay is the first pause between webhook attempts, doubling
 	// (default 500ms).
@@ -54,7 +54,12 @@ func (o Options) withDefaults() Options {
 		o.Queue = 256
 	}
 	if o.Client == nil {
-		o.Client = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConns: 4, IdleConnTimeout: 30 * time.Second}}
+		o.Client = &http.Client{
+			Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConns: 4, IdleConnTimeout: 30 * time.Second},
+			// A hook that redirects is misconfigured; following it
+			// could post the console's output somewhere else.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	if o.RetryDelay <= 0 {
 		o.RetryDelay = 500 * time.Millisecond

@@ -144,6 +144,9 @@ func TestWatcherFailuresAreEventsAndMetrics(t *testing.T) {
 		http.Error(w, "nope", http.StatusInternalServerError)
 	}))
 	defer srv.Close()
+	gone := httptest.NewServer(http.NotFoundHandler())
+	goneURL := strings.Replace(gone.URL, "http://", "http://user:pw@", 1) + "/hook?token=s3cret"
+	gone.Close() // connection refused
 	con := &fakeConsole{sendErr: errors.New("write lock held by alice")}
 	m := NewMetrics()
 	w := New(con, []Spec{spec(t, "oops", `Oops`, 0,
@@ -152,6 +155,7 @@ func TestWatcherFailuresAreEventsAndMetrics(t *testing.T) {
 		Action{Kind: ActExec, Argv: []string{"/nonexistent/program"}},
 		Action{Kind: ActWebhook, URL: srv.URL, Retries: 1},
 		Action{Kind: ActSend, Text: []byte("x")},
+		Action{Kind: ActWebhook, URL: goneURL, Retries: 0},
 	)}, Options{Logger: quietLog(), Metrics: m, RetryDelay: time.Millisecond})
 	defer w.Close()
 	d := w.Device()
@@ -161,18 +165,21 @@ func TestWatcherFailuresAreEventsAndMetrics(t *testing.T) {
 	if el := time.Since(start); el > 100*time.Millisecond {
 		t.Errorf("a write with failing actions took %s: actions must not run on the leg", el)
 	}
-	eventually(t, "five failure events", func() bool { return len(con.reasons()) == 5 })
+	eventually(t, "six failure events", func() bool { return len(con.reasons()) == 6 })
 	all := strings.Join(con.reasons(), "\n")
-	for _, want := range []string{"exit status 1", "timed out after 50ms", "/nonexistent/program", "HTTP 500", "after 2 attempts", "write lock held by alice"} {
+	for _, want := range []string{"exit status 1", "timed out after 50ms", "/nonexistent/program", "HTTP 500", "after 2 attempts", "write lock held by alice", "connection refused"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("failure events do not mention %q:\n%s", want, all)
 		}
 	}
+	if strings.Contains(all, "s3cret") || strings.Contains(all, "pw@") {
+		t.Errorf("a failure event shows the hook's secrets:\n%s", all)
+	}
 	if v := testutil.ToFloat64(m.failures.WithLabelValues("vm", "oops", "exec")); v != 3 {
 		t.Errorf("exec failures metric %v, want 3", v)
 	}
-	if v := testutil.ToFloat64(m.failures.WithLabelValues("vm", "oops", "webhook")); v != 1 {
-		t.Errorf("webhook failures metric %v, want 1", v)
+	if v := testutil.ToFloat64(m.failures.WithLabelValues("vm", "oops", "webhook")); v != 2 {
+		t.Errorf("webhook failures metric %v, want 2", v)
 	}
 }
 
@@ -221,5 +228,25 @@ func TestWatcherQueueFullDropsNotBlocks(t *testing.T) {
 	eventually(t, "queue-full failures", func() bool { return len(con.reasons()) >= 7 })
 	if r := con.reasons()[0]; !strings.Contains(r, "action queue full") {
 		t.Errorf("failure %q", r)
+	}
+}
+
+// A hook that redirects is not followed: the console's output goes to
+// the configured URL only, and the redirect is a failure.
+func TestWebhookRedirectNotFollowed(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { elsewhere.Add(1) }))
+	defer other.Close()
+	srv := httptest.NewServer(http.RedirectHandler(other.URL, http.StatusTemporaryRedirect))
+	defer srv.Close()
+	con := &fakeConsole{}
+	w := New(con, []Spec{spec(t, "x", `x`, 0, Action{Kind: ActWebhook, URL: srv.URL, Retries: 0})}, Options{Logger: quietLog()})
+	defer w.Close()
+	d := w.Device()
+	defer d.Close()
+	write(t, d, "x\n")
+	eventually(t, "the failure", func() bool { return len(con.reasons()) == 1 })
+	if r := con.reasons()[0]; !strings.Contains(r, "HTTP 307") || elsewhere.Load() != 0 {
+		t.Fatalf("redirect: %q, posts elsewhere %d", r, elsewhere.Load())
 	}
 }
