@@ -225,6 +225,14 @@ func runConsole(ctx context.Context, cfg consoleConfig, stdin io.Reader, stdout,
 			cfg.subject+backends.NATSInSuffix, eol)
 	}
 
+	in, readDone := consoleReadInput(ctx, stdin)
+	return consoleType(ctx, nc, cfg, msg, in, readDone)
+}
+
+// consoleReadInput reads stdin in a goroutine of its own, handing over
+// each read until ctx ends; its error (io.EOF at the end) comes on the
+// second channel.
+func consoleReadInput(ctx context.Context, stdin io.Reader) (<-chan []byte, <-chan error) {
 	in := make(chan []byte)
 	readDone := make(chan error, 1)
 	go func() {
@@ -245,7 +253,13 @@ func runConsole(ctx context.Context, cfg consoleConfig, stdin io.Reader, stdout,
 			}
 		}
 	}()
+	return in, readDone
+}
 
+// consoleType sends what is typed to the appliance, acting on the escape
+// sequence, until the user leaves, stdin ends or ctx does.
+func consoleType(ctx context.Context, nc *nats.Conn, cfg consoleConfig, msg io.Writer, in <-chan []byte, readDone <-chan error) error {
+	eol := cfg.eol()
 	esc := consoleEscape{m: escape.Machine{Key: cfg.escape}}
 	warned := false
 	for {
