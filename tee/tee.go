@@ -725,7 +725,8 @@ func (t *Tee) SwapSource(name string, src chardev.Source, opts *LegOptions) erro
 // SetLegOptions changes backend name's options in place, for its current
 // legs and those it accepts later, without reopening anything: queue
 // bound, overflow policy, input and control rights. Replay applies to
-// legs attached from now on.
+// legs attached from now on. It waits for no device: it takes only the
+// tee and leg locks, which are never held across device I/O.
 func (t *Tee) SetLegOptions(name string, opts LegOptions) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
