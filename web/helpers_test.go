@@ -361,7 +361,7 @@ func (w *wsClient) waitCtl(typ, op string) map[string]any {
 	for {
 		select {
 		case m := <-w.ctl:
-			if m["t"] == typ && (op == "" || m["op"] == op) {
+			if (typ == "" || m["t"] == typ) && (op == "" || m["op"] == op) {
 				return m
 			}
 		case <-timeout:

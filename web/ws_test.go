@@ -3,10 +3,15 @@ package web
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/coder/websocket"
+
+	"chartee/access"
+	"chartee/chardev"
 	"chartee/tee"
 )
 
@@ -143,5 +148,63 @@ func TestConsolePage(t *testing.T) {
 	_, body = e.get(e.login("alice"), "/console/t1")
 	if !strings.Contains(body, `id="break"`) || !strings.Contains(body, `id="lock"`) || strings.Contains(body, `id="readonly"`) {
 		t.Error("operator's page lacks break/lock or shows read-only")
+	}
+}
+
+// TestRoleChangeAndRevoke: a reload that lowers alice to view stops her
+// typing at once and tells her page; one that takes her access away
+// closes the page's connection with the code that stops it reconnecting.
+func TestRoleChangeAndRevoke(t *testing.T) {
+	e := newEnv(t, tee.Options{}, Options{})
+	op := e.open(e.login("alice"), streamPos{})
+	setRole := func(r chardev.Role) {
+		cfg := access.Config{Grants: map[string]access.Grants{"t1": {Roles: map[string]chardev.Role{"alice": r}}}}
+		cfg.Users = []access.User{{Name: "alice", PasswordHash: cheapHash("alice-pw")}}
+		pol, err := access.NewPolicy(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.gate.SetPolicy(pol)
+	}
+	setRole(chardev.RoleView)
+	var viewStatus, notice bool
+	for !viewStatus || !notice {
+		m := op.waitCtl("", "")
+		switch m["t"] {
+		case "status":
+			viewStatus = viewStatus || m["role"] == "view" && m["input"] == false
+		case "notice":
+			notice = notice || strings.Contains(m["text"].(string), "from operate to view")
+		}
+	}
+	op.typeKeys("reboot\r")
+	op.send(map[string]any{"t": "status"})
+	op.waitCtl("status", "")
+	if n := e.front.WrittenLen(); n != 0 {
+		t.Fatalf("%d bytes reached the device after the downgrade", n)
+	}
+	setRole(chardev.RoleNone)
+	<-op.done
+	var ce websocket.CloseError
+	if !errors.As(op.err, &ce) || ce.Code != closeRevoked {
+		t.Fatalf("revoked page closed with %v, want code %d", op.err, closeRevoked)
+	}
+}
+
+// TestNoticeOfRefusedInput: in exclusive mode, an operator typing while
+// another holds the write lock is told so on the page (chardev.Noticer).
+func TestNoticeOfRefusedInput(t *testing.T) {
+	e := newEnv(t, tee.Options{Input: tee.Exclusive}, Options{})
+	holder := e.open(e.login("alice"), streamPos{})
+	holder.send(map[string]any{"t": "lock", "take": true})
+	holder.waitCtl("ok", "lock")
+	other := e.open(e.login("root"), streamPos{})
+	other.typeKeys("x")
+	m := other.waitCtl("notice", "")
+	if !strings.Contains(m["text"].(string), "alice") {
+		t.Fatalf("notice %v does not name the holder", m)
+	}
+	if n := e.front.WrittenLen(); n != 0 {
+		t.Fatalf("%d refused bytes reached the device", n)
 	}
 }

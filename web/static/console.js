@@ -7,7 +7,7 @@
 (function () {
   const body = document.body;
   const teeName = body.dataset.tee;
-  const canType = body.dataset.input === 'true';
+  let canType = body.dataset.input === 'true';
   const stateEl = document.getElementById('state');
   const noticeEl = document.getElementById('notice');
   const lockBtn = document.getElementById('lock');
@@ -84,7 +84,27 @@
     send({ t: 'resize', cols: term.cols, rows: term.rows });
   }
 
+  // A reload may change the role while the page is open: the engine
+  // already applies it; the page follows.
+  function onRole(role, input) {
+    document.getElementById('role').textContent = role;
+    document.getElementById('role').className = 'badge role-' + role;
+    let ro = document.getElementById('readonly');
+    if (!input && !ro) {
+      ro = document.createElement('span');
+      ro.id = 'readonly';
+      ro.className = 'badge readonly';
+      ro.textContent = 'read-only';
+      document.getElementById('role').after(ro);
+    }
+    if (ro) ro.hidden = input;
+    if (breakBtn) breakBtn.hidden = !input;
+    canType = input;
+    term.options.disableStdin = !input;
+  }
+
   function onStatus(m) {
+    if (m.input !== canType) onRole(m.role, m.input);
     let s = m.frontend_up ? 'device up' : 'device down' + (m.last_error ? ' (' + m.last_error + ')' : '');
     if (m.write_lock) s += ' · lock: ' + m.write_lock;
     const users = m.attached.map(a => a.user || a.name);
@@ -95,7 +115,7 @@
     if (lockBtn) {
       lockBtn.textContent = holding ? 'Release lock' : 'Take lock';
       lockBtn.classList.toggle('held', holding);
-      lockBtn.hidden = m.input_mode !== 'exclusive';
+      lockBtn.hidden = m.input_mode !== 'exclusive' || !canType;
     }
   }
 
@@ -127,6 +147,13 @@
     ws.onclose = (ev) => {
       ws = null;
       if (ev.code === 4001) { location.href = '/login?next=' + encodeURIComponent(location.pathname); return; }
+      if (ev.code === 4003 || ev.code === 4004) {
+        // Access withdrawn, or no such console: reconnecting cannot help.
+        stateEl.textContent = 'closed: ' + (ev.reason || 'not available');
+        stateEl.className = 'state down';
+        notice('The console was closed for this page: ' + (ev.reason || 'not available') + '.', 'lost');
+        return;
+      }
       stateEl.textContent = 'disconnected, reconnecting…';
       stateEl.className = 'state down';
       setTimeout(connect, retry);
