@@ -22,7 +22,8 @@
 
   // Stream position: offset of the next byte, bytes known lost.
   const pos = { next: 0, lost: 0, started: false };
-  // Test and debugging hooks (read by the e2e tests).
+  // Test and debugging hooks (read by the e2e tests and the benchmark;
+  // onRendered, if set, gets each chunk once xterm.js has parsed it).
   const hook = { term: term, pos: pos, received: 0, connects: 0, hello: null, record: null, sent: [], rendered: 0 };
   if (location.hash === '#record') hook.record = [];
   window.chartee = hook;
@@ -60,6 +61,7 @@
     term.write(b, () => {
       pending -= b.length;
       hook.rendered += b.length;
+      if (hook.onRendered) hook.onRendered(b);
       if (paused && pending < LOW) { paused = false; send({ t: 'flow', pause: false }); }
     });
     if (!paused && pending > HIGH) { paused = true; send({ t: 'flow', pause: true }); }
