@@ -51,6 +51,10 @@ func us(d time.Duration) string { return fmt.Sprintf("%d µs", d.Microseconds())
 const (
 	notesBegin = "<!-- BEGIN NOTES (kept when the bench rewrites this file) -->"
 	notesEnd   = "<!-- END NOTES -->"
+	// browserBegin starts the section e2e/bench/browser writes (its
+	// beginMark); kept as it is.
+	browserBegin = "<!-- BEGIN BROWSER"
+	browserEnd   = "<!-- END BROWSER -->"
 )
 
 func (res *results) markdown(plot string) string {
@@ -343,6 +347,15 @@ func (res *results) markdown(plot string) string {
 		}
 	}
 	p("%s\n%s\n%s\n", notesBegin, notesText, notesEnd)
+	// The browser console's section belongs to go run ./e2e/bench/browser.
+	if old, err := os.ReadFile(cfg.outPath()); err == nil {
+		s := string(old)
+		if i := strings.Index(s, browserBegin); i >= 0 {
+			if j := strings.Index(s[i:], browserEnd); j >= 0 {
+				p("\n%s\n", s[i:i+j+len(browserEnd)])
+			}
+		}
+	}
 	return b.String()
 }
 

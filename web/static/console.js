@@ -52,19 +52,39 @@
     noticeEl.hidden = !text;
   }
 
+  // Frames that arrive together are handed to xterm.js as one write with
+  // one callback (a write per WebSocket message costs more than parsing).
+  let batch = [], batchBytes = 0, flushing = false;
+
   function output(buf) {
     const b = new Uint8Array(buf);
     pos.next += b.length;
     hook.received += b.length;
     if (hook.record) hook.record.push(b);
     pending += b.length;
-    term.write(b, () => {
-      pending -= b.length;
-      hook.rendered += b.length;
-      if (hook.onRendered) hook.onRendered(b);
+    batch.push(b);
+    batchBytes += b.length;
+    if (!flushing) { flushing = true; setTimeout(flush, 0); }
+    if (!paused && pending > HIGH) { paused = true; send({ t: 'flow', pause: true }); }
+  }
+
+  function flush() {
+    flushing = false;
+    const n = batchBytes;
+    let data = batch[0];
+    if (batch.length > 1) {
+      data = new Uint8Array(n);
+      let off = 0;
+      for (const c of batch) { data.set(c, off); off += c.length; }
+    }
+    batch = [];
+    batchBytes = 0;
+    term.write(data, () => {
+      pending -= n;
+      hook.rendered += n;
+      if (hook.onRendered) hook.onRendered(data);
       if (paused && pending < LOW) { paused = false; send({ t: 'flow', pause: false }); }
     });
-    if (!paused && pending > HIGH) { paused = true; send({ t: 'flow', pause: true }); }
   }
 
   function onHello(m) {
