@@ -27,6 +27,12 @@ type Factory struct {
 	Open func(ctx context.Context, spec Spec) (Chardev, error)
 	// Listen builds a leg source from a spec made by NewSpec.
 	Listen func(ctx context.Context, spec Spec) (Source, error)
+	// Inherit rebuilds, in a process that took over from another, a
+	// single-stream device that process carried (Carrier); nil: the type
+	// cannot be carried.
+	Inherit func(spec Spec, c Carried) (Chardev, error)
+	// InheritSource is Inherit for a leg source.
+	InheritSource func(spec Spec, c Carried) (Source, error)
 	// Input is whether legs of this type may type into the frontend when
 	// the config does not say: true for interactive types, false for
 	// captures and ring buffers.

@@ -235,6 +235,9 @@ func (t *Tee) frontendReadLoop(dev chardev.Chardev) error {
 		} else {
 			t.chunks.release(c)
 		}
+		if errors.Is(err, chardev.ErrFrozen) && t.park() {
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -585,6 +585,9 @@ func (l *leg) legReadLoop() {
 		} else if c != nil {
 			l.t.inChunks.release(c)
 		}
+		if errors.Is(err, chardev.ErrFrozen) && l.t.park() {
+			continue
+		}
 		if err != nil {
 			l.fail(fmt.Errorf("read: %w", err))
 			return

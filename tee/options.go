@@ -183,6 +183,9 @@ type Options struct {
 	// configuration attaches first see the stream from its first byte (a
 	// capture that misses the first boot-log line is no capture).
 	Hold bool
+	// Resume continues a stream another process froze (a process
+	// upgrade); nil starts at offset 0.
+	Resume *Resume
 }
 
 func (o Options) withDefaults() Options {

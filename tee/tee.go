@@ -141,6 +141,8 @@ type Tee struct {
 	swapsFailed [swapKinds]atomic.Uint64
 	// swapTimes are the durations of successful swaps, by kind.
 	swapTimes [swapKinds]durationHistogram
+	// frz is the freeze of a process upgrade (freeze.go), under mu.
+	frz freezeState
 }
 
 // New starts a tee. The frontend is opened in the background: a device
@@ -162,6 +164,7 @@ func New(opts Options) (*Tee, error) {
 		frontDone: make(chan struct{}),
 	}
 	t.scroll = newScrollback(opts.Scrollback, t.chunks)
+	t.resumeAt(opts.Resume)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.view.Store(&view{})
 	t.front.init(opts)
@@ -362,6 +365,9 @@ func (t *Tee) acceptLoop(b *backend, src chardev.Source, done chan struct{}) {
 	bo := chardev.AcceptBackoff()
 	for {
 		dev, err := src.Accept()
+		if errors.Is(err, chardev.ErrFrozen) && t.park() {
+			continue
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || t.ctx.Err() != nil {
 				return

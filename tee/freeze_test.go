@@ -1,0 +1,199 @@
+package tee
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"chartee/chardev"
+)
+
+// freezable is a TCP connection as a Freezer, the way the network
+// backends do it: a read deadline in the past.
+type freezable struct{ net.Conn }
+
+func (c freezable) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = chardev.ErrFrozen
+	}
+	return n, err
+}
+func (c freezable) Freeze() error { return c.SetReadDeadline(time.Unix(1, 0)) }
+func (c freezable) Thaw() error   { return c.SetReadDeadline(time.Time{}) }
+
+// tcpPair returns both ends of a loopback TCP connection.
+func loopPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+func readN(t *testing.T, c net.Conn, n int) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatalf("read %d bytes: %v", n, err)
+	}
+	return string(buf)
+}
+
+// TestFreezeThaw: a frozen tee has written everything before the cut to
+// its leg and nothing after; output the device sends and input a client
+// types while frozen wait in the kernel and flow, exactly, after Thaw.
+func TestFreezeThaw(t *testing.T) {
+	guest, frontEnd := loopPair(t)
+	client, legEnd := loopPair(t)
+	tt, err := New(Options{Name: "t", Frontend: chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) {
+		return freezable{frontEnd}, nil
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tt.Close()
+	if _, err := tt.attachLeg(mustReserve(t, tt, "c"), freezable{legEnd}, LegOptions{Input: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&want, "line %d\n", i)
+	}
+	before := want.String()
+	guest.Write([]byte(before))
+	if got := readN(t, client, len(before)); got != before {
+		t.Fatal("stream before the freeze differs")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	fz, err := tt.Freeze(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fz.Offset != uint64(len(before)) || string(fz.Scrollback) != before || len(fz.Backends) != 1 {
+		t.Fatalf("frozen at %d with %d bytes of scrollback, %d backends", fz.Offset, len(fz.Scrollback), len(fz.Backends))
+	}
+	guest.Write([]byte("after the cut\n"))
+	client.Write([]byte("typed while frozen\n"))
+	client.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, _ := client.Read(make([]byte, 64)); n != 0 {
+		t.Fatalf("a frozen tee wrote %d bytes past the cut", n)
+	}
+	guest.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, _ := guest.Read(make([]byte, 64)); n != 0 {
+		t.Fatalf("a frozen tee passed %d typed bytes on", n)
+	}
+	tt.Thaw()
+	if got := readN(t, client, len("after the cut\n")); got != "after the cut\n" {
+		t.Fatalf("after thaw: %q", got)
+	}
+	if got := readN(t, guest, len("typed while frozen\n")); got != "typed while frozen\n" {
+		t.Fatalf("input after thaw: %q", got)
+	}
+}
+
+// TestFreezeRefusesWhatCannotFreeze: a device without Freezer makes
+// Freeze fail, naming it, and the tee runs on.
+func TestFreezeRefusesWhatCannotFreeze(t *testing.T) {
+	guest, frontEnd := loopPair(t)
+	client, legEnd := loopPair(t)
+	tt, err := New(Options{Name: "t", Frontend: chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) {
+		return freezable{frontEnd}, nil
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tt.Close()
+	if _, err := tt.attachLeg(mustReserve(t, tt, "plain"), legEnd, LegOptions{}, false); err != nil {
+		t.Fatal(err)
+	}
+	guest.Write([]byte("up\n"))
+	readN(t, client, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, err := tt.Freeze(ctx); err == nil || !strings.Contains(err.Error(), "leg plain") {
+		t.Fatalf("Freeze = %v, want a refusal naming leg plain", err)
+	}
+	guest.Write([]byte("still running\n"))
+	if got := readN(t, client, len("still running\n")); got != "still running\n" {
+		t.Fatalf("after a refused freeze: %q", got)
+	}
+}
+
+// TestResumeAdopt: a tee resumed at an offset numbers its stream from
+// there, replays the carried scrollback, and an adopted leg starts at
+// the cut under its old name.
+func TestResumeAdopt(t *testing.T) {
+	guest, frontEnd := loopPair(t)
+	client, legEnd := loopPair(t)
+	tt, err := New(Options{Name: "t", Resume: &Resume{Offset: 1000, Scrollback: []byte("old tail\n")},
+		Frontend: chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) { return freezable{frontEnd}, nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tt.Close()
+	if err := tt.AttachSource("raw", LegOptions{Replay: 100}, idleSource{make(chan struct{})}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tt.Adopt("raw", "raw#7", 7, freezable{legEnd}); err != nil {
+		t.Fatal(err)
+	}
+	if sb, off := tt.Scrollback(); string(sb) != "old tail\n" || off != 991 {
+		t.Fatalf("scrollback %q at %d", sb, off)
+	}
+	guest.Write([]byte("new\n"))
+	if got := readN(t, client, 4); got != "new\n" {
+		t.Fatalf("adopted leg got %q (no replay expected)", got)
+	}
+	if tt.Offset() != 1004 {
+		t.Fatalf("offset %d, want 1004", tt.Offset())
+	}
+	st := tt.Stats()
+	if len(st.Legs) != 1 || st.Legs[0].Name != "raw#7" {
+		t.Fatalf("legs: %+v", st.Legs)
+	}
+}
+
+type idleSource struct{ done chan struct{} }
+
+func (s idleSource) Accept() (chardev.Chardev, error) {
+	<-s.done
+	return nil, net.ErrClosed
+}
+func (s idleSource) Close() error {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	return nil
+}
+func (s idleSource) Addr() string { return "idle" }
+
+func mustReserve(t *testing.T, tt *Tee, name string) *backend {
+	t.Helper()
+	b, err := tt.reserve(name, LegOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
