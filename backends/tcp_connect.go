@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ func init() {
 	chardev.Register("tcp-connect", chardev.Factory{
 		NewSpec: func() chardev.Spec { return NewTCPConnectSpec() },
 		Open:    tcpConnect,
+		Inherit: tcpInherit,
 		Input:   true,
 	})
 }
@@ -113,6 +115,20 @@ func tcpConnect(ctx context.Context, spec chardev.Spec) (chardev.Chardev, error)
 		return nil, fmt.Errorf("tcp-connect: %w", err)
 	}
 	return netOpenConn(ctx, "tcp-connect", s.Address, dial, &s.NetDialOptions)
+}
+
+// tcpInherit rebuilds a connection carried by a chartee upgrade.
+func tcpInherit(spec chardev.Spec, c chardev.Carried) (chardev.Chardev, error) {
+	s, ok := spec.(*TCPConnectSpec)
+	if !ok {
+		return nil, fmt.Errorf("tcp-connect: spec is %T, want *TCPConnectSpec", spec)
+	}
+	host, _, _ := net.SplitHostPort(s.Address)
+	dial, err := netDialFunc("tcp", s.Address, host, &s.NetDialOptions)
+	if err != nil {
+		return nil, fmt.Errorf("tcp-connect: %w", err)
+	}
+	return netInheritConn(c, "tcp-connect", s.Address, dial, &s.NetDialOptions)
 }
 
 // netDialFunc returns the function that makes one connection: plain, or
@@ -329,6 +345,9 @@ func (d *NetConn) Read(p []byte) (int, error) {
 		n, err := c.Read(p)
 		if n > 0 || err == nil {
 			return n, nil
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return 0, chardev.ErrFrozen // see Freeze
 		}
 		d.lost(gen, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -20,9 +21,10 @@ import (
 
 func init() {
 	chardev.Register("tcp-listen", chardev.Factory{
-		NewSpec: func() chardev.Spec { return NewTCPListenSpec() },
-		Listen:  tcpListen,
-		Input:   true,
+		NewSpec:       func() chardev.Spec { return NewTCPListenSpec() },
+		Listen:        tcpListen,
+		InheritSource: tcpInheritListen,
+		Input:         true,
 	})
 }
 
@@ -96,6 +98,21 @@ func tcpListen(ctx context.Context, spec chardev.Spec) (chardev.Source, error) {
 		return nil, fmt.Errorf("tcp-listen: %w", err)
 	}
 	return newNetSource(ln, cfg), nil
+}
+
+// tcpInheritListen rebuilds a listener carried by a chartee upgrade.
+func tcpInheritListen(spec chardev.Spec, c chardev.Carried) (chardev.Source, error) {
+	s, ok := spec.(*TCPListenSpec)
+	if !ok {
+		return nil, fmt.Errorf("tcp-listen: spec is %T, want *TCPListenSpec", spec)
+	}
+	allow, _ := netParseAllow(s.Allow)
+	cfg, err := newNetSourceConfig("tcp-listen", &s.NetServeOptions)
+	if err != nil {
+		return nil, err
+	}
+	cfg.allow = allow
+	return netInheritSource(c, cfg)
 }
 
 // netSourceConfig is how a NetSource treats its clients, resolved from a
@@ -213,6 +230,9 @@ func (s *NetSource) Accept() (chardev.Chardev, error) {
 	bo := chardev.AcceptBackoff()
 	for {
 		conn, err := s.ln.Accept()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, chardev.ErrFrozen // see Freeze
+		}
 		if err != nil {
 			if s.isClosed() || errors.Is(err, net.ErrClosed) {
 				return nil, fmt.Errorf("%s %s: %w", s.cfg.typ, s.addr, net.ErrClosed)
@@ -447,6 +467,9 @@ func (c *NetClient) Read(p []byte) (int, error) {
 	n, err := stream.Read(p)
 	if n > 0 {
 		c.touch()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, chardev.ErrFrozen // see Freeze
 	}
 	if err != nil {
 		err = c.streamError(err)

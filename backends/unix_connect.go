@@ -12,6 +12,7 @@ func init() {
 	chardev.Register("unix-connect", chardev.Factory{
 		NewSpec: func() chardev.Spec { return NewUnixConnectSpec() },
 		Open:    unixConnect,
+		Inherit: unixInherit,
 		Input:   true,
 	})
 }
@@ -62,4 +63,18 @@ func unixConnect(ctx context.Context, spec chardev.Spec) (chardev.Chardev, error
 		return nil, fmt.Errorf("unix-connect: %w", err)
 	}
 	return netOpenConn(ctx, "unix-connect", s.Path, dial, &s.NetDialOptions)
+}
+
+// unixInherit rebuilds a connection carried by a chartee upgrade (the
+// QEMU chardev socket keeps its one connection).
+func unixInherit(spec chardev.Spec, c chardev.Carried) (chardev.Chardev, error) {
+	s, ok := spec.(*UnixConnectSpec)
+	if !ok {
+		return nil, fmt.Errorf("unix-connect: spec is %T, want *UnixConnectSpec", spec)
+	}
+	dial, err := netDialFunc("unix", s.Path, "", &s.NetDialOptions)
+	if err != nil {
+		return nil, fmt.Errorf("unix-connect: %w", err)
+	}
+	return netInheritConn(c, "unix-connect", s.Path, dial, &s.NetDialOptions)
 }

@@ -18,9 +18,10 @@ import (
 
 func init() {
 	chardev.Register("unix-listen", chardev.Factory{
-		NewSpec: func() chardev.Spec { return NewUnixListenSpec() },
-		Listen:  unixListen,
-		Input:   true,
+		NewSpec:       func() chardev.Spec { return NewUnixListenSpec() },
+		Listen:        unixListen,
+		InheritSource: unixInheritListen,
+		Input:         true,
 	})
 }
 
@@ -110,6 +111,20 @@ func unixListen(ctx context.Context, spec chardev.Spec) (chardev.Source, error) 
 		}
 	}
 	return newNetSource(ln, cfg), nil
+}
+
+// unixInheritListen rebuilds a listener carried by a chartee upgrade.
+func unixInheritListen(spec chardev.Spec, c chardev.Carried) (chardev.Source, error) {
+	s, ok := spec.(*UnixListenSpec)
+	if !ok {
+		return nil, fmt.Errorf("unix-listen: spec is %T, want *UnixListenSpec", spec)
+	}
+	cfg, err := newNetSourceConfig("unix-listen", &s.NetServeOptions)
+	if err != nil {
+		return nil, err
+	}
+	cfg.peerName = unixPeerName
+	return netInheritSource(c, cfg)
 }
 
 // unixRemoveStale removes a socket file left behind by a server that is

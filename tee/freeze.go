@@ -57,6 +57,9 @@ type FrozenLeg struct {
 type Resume struct {
 	Offset     uint64
 	Scrollback []byte
+	// BytesOut and BytesIn continue the frontend's byte counters, so
+	// that counters exported to Prometheus do not reset.
+	BytesOut, BytesIn uint64
 }
 
 // resumeAt seeds the stream offset and scrollback (New, before anything
@@ -71,7 +74,13 @@ func (t *Tee) resumeAt(r *Resume) {
 		t.scroll.write(c)
 		c.release()
 	}
+	// A resumed tee starts frozen: what it is handed (AttachSource,
+	// Adopt) stays frozen until Thaw, called once the old process has
+	// committed the handover.
+	t.frz = freezeState{frozen: true, thaw: make(chan struct{}), devs: map[any]bool{}}
 	t.offset = r.Offset
+	t.front.bytesOut.Store(r.BytesOut)
+	t.front.bytesIn.Store(r.BytesIn)
 	t.offsetNext.Store(r.Offset)
 	t.publishedOffset.Store(r.Offset)
 }
@@ -317,7 +326,23 @@ func (t *Tee) Adopt(backendName, legName string, seq uint64, dev chardev.Chardev
 	b.seq = max(b.seq, seq)
 	t.publishLocked()
 	t.mu.Unlock()
+	t.freezeIfFrozen(dev)
 	t.startLeg(l)
 	t.emit(l.attachEvent())
 	return nil
+}
+
+// freezeIfFrozen freezes v, a source or leg device just attached, while
+// the tee is frozen (a resumed tee before Thaw), so that its reader parks
+// like the others; Thaw thaws it with them.
+func (t *Tee) freezeIfFrozen(v any) {
+	t.mu.Lock()
+	frozen := t.frz.frozen
+	if frozen {
+		t.frz.devs[v] = true
+	}
+	t.mu.Unlock()
+	if frozen {
+		chardev.Freeze(v)
+	}
 }

@@ -352,6 +352,7 @@ func (t *Tee) AttachSource(name string, opts LegOptions, src chardev.Source) err
 	t.publishLocked()
 	t.wg.Add(1)
 	t.mu.Unlock()
+	t.freezeIfFrozen(src)
 	go t.acceptLoop(b, src, done)
 	t.emit(Event{Kind: EventAttach, Backend: name, Reason: "listening on " + src.Addr()})
 	return nil

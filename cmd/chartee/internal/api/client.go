@@ -221,9 +221,9 @@ func (c *Client) Reload(ctx context.Context) (ReloadReport, error) {
 
 // Upgrade asks the daemon to hand itself over to binary ("" is its own
 // path).
-func (c *Client) Upgrade(ctx context.Context, binary string) (UpgradeReport, error) {
+func (c *Client) Upgrade(ctx context.Context, req UpgradeRequest) (UpgradeReport, error) {
 	var rep UpgradeReport
-	err := c.call(ctx, http.MethodPost, "/v1/upgrade", UpgradeRequest{Binary: binary}, &rep)
+	err := c.call(ctx, http.MethodPost, "/v1/upgrade", req, &rep)
 	return rep, err
 }
 

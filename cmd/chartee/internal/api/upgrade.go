@@ -28,6 +28,9 @@ type UpgradeRequest struct {
 	// daemon's own path, re-read from disk (a package upgrade replaced
 	// it).
 	Binary string `json:"binary,omitempty"`
+	// Timeout bounds the wait for the new binary to report ready
+	// (0: the daemon's default, 10s).
+	Timeout time.Duration `json:"timeout_ns,omitempty"`
 }
 
 // UpgradeReport is the answer to POST /v1/upgrade: the new process has
@@ -41,17 +44,21 @@ type UpgradeReport struct {
 	// Files is how many file descriptors were handed over.
 	Files int `json:"files"`
 	// Elapsed is how long the handover took, from starting the new
-	// binary to its commit. Nothing stops serving meanwhile: until tees
-	// can be carried (see daemon.UpgradeBlockers), only a daemon without
-	// tees is upgraded.
+	// binary to its commit.
 	Elapsed time.Duration `json:"elapsed_ns"`
+	// Pause is how long the tees were stopped at their cuts: from the
+	// freeze to the new process's commit (it then reads on at once).
+	Pause time.Duration `json:"pause_ns"`
+	// Cuts is each tee's stream offset at the cut; the new process
+	// continues every stream from there.
+	Cuts map[string]uint64 `json:"cuts,omitempty"`
 }
 
 // Upgrader hands the running process over to binary. On success the
 // returned function is called once the answer has been sent (the old
 // process exits there). Errors are *Error with CodeUpgradeRefused or
 // CodeUpgradeFailed.
-type Upgrader func(ctx context.Context, binary string) (UpgradeReport, func(), error)
+type Upgrader func(ctx context.Context, req UpgradeRequest) (UpgradeReport, func(), error)
 
 // ErrNoUpgrade is the answer of a server without an Upgrader.
 var errNoUpgrade = newError(CodeUnsupported, "this daemon cannot upgrade itself (it runs in-process, not as chartee run)")
@@ -73,7 +80,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		_ = rc.SetWriteDeadline(time.Now().Add(s.opts.OpTimeout + s.opts.WriteTimeout))
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.opts.OpTimeout)
-		rep, after, err = s.opts.Upgrade(ctx, req.Binary)
+		rep, after, err = s.opts.Upgrade(ctx, req)
 		cancel()
 	}
 	if err != nil {

@@ -18,7 +18,8 @@ import (
 func TestUpgradeEndpoint(t *testing.T) {
 	afterRan := make(chan struct{})
 	var gotBinary string
-	e := newEnv(t, Options{Upgrade: func(_ context.Context, binary string) (UpgradeReport, func(), error) {
+	e := newEnv(t, Options{Upgrade: func(_ context.Context, req UpgradeRequest) (UpgradeReport, func(), error) {
+		binary := req.Binary
 		gotBinary = binary
 		switch binary {
 		case "/refuse":
@@ -30,7 +31,7 @@ func TestUpgradeEndpoint(t *testing.T) {
 		return UpgradeReport{Binary: binary, OldVersion: "v1", NewVersion: "v2", NewPID: 42, Elapsed: time.Millisecond},
 			func() { close(afterRan) }, nil
 	}})
-	rep, err := e.c.Upgrade(ctxT(t), "/usr/bin/chartee")
+	rep, err := e.c.Upgrade(ctxT(t), UpgradeRequest{Binary: "/usr/bin/chartee"})
 	if err != nil || rep.NewVersion != "v2" || rep.NewPID != 42 || gotBinary != "/usr/bin/chartee" {
 		t.Fatalf("Upgrade = %+v, %v (binary %q)", rep, err, gotBinary)
 	}
@@ -40,19 +41,19 @@ func TestUpgradeEndpoint(t *testing.T) {
 		t.Fatal("the after function did not run")
 	}
 
-	_, err = e.c.Upgrade(ctxT(t), "/refuse")
+	_, err = e.c.Upgrade(ctxT(t), UpgradeRequest{Binary: "/refuse"})
 	var ae *Error
 	if !errors.As(err, &ae) || ae.Code != CodeUpgradeRefused || ae.Status != http.StatusConflict || len(ae.Details) != 1 {
 		t.Fatalf("refusal: %#v", err)
 	}
-	_, err = e.c.Upgrade(ctxT(t), "/fail")
+	_, err = e.c.Upgrade(ctxT(t), UpgradeRequest{Binary: "/fail"})
 	if !errors.As(err, &ae) || ae.Code != CodeUpgradeFailed || ae.Status != http.StatusBadGateway ||
 		!strings.Contains(ae.Message, "exit status 1") {
 		t.Fatalf("rollback: %#v", err)
 	}
 
 	plain := newEnv(t, Options{})
-	if _, err := plain.c.Upgrade(ctxT(t), ""); !errors.As(err, &ae) || ae.Code != CodeUnsupported {
+	if _, err := plain.c.Upgrade(ctxT(t), UpgradeRequest{}); !errors.As(err, &ae) || ae.Code != CodeUnsupported {
 		t.Fatalf("without an Upgrader: %v", err)
 	}
 }

@@ -36,9 +36,11 @@ Commands:
                                         hot-swap a backend to a new device
   swap-frontend TEE SPEC                replace the tee's frontend device
   reload                                re-read the daemon's config file
-  upgrade [--binary PATH]               hand the running daemon over to a new binary (default:
-                                        its own path, re-read from disk); refused, or rolled
-                                        back with the reason, when it cannot take over cleanly
+  upgrade [--binary PATH] [--timeout 10s]
+                                        hand the running daemon over to a new binary (default:
+                                        its own path, re-read from disk) without dropping a
+                                        client; refused, or rolled back with the reason, when
+                                        it cannot take over cleanly within the timeout
   tail TEE NAME [-f] [--offset N]       print what a ringbuf backend holds (-f: keep following;
                                         N counts the bytes it received, 0: its oldest kept)
   events                                follow events of every tee (Ctrl-C ends)
@@ -90,7 +92,7 @@ var ctlFlagCommands = map[string][]string{
 	"line":          {"send"},
 	"force":         {"send", "sysrq"},
 	"duration":      {"break"},
-	"timeout":       {"wait"},
+	"timeout":       {"wait", "upgrade"},
 	"from":          {"wait"},
 	"strip-ansi":    {"wait"},
 	"binary":        {"upgrade"},
@@ -111,7 +113,7 @@ var ctlArgs = map[string]struct {
 	"swap":          {3, "swap TEE NAME SPEC [--mode handover|overlap] [--drain-timeout D]"},
 	"swap-frontend": {2, "swap-frontend TEE SPEC"},
 	"reload":        {0, "reload"},
-	"upgrade":       {0, "upgrade [--binary PATH]"},
+	"upgrade":       {0, "upgrade [--binary PATH] [--timeout 10s]"},
 	"tail":          {2, "tail TEE NAME [-f] [--offset N]"},
 	"events":        {0, "events"},
 	"send":          {2, "send TEE [TEXT] [--file F] [--line] [--force]"},
@@ -136,7 +138,7 @@ func (a *app) ctl(args []string) int {
 	fs.BoolVar(&f.line, "line", false, "send: append the tee's line ending")
 	fs.BoolVar(&f.force, "force", false, "send, sysrq: type even while a leg holds the exclusive write lock")
 	fs.DurationVar(&f.duration, "duration", 0, "break: how long (default 250ms)")
-	fs.DurationVar(&f.timeout, "timeout", 0, "wait: give up after this long (default 60s)")
+	fs.DurationVar(&f.timeout, "timeout", 0, "wait: give up after this long (default 60s); upgrade: how long the new binary has to be ready (default 10s)")
 	fs.StringVar(&f.from, "from", "", "wait: now (default), start (the scrollback's oldest byte) or a stream offset")
 	fs.StringVar(&f.binary, "binary", "", "upgrade: the new chartee `binary` (default: the daemon's own path)")
 	fs.BoolVar(&f.stripANSI, "strip-ansi", false, "wait: match the text with terminal escape sequences removed")

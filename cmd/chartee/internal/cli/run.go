@@ -185,6 +185,7 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup, inh *inher
 	d, err := daemon.New(ctx, cfg, daemon.Options{
 		Logger:       log,
 		WatchMetrics: watchMetrics,
+		Inherit:      inh.daemonInheritance(),
 		OnReload: func(ok bool, at time.Time, _ error) {
 			collector.SetReload(metrics.ReloadState{Success: ok, Time: at})
 		},
@@ -210,7 +211,7 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup, inh *inher
 		info.WebURL = st.web.url
 	}
 	if inh != nil {
-		inh.ready(log)
+		inh.ready(log, d)
 		for _, b := range bs.bound {
 			b.Own()
 		}
@@ -290,7 +291,7 @@ func (a *app) waitForStop(ctx context.Context, sigs chan os.Signal, d *daemon.Da
 			}
 		case syscall.SIGUSR2:
 			// The outcome is logged by upgrade itself.
-			if _, exit, err := upg.upgrade(ctx, ""); err == nil {
+			if _, exit, err := upg.upgrade(ctx, api.UpgradeRequest{}); err == nil {
 				exit()
 			}
 		default:

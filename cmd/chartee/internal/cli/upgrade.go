@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +38,10 @@ type upgradeState struct {
 	// Listeners are the carried listening sockets; File indexes the
 	// carried files.
 	Listeners []carriedListener `json:"listeners"`
+	// Tees is the daemon's state document (daemon.Freeze); its file
+	// indexes count from TeeFiles.
+	Tees     json.RawMessage `json:"tees"`
+	TeeFiles int             `json:"tee_files"`
 }
 
 type carriedListener struct {
@@ -63,7 +68,11 @@ type upgrader struct {
 // listeners and state, and commits once it is ready. On success the old
 // process must exit (the returned function does); on failure nothing has
 // changed.
-func (u *upgrader) upgrade(ctx context.Context, binary string) (api.UpgradeReport, func(), error) {
+func (u *upgrader) upgrade(ctx context.Context, req api.UpgradeRequest) (api.UpgradeReport, func(), error) {
+	binary, timeout := req.Binary, req.Timeout
+	if timeout <= 0 {
+		timeout = upgradeTimeout
+	}
 	if !u.mu.TryLock() {
 		return api.UpgradeReport{}, nil, &api.Error{Code: api.CodeUpgradeRefused, Status: 409,
 			Message: "upgrade: another upgrade is running"}
@@ -78,6 +87,15 @@ func (u *upgrader) upgrade(ctx context.Context, binary string) (api.UpgradeRepor
 	if err != nil {
 		return api.UpgradeReport{}, nil, &api.Error{Code: api.CodeUpgradeRefused, Status: 409, Message: err.Error()}
 	}
+	// The cut: from here until the commit (or the rollback) no tee
+	// reads its frontend, accepts or takes input.
+	cut := time.Now()
+	fz, err := u.d.Freeze(ctx)
+	if err != nil {
+		u.log.Warn("upgrade refused: the tees could not stop at a cut", "err", err)
+		return api.UpgradeReport{}, nil, &api.Error{Code: api.CodeUpgradeRefused, Status: 409,
+			Message: "upgrade: refused, nothing changed: " + strings.TrimPrefix(err.Error(), "upgrade: refused, nothing changed: ")}
+	}
 	st := upgradeState{Version: version(), PID: os.Getpid()}
 	var files []*os.File
 	defer func() {
@@ -88,22 +106,29 @@ func (u *upgrader) upgrade(ctx context.Context, binary string) (api.UpgradeRepor
 	for _, l := range u.listeners {
 		f, err := l.file()
 		if err != nil {
+			fz.Thaw()
 			return api.UpgradeReport{}, nil, fmt.Errorf("upgrade: %s: %w", l.name, err)
 		}
 		st.Listeners = append(st.Listeners, carriedListener{Name: l.name, Addr: l.addr, File: len(files)})
 		files = append(files, f)
 	}
+	st.Tees, st.TeeFiles = fz.State, len(files)
+	all := append(slices.Clone(files), fz.Files...)
 	doc, err := json.Marshal(st)
 	if err != nil {
+		fz.Thaw()
 		return api.UpgradeReport{}, nil, fmt.Errorf("upgrade: state: %w", err)
 	}
 	start := time.Now()
-	u.log.Info("upgrade: starting the new binary", "binary", binary, "files", len(files))
+	u.log.Info("upgrade: starting the new binary", "binary", binary, "files", len(all), "cuts", fz.Offsets)
 	child, err := handover.Start(handover.Request{
-		Binary: binary, Args: os.Args[1:], Files: files, State: doc, Timeout: upgradeTimeout,
+		Binary: binary, Args: os.Args[1:], Files: all, State: doc, Timeout: timeout,
 	})
 	if err != nil {
-		u.log.Error("upgrade failed; this process carries on", "binary", binary, "err", err)
+		// Rollback: every tee reads on from its cut, as if nothing
+		// had happened.
+		fz.Thaw()
+		u.log.Error("upgrade failed; rolled back, this process carries on", "binary", binary, "err", err)
 		return api.UpgradeReport{}, nil, &api.Error{Code: api.CodeUpgradeFailed, Status: 502,
 			Message: "upgrade: rolled back, this daemon carries on: " + err.Error()}
 	}
@@ -111,15 +136,17 @@ func (u *upgrader) upgrade(ctx context.Context, binary string) (api.UpgradeRepor
 		// The new process may or may not have heard the commit: a new
 		// process without it exits untouched, so carrying on is safe.
 		child.Abort()
+		fz.Thaw()
 		return api.UpgradeReport{}, nil, &api.Error{Code: api.CodeUpgradeFailed, Status: 502,
 			Message: "upgrade: rolled back, this daemon carries on: " + err.Error()}
 	}
 	rep := api.UpgradeReport{
 		Binary: binary, OldVersion: version(), NewVersion: child.Info,
-		OldPID: os.Getpid(), NewPID: child.Pid(), Files: len(files), Elapsed: time.Since(start),
+		OldPID: os.Getpid(), NewPID: child.Pid(), Files: len(all), Elapsed: time.Since(start),
+		Pause: time.Since(cut), Cuts: fz.Offsets,
 	}
-	u.log.Info("upgrade: handed over; this process exits", "old_version", rep.OldVersion,
-		"new_version", rep.NewVersion, "new_pid", rep.NewPID, "elapsed", rep.Elapsed)
+	u.log.Info("upgrade", "old_version", rep.OldVersion, "new_version", rep.NewVersion,
+		"new_pid", rep.NewPID, "pause", rep.Pause, "files", rep.Files, "cuts", rep.Cuts, "bytes_carried", 0)
 	// The new process owns every carried socket now: exit without
 	// closing anything (a Close would unlink the control socket).
 	return rep, func() { os.Exit(exitOK) }, nil
@@ -155,6 +182,7 @@ type inheritance struct {
 	state upgradeState
 	files map[string]*os.File // by listener name, until taken
 	addrs map[string]string
+	tees  *daemon.Inheritance
 }
 
 // inherit reads what an upgrade handed this process, or returns nil when
@@ -169,6 +197,17 @@ func inherit() (*inheritance, error) {
 		err = fmt.Errorf("upgrade: the state document: %w", err)
 		in.Fail(err)
 		return nil, err
+	}
+	if h.state.TeeFiles < 0 || h.state.TeeFiles > len(in.Files) {
+		err := fmt.Errorf("upgrade: tee files start at %d of %d", h.state.TeeFiles, len(in.Files))
+		in.Fail(err)
+		return nil, err
+	}
+	if len(h.state.Tees) > 0 {
+		if h.tees, err = daemon.ParseInheritance(h.state.Tees, in.Files[h.state.TeeFiles:]); err != nil {
+			in.Fail(err)
+			return nil, err
+		}
 	}
 	for _, l := range h.state.Listeners {
 		if l.File < 0 || l.File >= len(in.Files) {
@@ -198,10 +237,19 @@ func (h *inheritance) fail(err error) {
 	}
 }
 
+// daemonInheritance is what the daemon takes over (nil without one).
+func (h *inheritance) daemonInheritance() *daemon.Inheritance {
+	if h == nil {
+		return nil
+	}
+	return h.tees
+}
+
 // ready closes what was handed over but not taken (the config no longer
 // listens there) and waits for the old process's commit. A process that
-// does not get it exits at once without touching anything.
-func (h *inheritance) ready(log *slog.Logger) {
+// does not get it exits at once without touching anything. Then the
+// daemon's tees run on from their cuts.
+func (h *inheritance) ready(log *slog.Logger, d *daemon.Daemon) {
 	for name, f := range h.files {
 		log.Info("upgrade: no longer listening", "listener", name, "addr", h.addrs[name])
 		f.Close()
@@ -210,6 +258,7 @@ func (h *inheritance) ready(log *slog.Logger) {
 		fmt.Fprintln(os.Stderr, "chartee:", err)
 		os.Exit(exitError)
 	}
+	d.Activate()
 	log.Info("upgrade: took over", "old_version", h.state.Version, "old_pid", h.state.PID, "version", version())
 }
 
@@ -233,14 +282,14 @@ func (r *ctlRun) upgrade(ctx context.Context) error {
 		}
 		bin = abs
 	}
-	rep, err := r.c.Upgrade(ctx, bin)
+	rep, err := r.c.Upgrade(ctx, api.UpgradeRequest{Binary: bin, Timeout: r.f.timeout})
 	if err != nil {
 		return err
 	}
 	if r.f.json {
 		return r.printJSON(rep)
 	}
-	fmt.Fprintf(r.out, "upgraded %s -> %s: pid %d -> %d, %d listeners handed over in %v (%s)\n",
-		rep.OldVersion, rep.NewVersion, rep.OldPID, rep.NewPID, rep.Files, rep.Elapsed.Round(time.Millisecond), rep.Binary)
+	fmt.Fprintf(r.out, "upgraded %s -> %s: pid %d -> %d, %d files handed over, output paused %v (%s)\n",
+		rep.OldVersion, rep.NewVersion, rep.OldPID, rep.NewPID, rep.Files, rep.Pause.Round(time.Millisecond), rep.Binary)
 	return nil
 }

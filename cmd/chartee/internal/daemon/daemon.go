@@ -42,6 +42,9 @@ type Options struct {
 	OnReload func(ok bool, at time.Time, err error)
 	// WatchMetrics counts watch matches and action failures (nil: none).
 	WatchMetrics *watch.Metrics
+	// Inherit is what a process upgrade handed this process (nil: a
+	// normal start). Its tees start frozen at the cut; Activate runs them.
+	Inherit *Inheritance
 }
 
 // Daemon runs the tees of a configuration. Create it with New; stop it
@@ -59,11 +62,15 @@ type Daemon struct {
 
 	// mu protects the fields below it; it is never held across device
 	// I/O.
-	mu     sync.RWMutex
-	tees   map[string]*runningTee
-	top    config.Config // the running config's non-tee parts (Tees is nil)
-	path   string
-	closed bool
+	mu   sync.RWMutex
+	tees map[string]*runningTee
+	// inherit and held are a process upgrade's inheritance and the tees
+	// built from it, waiting for Activate.
+	inherit *Inheritance
+	held    []*tee.Tee
+	top     config.Config // the running config's non-tee parts (Tees is nil)
+	path    string
+	closed  bool
 
 	hubMu     sync.Mutex
 	subs      map[chan tee.Event]struct{}
@@ -109,6 +116,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 		onReload: opts.OnReload,
 
 		watchMetrics: opts.WatchMetrics,
+		inherit:      opts.Inherit,
 		tees:         map[string]*runningTee{},
 		subs:         map[chan tee.Event]struct{}{},
 	}
@@ -540,6 +548,9 @@ func (d *Daemon) startTee(tc *config.Tee) (*tee.Tee, error) {
 	opts := tc.Options()
 	opts.Events = d.forward
 	opts.Hold = true // the caller attaches the backends, then Starts
+	if err := d.inheritance().resume(tc, &opts); err != nil {
+		return nil, err
+	}
 	t, err := tee.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: tee %s: %w", tc.Name, err)

@@ -163,6 +163,8 @@ type plan struct {
 	keep   []*teePlan
 	start  []*newTee
 	opened []*opened // for closing what was not used
+	// inherit is what a process upgrade handed over (nil: nothing).
+	inherit *Inheritance
 }
 
 // teePlan is what changes in a tee that keeps running.
@@ -262,7 +264,7 @@ func (p *plan) closeUnused() {
 // and opens every new device and listener. On error, everything it opened
 // is closed and nothing has changed.
 func (d *Daemon) plan(ctx context.Context, cfg *config.Config) (*plan, error) {
-	p := &plan{}
+	p := &plan{inherit: d.inheritance()}
 	freed := p.diff(d.runningTees(), cfg)
 	err := p.openBackends(ctx, freed)
 	if err == nil {
@@ -354,6 +356,18 @@ func (p *plan) openBackends(ctx context.Context, freed map[string]bool) error {
 			b := o.op.new
 			if b.IsSource() != sources || o.op.kind == opOptions || (o.op.kind == opSource && sameBind(o.op.old, b)) {
 				continue
+			}
+			if o.op.kind == opAttach {
+				// A listener a process upgrade handed over.
+				src, err := p.inherit.source(o.tee, b)
+				if err != nil {
+					return err
+				}
+				if src != nil {
+					o.op.pre = &opened{src: src}
+					p.opened = append(p.opened, o.op.pre)
+					continue
+				}
 			}
 			opened, err := openBackend(ctx, b)
 			if err != nil {
@@ -604,9 +618,19 @@ func (d *Daemon) startNewTee(ctx context.Context, nt *newTee, rep *ReloadReport)
 	d.tees[nt.cfg.Name] = &runningTee{name: nt.cfg.Name, t: t, cfg: final, watcher: w}
 	d.mu.Unlock()
 	rep.Started = append(rep.Started, nt.cfg.Name)
-	// Only now, with its configured backends attached, does the tee open
-	// its frontend: every one of them sees the stream from its first byte.
-	t.Start()
+	if in := d.inheritance(); in != nil && in.tees[nt.cfg.Name] != nil {
+		// Inherited: its clients rejoin, and it runs from the cut once
+		// the old process has committed (Activate).
+		errs = append(errs, in.adopt(t)...)
+		d.mu.Lock()
+		d.held = append(d.held, t)
+		d.mu.Unlock()
+	} else {
+		// Only now, with its configured backends attached, does the tee
+		// open its frontend: every one of them sees the stream from its
+		// first byte.
+		t.Start()
+	}
 	attrs := []any{"tee", nt.cfg.Name, "frontend", nt.cfg.Frontend.Describe(), "backends", len(live)}
 	d.log.Info("tee started", attrs...)
 	return errs

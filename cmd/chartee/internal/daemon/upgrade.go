@@ -1,20 +1,83 @@
 package daemon
 
+// The daemon's side of a process upgrade: Freeze stops every tee at a cut
+// and carries its devices into a state document plus files; in the new
+// process, Options.Inherit makes the start use them instead of opening
+// devices, and Activate lets them run once the old process has committed.
+
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
+
+	"chartee/chardev"
+	"chartee/cmd/chartee/internal/config"
+	"chartee/tee"
 )
 
-// UpgradeBlockers lists, one line per tee, what a process upgrade cannot
-// carry to the new binary yet. The upgrade refuses while the list is not
-// empty rather than cut a client, a pty leg or a capture.
-//
-// No device type can hand its file descriptor and state over yet: every
-// tee blocks. The list names the frontend and each backend by type (the
-// daemon knows types only as config names), so the refusal says exactly
-// what would be dropped.
+// wireCarried is a chardev.Carried in the state document: its files are
+// indexes into the handed-over files.
+type wireCarried struct {
+	Files []int           `json:"files"`
+	State json.RawMessage `json:"state"`
+}
+
+type wireTee struct {
+	Name       string        `json:"name"`
+	Offset     uint64        `json:"offset"`
+	Scrollback []byte        `json:"scrollback"`
+	BytesOut   uint64        `json:"bytes_out"`
+	BytesIn    uint64        `json:"bytes_in"`
+	Frontend   wireCarried   `json:"frontend"`
+	Backends   []wireBackend `json:"backends"`
+}
+
+type wireBackend struct {
+	Name   string       `json:"name"`
+	Source *wireCarried `json:"source,omitempty"`
+	Seq    uint64       `json:"seq"`
+	Legs   []wireLeg    `json:"legs"`
+}
+
+type wireLeg struct {
+	Name string      `json:"name"`
+	Dev  wireCarried `json:"dev"`
+}
+
+// UpgradeBlockers lists what a process upgrade cannot carry to the new
+// binary, one line per tee that has something: device types that cannot
+// be carried yet, watches. The upgrade refuses while the list is not
+// empty rather than drop a client, a pty leg or a capture. (A device that
+// can be carried in general but not in its current state — a TLS client —
+// is refused by Freeze, naming it.)
 func (d *Daemon) UpgradeBlockers() []string {
+	var out []string
+	for _, rt := range d.sortedTees() {
+		rt.mu.Lock()
+		var parts []string
+		if rt.cfg.Frontend.Factory.Inherit == nil {
+			parts = append(parts, "frontend "+rt.cfg.Frontend.Type)
+		}
+		for _, b := range rt.cfg.Backends {
+			if b.IsSource() && b.Factory.InheritSource == nil || !b.IsSource() && b.Factory.Inherit == nil {
+				parts = append(parts, fmt.Sprintf("backend %s (%s)", b.Name, b.Type))
+			}
+		}
+		if len(rt.cfg.Watches) > 0 {
+			parts = append(parts, "its watches")
+		}
+		rt.mu.Unlock()
+		if len(parts) > 0 {
+			out = append(out, fmt.Sprintf("tee %s: %s cannot be carried yet", rt.name, strings.Join(parts, ", ")))
+		}
+	}
+	return out
+}
+
+func (d *Daemon) sortedTees() []*runningTee {
 	d.mu.RLock()
 	rts := make([]*runningTee, 0, len(d.tees))
 	for _, rt := range d.tees {
@@ -22,15 +85,298 @@ func (d *Daemon) UpgradeBlockers() []string {
 	}
 	d.mu.RUnlock()
 	slices.SortFunc(rts, func(a, b *runningTee) int { return strings.Compare(a.name, b.name) })
-	var out []string
-	for _, rt := range rts {
-		rt.mu.Lock()
-		parts := []string{"frontend " + rt.cfg.Frontend.Type}
-		for _, b := range rt.cfg.Backends {
-			parts = append(parts, fmt.Sprintf("backend %s (%s)", b.Name, b.Type))
-		}
-		rt.mu.Unlock()
-		out = append(out, fmt.Sprintf("tee %s: %s cannot be carried yet", rt.name, strings.Join(parts, ", ")))
+	return rts
+}
+
+// Frozen is a daemon stopped at a cut for a process upgrade: its state
+// document and the files to hand over. Until Thaw (a rollback) no tee
+// reads, accepts or changes; after a commit the process must exit
+// without closing anything.
+type Frozen struct {
+	State []byte
+	Files []*os.File
+	// Offsets is each tee's cut.
+	Offsets map[string]uint64
+	thaw    func()
+}
+
+// Thaw resumes every tee where it stopped and closes the duplicated
+// files (a rolled-back upgrade).
+func (f *Frozen) Thaw() {
+	f.CloseFiles()
+	f.thaw()
+}
+
+// CloseFiles closes this process's duplicates of the handed-over files.
+func (f *Frozen) CloseFiles() {
+	for _, file := range f.Files {
+		file.Close()
 	}
-	return out
+	f.Files = nil
+}
+
+// Freeze stops every tee at a cut (each bounded by its drain timeout) and
+// carries its devices. On error everything is thawed and nothing changed.
+func (d *Daemon) Freeze(ctx context.Context) (*Frozen, error) {
+	if blockers := d.UpgradeBlockers(); len(blockers) > 0 {
+		return nil, &BlockedError{Blockers: blockers}
+	}
+	d.opMu.Lock()
+	rts := d.sortedTees()
+	var locked, frozen []*runningTee
+	thaw := func() {
+		for _, rt := range frozen {
+			rt.t.Thaw()
+		}
+		for _, rt := range locked {
+			rt.op.Unlock()
+		}
+		d.opMu.Unlock()
+	}
+	fz := &Frozen{Offsets: map[string]uint64{}}
+	var wire []wireTee
+	fail := func(err error) (*Frozen, error) {
+		fz.CloseFiles()
+		thaw()
+		return nil, err
+	}
+	for _, rt := range rts {
+		rt.op.Lock()
+		locked = append(locked, rt)
+		rt.mu.Lock()
+		dt := drainTimeout(rt.cfg)
+		rt.mu.Unlock()
+		tctx, cancel := context.WithTimeout(ctx, dt)
+		tf, err := rt.t.Freeze(tctx)
+		cancel()
+		if err != nil {
+			return fail(err)
+		}
+		frozen = append(frozen, rt)
+		wt, err := carryTee(rt.name, tf, &fz.Files)
+		if err != nil {
+			return fail(fmt.Errorf("tee %s: %w", rt.name, err))
+		}
+		wire = append(wire, wt)
+		fz.Offsets[rt.name] = tf.Offset
+	}
+	state, err := json.Marshal(wire)
+	if err != nil {
+		return fail(err)
+	}
+	fz.State, fz.thaw = state, thaw
+	return fz, nil
+}
+
+// BlockedError is Freeze's refusal: things that cannot be carried yet.
+type BlockedError struct{ Blockers []string }
+
+func (e *BlockedError) Error() string {
+	return "upgrade: refused, nothing changed: " + strings.Join(e.Blockers, "; ")
+}
+
+func carryTee(name string, tf *tee.Frozen, files *[]*os.File) (wireTee, error) {
+	wt := wireTee{Name: name, Offset: tf.Offset, Scrollback: tf.Scrollback, BytesOut: tf.BytesOut, BytesIn: tf.BytesIn}
+	var err error
+	if wt.Frontend, err = carry("frontend", tf.Frontend, files); err != nil {
+		return wt, err
+	}
+	for _, fb := range tf.Backends {
+		wb := wireBackend{Name: fb.Name, Seq: fb.Seq}
+		if fb.Source != nil {
+			c, err := carry("backend "+fb.Name, fb.Source, files)
+			if err != nil {
+				return wt, err
+			}
+			wb.Source = &c
+		}
+		for _, l := range fb.Legs {
+			c, err := carry("leg "+l.Name, l.Dev, files)
+			if err != nil {
+				return wt, err
+			}
+			wb.Legs = append(wb.Legs, wireLeg{Name: l.Name, Dev: c})
+		}
+		wt.Backends = append(wt.Backends, wb)
+	}
+	return wt, nil
+}
+
+func carry(what string, v any, files *[]*os.File) (wireCarried, error) {
+	c, ok := v.(chardev.Carrier)
+	if !ok {
+		return wireCarried{}, fmt.Errorf("%s: %s cannot be carried", what, chardev.Describe(v))
+	}
+	cd, err := c.Carry()
+	if err != nil {
+		return wireCarried{}, fmt.Errorf("%s: %w", what, err)
+	}
+	w := wireCarried{State: cd.State}
+	for _, f := range cd.Files {
+		w.Files = append(w.Files, len(*files))
+		*files = append(*files, f)
+	}
+	if w.State == nil {
+		w.State = json.RawMessage("null")
+	}
+	return w, nil
+}
+
+// Inheritance is what a process started by an upgrade was handed for its
+// tees (see ParseInheritance).
+type Inheritance struct {
+	tees  map[string]*wireTee
+	files []*os.File
+	used  map[int]bool
+	// srcs are the inherited listeners by tee and backend, once rebuilt.
+	srcs map[string]chardev.Source
+}
+
+// ParseInheritance reads the state document Freeze made, with the files
+// handed over with it (in order).
+func ParseInheritance(state []byte, files []*os.File) (*Inheritance, error) {
+	var wire []wireTee
+	if err := json.Unmarshal(state, &wire); err != nil {
+		return nil, fmt.Errorf("upgrade: the tees' state: %w", err)
+	}
+	in := &Inheritance{tees: map[string]*wireTee{}, files: files, used: map[int]bool{}, srcs: map[string]chardev.Source{}}
+	for i := range wire {
+		in.tees[wire[i].Name] = &wire[i]
+	}
+	return in, nil
+}
+
+// carried turns w back into a chardev.Carried, marking its files used.
+func (in *Inheritance) carried(w wireCarried) (chardev.Carried, error) {
+	c := chardev.Carried{State: w.State}
+	for _, i := range w.Files {
+		if i < 0 || i >= len(in.files) || in.used[i] {
+			return c, fmt.Errorf("upgrade: file %d: not handed over", i)
+		}
+		in.used[i] = true
+		c.Files = append(c.Files, in.files[i])
+	}
+	return c, nil
+}
+
+// closeUnused closes the handed-over files nothing took (a tee or a
+// backend the new config no longer has: its clients are disconnected).
+func (in *Inheritance) closeUnused() {
+	for i, f := range in.files {
+		if !in.used[i] {
+			f.Close()
+		}
+	}
+}
+
+func (in *Inheritance) backend(tee, name string) *wireBackend {
+	if in == nil || in.tees[tee] == nil {
+		return nil
+	}
+	for i, b := range in.tees[tee].Backends {
+		if b.Name == name {
+			return &in.tees[tee].Backends[i]
+		}
+	}
+	return nil
+}
+
+// source rebuilds the inherited listener of backend b of tee teeName, or
+// returns nil when there is none of that type.
+func (in *Inheritance) source(teeName string, b *config.Backend) (chardev.Source, error) {
+	wb := in.backend(teeName, b.Name)
+	if wb == nil || wb.Source == nil || !b.IsSource() || b.Factory.InheritSource == nil {
+		return nil, nil
+	}
+	c, err := in.carried(*wb.Source)
+	if err != nil {
+		return nil, err
+	}
+	src, err := b.Factory.InheritSource(b.Spec, c)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: tee %s: backend %s: %w", teeName, b.Name, err)
+	}
+	in.srcs[teeName+"/"+b.Name] = src
+	return src, nil
+}
+
+// resume prepares the options of inherited tee tc: its stream continues
+// at the cut, its frontend is the inherited device first.
+func (in *Inheritance) resume(tc *config.Tee, opts *tee.Options) error {
+	if in == nil || in.tees[tc.Name] == nil {
+		return nil
+	}
+	wt := in.tees[tc.Name]
+	if tc.Frontend.Factory.Inherit == nil {
+		return fmt.Errorf("daemon: tee %s: frontend %s cannot be inherited", tc.Name, tc.Frontend.Type)
+	}
+	c, err := in.carried(wt.Frontend)
+	if err != nil {
+		return err
+	}
+	dev, err := tc.Frontend.Factory.Inherit(tc.Frontend.Spec, c)
+	if err != nil {
+		return fmt.Errorf("daemon: tee %s: frontend: %w", tc.Name, err)
+	}
+	opts.Frontend = &primedOpener{dev: dev, next: opts.Frontend}
+	opts.Resume = &tee.Resume{Offset: wt.Offset, Scrollback: wt.Scrollback, BytesOut: wt.BytesOut, BytesIn: wt.BytesIn}
+	return nil
+}
+
+// adopt attaches the clients the old process's listeners had, as legs of
+// the same backends under the same names.
+func (in *Inheritance) adopt(t *tee.Tee) []error {
+	wt := in.tees[t.Name()]
+	if wt == nil {
+		return nil
+	}
+	var errs []error
+	for _, wb := range wt.Backends {
+		src := in.srcs[t.Name()+"/"+wb.Name]
+		ad, ok := src.(chardev.Adopter)
+		if !ok {
+			continue // closed with the unused files: the backend is gone
+		}
+		for _, l := range wb.Legs {
+			c, err := in.carried(l.Dev)
+			if err == nil {
+				var dev chardev.Chardev
+				if dev, err = ad.Adopt(c); err == nil {
+					if err = t.Adopt(wb.Name, l.Name, wb.Seq, dev); err != nil {
+						dev.Close()
+					}
+				}
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("daemon: tee %s: leg %s: %w", t.Name(), l.Name, err))
+			}
+		}
+	}
+	return errs
+}
+
+// inheritance is what this process was handed, until Activate.
+func (d *Daemon) inheritance() *Inheritance {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.inherit
+}
+
+// Activate lets the inherited tees run: called once the old process has
+// committed the handover. Before it, nothing inherited is read or
+// accepted from, so a rollback (this process killed) loses nothing.
+func (d *Daemon) Activate() {
+	d.mu.Lock()
+	pending := d.held
+	d.held = nil
+	in := d.inherit
+	d.inherit = nil
+	d.mu.Unlock()
+	if in != nil {
+		in.closeUnused()
+	}
+	for _, t := range pending {
+		t.Thaw()
+		t.Start()
+	}
 }
