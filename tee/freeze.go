@@ -229,11 +229,17 @@ func (t *Tee) waitUntil(ctx context.Context, what string, done func() bool) erro
 }
 
 func (t *Tee) waitParked(ctx context.Context, want int) error {
-	return t.waitUntil(ctx, "waiting for the readers to stop at the cut", func() bool {
+	parked := 0
+	err := t.waitUntil(ctx, "waiting for the readers to stop at the cut", func() bool {
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		return t.frz.parked >= want
+		parked = t.frz.parked
+		return parked >= want
 	})
+	if err != nil {
+		return fmt.Errorf("%d of %d readers (frontend, listeners, legs) stopped: %w", parked, want, err)
+	}
+	return nil
 }
 
 func (t *Tee) waitInputWritten(ctx context.Context) error {

@@ -39,6 +39,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Environment variables the new process finds its inheritance by.
@@ -133,7 +135,15 @@ func Start(req Request) (*Child, error) {
 	if cmd.Stderr == nil {
 		cmd.Stderr = os.Stderr
 	}
-	if err := cmd.Start(); err != nil {
+	// Starting a process puts its ExtraFiles in blocking mode, and
+	// O_NONBLOCK belongs to the open file description that our own
+	// sockets share with their duplicates: put back what was non-blocking,
+	// or after a rollback no read deadline (and so no later freeze) would
+	// work on them.
+	restore := nonblocking(req.Files)
+	err = cmd.Start()
+	restore()
+	if err != nil {
 		ours.Close()
 		return nil, fmt.Errorf("handover: starting %s: %w", req.Binary, err)
 	}
@@ -208,4 +218,37 @@ func withoutHandover(env []string) []string {
 		}
 	}
 	return out
+}
+
+// nonblocking notes which files are in non-blocking mode and returns the
+// function that puts them back into it.
+func nonblocking(files []*os.File) func() {
+	var nb []*os.File
+	for _, f := range files {
+		if fl, err := fcntl(f, unix.F_GETFL, 0); err == nil && fl&unix.O_NONBLOCK != 0 {
+			nb = append(nb, f)
+		}
+	}
+	return func() {
+		for _, f := range nb {
+			if fl, err := fcntl(f, unix.F_GETFL, 0); err == nil {
+				fcntl(f, unix.F_SETFL, fl|unix.O_NONBLOCK)
+			}
+		}
+	}
+}
+
+// fcntl runs fcntl on f's descriptor without Fd (which would itself put
+// f into blocking mode).
+func fcntl(f *os.File, cmd, arg int) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var res int
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { res, ferr = unix.FcntlInt(fd, cmd, arg) }); err != nil {
+		return 0, err
+	}
+	return res, ferr
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -108,14 +109,17 @@ func TestAbortAfterReady(t *testing.T) {
 }
 
 func TestRollbackReasons(t *testing.T) {
-	for _, tc := range []struct{ mode, want string }{
-		{"exit1", "exited before it was ready: exit status 1"},
-		{"fail", `the new process failed: config.yaml:3:5: unknown key "tess"`},
-		{"hang", "was not ready within 500ms; killed it"},
+	for _, tc := range []struct {
+		mode, want string
+		timeout    time.Duration
+	}{
+		{"exit1", "exited before it was ready: exit status 1", 20 * time.Second},
+		{"fail", `the new process failed: config.yaml:3:5: unknown key "tess"`, 20 * time.Second},
+		{"hang", "was not ready within 500ms; killed it", 500 * time.Millisecond},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			start := time.Now()
-			c, _, err := startTest(t, tc.mode, 500*time.Millisecond)
+			c, _, err := startTest(t, tc.mode, tc.timeout)
 			if err == nil {
 				c.Abort()
 				t.Fatal("Start succeeded")
@@ -123,7 +127,7 @@ func TestRollbackReasons(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %q, want it to contain %q", err, tc.want)
 			}
-			if d := time.Since(start); d > 5*time.Second {
+			if d := time.Since(start); d > tc.timeout+5*time.Second {
 				t.Errorf("rollback took %s", d)
 			}
 		})
@@ -150,5 +154,43 @@ func TestInheritBadEnv(t *testing.T) {
 	t.Setenv(EnvFiles, "0")
 	if _, err := Inherit(); err == nil || !strings.Contains(err.Error(), "not a file descriptor") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// TestRollbackKeepsSocketsNonBlocking: handing a socket to a process that
+// fails leaves ours in non-blocking mode, so deadlines still work on it
+// (exec puts ExtraFiles into blocking mode, and the mode is shared with
+// the duplicate).
+func TestRollbackKeepsSocketsNonBlocking(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, w, _ := os.Pipe()
+	defer r.Close()
+	_, err = Start(Request{Binary: os.Args[0], Args: []string{"-test.run=^$"},
+		Env: append(os.Environ(), envMode+"=exit1"), Files: []*os.File{w, f}, Timeout: 5 * time.Second})
+	w.Close()
+	if err == nil {
+		t.Fatal("Start succeeded")
+	}
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(50 * time.Millisecond))
+	done := make(chan error, 1)
+	go func() { _, err := ln.Accept(); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Accept: %v, want a deadline error", err)
+		}
+	case <-time.After(5 * time.Second):
+		ln.Close()
+		<-done
+		t.Fatal("the deadline did not stop Accept: the listener was left blocking")
 	}
 }

@@ -1,0 +1,308 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// guest is the test's console: a TCP server chartee's tcp-connect
+// frontend dials, printing a numbered line every millisecond and keeping
+// what is typed.
+type guest struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	typed bytes.Buffer
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func newGuest(t *testing.T) *guest {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &guest{ln: ln, stop: make(chan struct{})}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			buf := make([]byte, 4096)
+			for {
+				n, err := c.Read(buf)
+				g.mu.Lock()
+				g.typed.Write(buf[:n])
+				g.mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+		for i := 0; ; i++ {
+			select {
+			case <-g.stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			if _, err := fmt.Fprintf(c, "%08d\n", i); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { close(g.stop); ln.Close(); g.wg.Wait() })
+	return g
+}
+
+func (g *guest) typedText() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.typed.String()
+}
+
+// reader is a raw client that records everything it gets.
+type reader struct {
+	conn net.Conn
+	mu   sync.Mutex
+	got  bytes.Buffer
+	err  error
+	done chan struct{}
+}
+
+func newReader(t *testing.T, addr string) *reader {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &reader{conn: c, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := c.Read(buf)
+			r.mu.Lock()
+			r.got.Write(buf[:n])
+			if err != nil {
+				r.err = err
+			}
+			r.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-r.done })
+	return r
+}
+
+func (r *reader) snapshot() (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.got.String(), r.err
+}
+
+// checkCounter asserts s is consecutive numbered lines (the first may be
+// cut at the front: a client joins mid-line) and returns how many.
+func checkCounter(t *testing.T, who, s string) int {
+	t.Helper()
+	if i := strings.IndexByte(s, '\n'); i >= 0 && i != 8 {
+		s = s[i+1:]
+	}
+	lines := strings.Split(s, "\n")
+	lines = lines[:len(lines)-1] // the last one may still be arriving
+	prev := -1
+	for i, l := range lines {
+		n, err := strconv.Atoi(l)
+		if err != nil || len(l) != 8 || (prev >= 0 && n != prev+1) {
+			t.Fatalf("%s: line %d is %q after %d: the stream is not exact", who, i, l, prev)
+		}
+		prev = n
+	}
+	return len(lines)
+}
+
+type carryFixture struct {
+	bin, sock, raw string
+	p              *process
+	g              *guest
+}
+
+func startCarryFixture(t *testing.T) *carryFixture {
+	t.Helper()
+	bin := chartee(t)
+	dir := shortTempDir(t)
+	g := newGuest(t)
+	sock := filepath.Join(dir, "ctl.sock")
+	cfg := filepath.Join(dir, "c.yaml")
+	writeFile(t, cfg, fmt.Sprintf(`control: {socket: %s}
+tees:
+  - name: console
+    frontend: {type: tcp-connect, address: %q}
+    backends:
+      - {name: raw, type: tcp-listen, listen: "127.0.0.1:0", on_overflow: block}
+`, sock, g.ln.Addr().String()))
+	p := startProcess(t, bin, nil, "run", "-c", cfg)
+	f := &carryFixture{bin: bin, sock: sock, p: p, g: g}
+	waitFor(t, 15*time.Second, "the listener", func() bool {
+		for _, l := range strings.Split(p.stderr.String(), "\n") {
+			if _, a, ok := strings.Cut(l, "backend raw          listening on "); ok {
+				f.raw = a
+				return true
+			}
+		}
+		return false
+	})
+	return f
+}
+
+func (f *carryFixture) upgrade(t *testing.T, args ...string) ctlResult {
+	t.Helper()
+	return runBinary(t, f.bin, append([]string{"ctl", "--socket", f.sock, "--json", "upgrade"}, args...)...)
+}
+
+// killByPID ends a daemon an upgrade started (no longer our child).
+func killByPID(t *testing.T, pid int) {
+	t.Cleanup(func() {
+		if p, err := os.FindProcess(pid); err == nil {
+			p.Kill()
+		}
+	})
+}
+
+func waitGrowth(t *testing.T, r *reader, atLeast int) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "more output", func() bool {
+		s, _ := r.snapshot()
+		return len(s) >= atLeast
+	})
+}
+
+// TestUpgradeCarriesClients: upgrades alternating two builds with
+// different versions keep both raw clients attached with byte-exact
+// streams, carry the stream offset, and a line typed after the last one
+// reaches the console.
+func TestUpgradeCarriesClients(t *testing.T) {
+	f := startCarryFixture(t)
+	other := filepath.Join(filepath.Dir(f.bin), "chartee-v2")
+	if out, err := exec.Command("go", "build", "-ldflags", "-X chartee/cmd/chartee/internal/cli.Version=v2-test",
+		"-o", other, "chartee/cmd/chartee").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	a, b := newReader(t, f.raw), newReader(t, f.raw)
+	waitGrowth(t, a, 900)
+	waitGrowth(t, b, 900)
+	lastOffset := uint64(0)
+	for i := range 6 {
+		bin, want := other, "v2-test"
+		if i%2 == 1 {
+			bin, want = f.bin, "devel"
+		}
+		r := f.upgrade(t, "--binary", bin)
+		if r.code != exitOK {
+			t.Fatalf("upgrade %d: exit %d\n%s%s\ndaemon log:\n%s", i, r.code, r.stdout, r.stderr, f.p.stderr.String())
+		}
+		var rep struct {
+			NewVersion string            `json:"new_version"`
+			NewPID     int               `json:"new_pid"`
+			Cuts       map[string]uint64 `json:"cuts"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+			t.Fatal(err)
+		}
+		killByPID(t, rep.NewPID)
+		if !strings.HasPrefix(rep.NewVersion, want) {
+			t.Errorf("upgrade %d: new version %q, want %s", i, rep.NewVersion, want)
+		}
+		if rep.Cuts["console"] <= lastOffset {
+			t.Errorf("upgrade %d: cut %d not past the last one %d: the stream offset went back", i, rep.Cuts["console"], lastOffset)
+		}
+		lastOffset = rep.Cuts["console"]
+		sa, _ := a.snapshot()
+		waitGrowth(t, a, len(sa)+900)
+	}
+	list := runBinary(t, f.bin, "ctl", "--socket", f.sock, "--json", "list")
+	if list.code != exitOK || !strings.Contains(list.stdout, `"legs":2`) && !strings.Contains(list.stdout, `"legs": 2`) {
+		t.Errorf("after the upgrades: %s%s", list.stdout, list.stderr)
+	}
+	typer, err := net.Dial("tcp", f.raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer typer.Close()
+	fmt.Fprintf(typer, "typed after the last upgrade\n")
+	waitFor(t, 10*time.Second, "the typed line at the console", func() bool {
+		return strings.Contains(f.g.typedText(), "typed after the last upgrade\n")
+	})
+	for name, r := range map[string]*reader{"a": a, "b": b} {
+		s, err := r.snapshot()
+		if err != nil {
+			t.Fatalf("client %s was disconnected: %v", name, err)
+		}
+		n := checkCounter(t, "client "+name, s)
+		t.Logf("client %s: %d exact lines across 6 upgrades", name, n)
+	}
+}
+
+// TestUpgradeRollsBack: a new binary that exits 1, or hangs before it is
+// ready, is rolled back; `ctl upgrade` says why, and the clients stay
+// attached with exact streams, the daemon unchanged.
+func TestUpgradeRollsBack(t *testing.T) {
+	f := startCarryFixture(t)
+	dir := shortTempDir(t)
+	exit1 := filepath.Join(dir, "exit1")
+	hang := filepath.Join(dir, "hang")
+	writeFile(t, exit1, "#!/bin/sh\necho 'new binary: cannot start' >&2\nexit 1\n")
+	writeFile(t, hang, "#!/bin/sh\nexec sleep 60\n")
+	os.Chmod(exit1, 0o755)
+	os.Chmod(hang, 0o755)
+	a := newReader(t, f.raw)
+	waitGrowth(t, a, 900)
+	for _, c := range []struct {
+		bin, timeout, why string
+	}{
+		{exit1, "5s", "exited before it was ready: exit status 1"},
+		{hang, "500ms", "was not ready within 500ms; killed it"},
+	} {
+		r := f.upgrade(t, "--binary", c.bin, "--timeout", c.timeout)
+		if r.code != exitError {
+			t.Fatalf("upgrade to %s: exit %d, want %d\n%s%s", c.bin, r.code, exitError, r.stdout, r.stderr)
+		}
+		mustContain(t, "ctl upgrade", r.stderr, "rolled back, this daemon carries on", c.why)
+		s, _ := a.snapshot()
+		waitGrowth(t, a, len(s)+900)
+	}
+	typer, err := net.Dial("tcp", f.raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer typer.Close()
+	fmt.Fprintf(typer, "typed after the rollbacks\n")
+	waitFor(t, 10*time.Second, "the typed line at the console", func() bool {
+		return strings.Contains(f.g.typedText(), "typed after the rollbacks\n")
+	})
+	s, err := a.snapshot()
+	if err != nil {
+		t.Fatalf("the client was disconnected: %v", err)
+	}
+	checkCounter(t, "client", s)
+	if code, _ := f.p.wait(0); code != -1 {
+		t.Fatalf("the daemon exited")
+	}
+}
