@@ -23,6 +23,13 @@ unit:
 allocs:
 	$(GO) test -count=1 -run '^TestAllocs' ./tee/
 
+# A quick bench run that fails on a gross regression only (bounds in
+# e2e/bench/check.go); the real targets stay in `go run ./e2e/bench`. Best
+# of 3 one-second rounds, N=1 against socat, 200 idle clients.
+bench-check:
+	d=$$(mktemp -d) && $(GO) run ./e2e/bench -quick -check -rounds 3 -peers socat,chartee -clients 1 \
+		-workloads throughput,rtt,idle -profile=false -out $$d/bench.md; s=$$?; rm -rf $$d; exit $$s
+
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/chartee ./cmd/chartee
 

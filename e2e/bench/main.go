@@ -31,6 +31,7 @@ import (
 type config struct {
 	duration time.Duration
 	quick    bool
+	check    bool
 	out      string
 	plot     string
 	peers    []string
@@ -52,6 +53,7 @@ func parseFlags() (*config, error) {
 	clients := flag.String("clients", "1,8,64,512", "client counts for the throughput workload")
 	flag.DurationVar(&c.duration, "duration", 3*time.Second, "how long each workload streams or types")
 	flag.BoolVar(&c.quick, "quick", false, "smoke run: 1s workloads, clients 1,8,64, 200 idle clients")
+	flag.BoolVar(&c.check, "check", false, "fail (exit 1) on a gross regression: chartee N=1 throughput, round trip and idle memory against loose bounds (e2e/bench/check.go); make bench-check")
 	flag.StringVar(&c.out, "out", "docs/BENCHMARKS.md", "report to write (relative to the module root)")
 	flag.StringVar(&c.plot, "plot", "", "plot image to write (default: benchmarks.png next to -out)")
 	flag.IntVar(&c.idle, "idle", 1000, "idle clients for the memory workload")
@@ -301,6 +303,12 @@ func run() error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	logf("wrote %s and %s", out, plot)
+	if cfg.check {
+		if fails := res.grossRegressions(); len(fails) > 0 {
+			return fmt.Errorf("bench: -check: %d gross regression(s):\n  %s", len(fails), strings.Join(fails, "\n  "))
+		}
+		logf("-check: no gross regression")
+	}
 	return nil
 }
 
