@@ -134,3 +134,31 @@ func TestManPageIsCurrent(t *testing.T) {
 		mustContain(t, "man output", string(out), "CHARTEE RUN", "chartee ctl", "swap TEE NAME SPEC")
 	}
 }
+
+// The demo prints commands that work as printed: "chartee" when $PATH finds
+// this very binary, "go run ./cmd/chartee" for a go-run build, else the
+// binary's own path.
+func TestSelfCommand(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "chartee")
+	writeFile(t, exe, "")
+	other := filepath.Join(t.TempDir(), "chartee")
+	writeFile(t, other, "")
+	found := func(p string) func(string) (string, error) {
+		return func(string) (string, error) { return p, nil }
+	}
+	notFound := func(string) (string, error) { return "", exec.ErrNotFound }
+	if cmd, _ := selfCommandFor(exe, found(exe)); cmd != "chartee" {
+		t.Errorf("on PATH: %q", cmd)
+	}
+	if cmd, _ := selfCommandFor(exe, found(other)); cmd != exe {
+		t.Errorf("another chartee on PATH: %q, want %s", cmd, exe)
+	}
+	if cmd, _ := selfCommandFor(exe, notFound); cmd != exe {
+		t.Errorf("not on PATH: %q", cmd)
+	}
+	gorun := filepath.Join(t.TempDir(), "go-build123", "b001", "exe", "chartee")
+	if cmd, note := selfCommandFor(gorun, notFound); cmd != "go run ./cmd/chartee" || !strings.Contains(note, "go install ./cmd/chartee") {
+		t.Errorf("go run build: %q %q", cmd, note)
+	}
+}
