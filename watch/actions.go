@@ -50,8 +50,12 @@ func (w *Watcher) expand(s string, j job) string {
 		return s
 	}
 	return strings.NewReplacer("{tee}", w.con.Name(), "{watch}", j.spec.Name,
-		"{match}", string(j.match.Text), "{offset}", strconv.FormatUint(j.match.Offset, 10)).Replace(s)
+		"{match}", argSafe(j.match.Text), "{offset}", strconv.FormatUint(j.match.Offset, 10)).Replace(s)
 }
+
+// argSafe is match text fit for an argument or the environment, which
+// cannot hold a NUL byte (console noise can).
+func argSafe(b []byte) string { return strings.ReplaceAll(string(b), "\x00", "") }
 
 // maxExecOutput bounds what is kept of an exec's output for the log.
 const maxExecOutput = 4 << 10
@@ -73,7 +77,7 @@ func (w *Watcher) exec(j job) error {
 	cmd.Env = append(os.Environ(),
 		"CHARTEE_TEE="+w.con.Name(),
 		"CHARTEE_WATCH="+j.spec.Name,
-		"CHARTEE_MATCH="+string(j.match.Text),
+		"CHARTEE_MATCH="+argSafe(j.match.Text),
 		"CHARTEE_OFFSET="+strconv.FormatUint(j.match.Offset, 10),
 	)
 	out := &capped{max: maxExecOutput}

@@ -250,3 +250,9 @@ func TestWebhookRedirectNotFollowed(t *testing.T) {
 		t.Fatalf("redirect: %q, posts elsewhere %d", r, elsewhere.Load())
 	}
 }
+
+func TestArgSafe(t *testing.T) {
+	if got := argSafe([]byte("a\x00b")); got != "ab" {
+		t.Fatalf("argSafe: %q", got)
+	}
+}
