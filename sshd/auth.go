@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -21,7 +22,11 @@ var errAuth = errors.New("sshd: not authorized")
 
 // serverConfig is the handshake configuration: the access policy's keys
 // and passwords, checked against the user part of the login name.
-func (s *Server) serverConfig(cfg *Config) *ssh.ServerConfig {
+//
+// pc is the connection being configured: a password check queued for the
+// hashing slot gives up when pc is dropped or its handshake deadline
+// passes, so neither a flood nor Close waits behind a queue of guesses.
+func (s *Server) serverConfig(cfg *Config, pc *preConn) *ssh.ServerConfig {
 	sc := &ssh.ServerConfig{
 		MaxAuthTries:  cfg.MaxAuthTries,
 		ServerVersion: "SSH-2.0-chartee",
@@ -57,7 +62,9 @@ func (s *Server) serverConfig(cfg *Config) *ssh.ServerConfig {
 			}
 			// Hashing is deliberately expensive: one at a time,
 			// so a burst of guesses cannot exhaust memory or CPU.
-			s.pwSem <- struct{}{}
+			if !s.acquireHashSlot(pc, cfg.HandshakeTimeout) {
+				return nil, errAuth
+			}
 			ok := pol.CheckPassword(user, string(pw))
 			<-s.pwSem
 			if !ok {
@@ -76,10 +83,35 @@ func (s *Server) auditRecord(r audit.Record) {
 	}
 }
 
+// acquireHashSlot waits for the one password-hashing slot until pc is
+// dropped (or the server closes) or its handshake deadline passes.
+func (s *Server) acquireHashSlot(pc *preConn, timeout time.Duration) bool {
+	t := time.NewTimer(time.Until(pc.start.Add(timeout)))
+	defer t.Stop()
+	select {
+	case s.pwSem <- struct{}{}:
+		return true
+	case <-pc.gone:
+		return false
+	case <-t.C:
+		return false
+	}
+}
+
 // preConn is a connection that has not finished its handshake.
 type preConn struct {
-	conn net.Conn
-	done bool
+	conn  net.Conn
+	start time.Time
+	done  bool          // under startupQueue.mu
+	gone  chan struct{} // closed when done becomes true
+}
+
+// finish marks pc done; q.mu is held.
+func (pc *preConn) finish() {
+	if !pc.done {
+		pc.done = true
+		close(pc.gone)
+	}
 }
 
 // startupQueue bounds connections in the handshake. When it is full the
@@ -102,19 +134,19 @@ func (q *startupQueue) setLimit(n int) {
 // add registers conn, dropping the oldest pending connections past the
 // limit.
 func (q *startupQueue) add(conn net.Conn) *preConn {
-	pc := &preConn{conn: conn}
+	pc := &preConn{conn: conn, start: time.Now(), gone: make(chan struct{})}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		conn.Close()
-		pc.done = true
+		pc.finish()
 		return pc
 	}
 	q.q = append(q.q, pc)
 	for len(q.q) > q.limit {
 		old := q.q[0]
 		q.q = q.q[1:]
-		old.done = true
+		old.finish()
 		old.conn.Close()
 	}
 	return pc
@@ -127,7 +159,7 @@ func (q *startupQueue) done(pc *preConn) {
 	if pc.done {
 		return
 	}
-	pc.done = true
+	pc.finish()
 	for i, x := range q.q {
 		if x == pc {
 			q.q = append(q.q[:i], q.q[i+1:]...)
@@ -148,7 +180,7 @@ func (q *startupQueue) closeAll() {
 	defer q.mu.Unlock()
 	q.closed = true
 	for _, pc := range q.q {
-		pc.done = true
+		pc.finish()
 		pc.conn.Close()
 	}
 	q.q = nil

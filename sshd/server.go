@@ -214,7 +214,7 @@ func (s *Server) handle(pc *preConn) {
 	conn := pc.conn
 	cfg := s.cfg.Load()
 	conn.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
-	sc, chans, reqs, err := ssh.NewServerConn(conn, s.serverConfig(cfg))
+	sc, chans, reqs, err := ssh.NewServerConn(conn, s.serverConfig(cfg, pc))
 	s.startups.done(pc)
 	if err != nil {
 		conn.Close()

@@ -589,3 +589,33 @@ func TestWatcherWithoutInputStays(t *testing.T) {
 	s.Close()
 	eventually(t, "leg gone after the channel closed", func() bool { return len(legs(r.tee)) == 0 })
 }
+
+// TestQueuedPasswordCheckLetsCloseGo: a password login queued behind the
+// hashing slot (held here, as a burst of guesses would) must not keep
+// Close waiting: the queued check gives up when its connection goes.
+// Before, Close waited for every queued hash in turn.
+func TestQueuedPasswordCheckLetsCloseGo(t *testing.T) {
+	r := newRig(t, tee.Shared, map[string]chardev.Role{"bob": chardev.RoleView}, mustHash(t, "pw"))
+	r.srv.pwSem <- struct{}{} // the slot is busy
+	dialed := make(chan error, 1)
+	go func() {
+		c, err := r.dial("bob:c0", ssh.Password("pw"))
+		if err == nil {
+			c.Close()
+		}
+		dialed <- err
+	}()
+	eventually(t, "a handshake in progress", func() bool { return r.srv.startups.pending() == 1 })
+	time.Sleep(100 * time.Millisecond) // let it reach the password check (a bound, not a sync: either way Close must return)
+	closed := make(chan struct{})
+	go func() { r.srv.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(r.srv.Config().HandshakeTimeout / 2):
+		t.Fatal("Close waited behind a queued password check")
+	}
+	if err := <-dialed; err == nil {
+		t.Fatal("login got in while the server closed")
+	}
+	<-r.srv.pwSem
+}

@@ -190,6 +190,9 @@ func (c *Chartee) Start(t testing.TB) {
 		start := time.Now()
 		c.Proc.Signal(syscall.SIGTERM)
 		if err := c.Proc.Wait(20 * time.Second); err != nil {
+			// A goroutine dump in the output shows what it waits on.
+			c.Proc.Signal(syscall.SIGQUIT)
+			c.Proc.Wait(5 * time.Second)
 			t.Errorf("e2e: chartee did not shut down cleanly on SIGTERM: %v", err)
 		}
 		if d := time.Since(start); d > 2*time.Second {
