@@ -26,7 +26,9 @@ import (
 // logs in with OpenSSH while the 1,000 connections are still open.
 func TestSSHFloodBounded(t *testing.T) {
 	metricsAddr := harness.FreeAddr(t)
-	r := newSSHRigExtra(t, "metrics:\n  listen: "+metricsAddr+"\n")
+	// Plain: the memory bound is the shipped daemon's; the race
+	// detector's shadow memory multiplies every allocation.
+	r := newSSHRigExtra(t, "metrics:\n  listen: "+metricsAddr+"\n", true)
 	pid := r.c.Proc.Pid()
 	// Warm up: one real session, so the baseline includes what a
 	// session leaves behind (pools, the ssh backend).

@@ -51,10 +51,11 @@ func keyFingerprint(t *testing.T, key string) string {
 	return strings.Fields(string(out))[1]
 }
 
-func newSSHRig(t *testing.T) *sshRig { return newSSHRigExtra(t, "") }
+func newSSHRig(t *testing.T) *sshRig { return newSSHRigExtra(t, "", false) }
 
-// newSSHRigExtra is newSSHRig with more top-level config (metrics:).
-func newSSHRigExtra(t *testing.T, extra string) *sshRig {
+// newSSHRigExtra is newSSHRig with more top-level config (metrics:),
+// running the daemon built without the race detector when plain.
+func newSSHRigExtra(t *testing.T, extra string, plain bool) *sshRig {
 	t.Helper()
 	harness.Begin(t)
 	harness.RequireProgram(t, "ssh", "openssh-client")
@@ -66,6 +67,7 @@ func newSSHRigExtra(t *testing.T, extra string) *sshRig {
 		sshKey(t, dir, u)
 	}
 	r.c = harness.NewChartee(t, dir)
+	r.c.Plain = plain
 	r.c.WriteConfig(t, extra+fmt.Sprintf(`
 control:
   socket: %[1]q

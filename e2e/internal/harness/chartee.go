@@ -27,9 +27,9 @@ const timeoutShort = 30 * time.Second
 
 var build struct {
 	sync.Mutex
-	dir  string
-	path string
-	err  error
+	dir             string
+	path, plainPath string
+	err, plainErr   error
 }
 
 // SetBuildDir sets where Binary builds chartee; TestMain makes it a temp
@@ -62,7 +62,7 @@ func Binary(t testing.TB) string {
 	build.Lock()
 	defer build.Unlock()
 	if build.path == "" && build.err == nil {
-		build.path, build.err = buildChartee(build.dir)
+		build.path, build.err = buildChartee(build.dir, "chartee", true)
 	}
 	if build.err != nil {
 		t.Fatal(build.err)
@@ -70,7 +70,25 @@ func Binary(t testing.TB) string {
 	return build.path
 }
 
-func buildChartee(dir string) (string, error) {
+// PlainBinary is Binary built without the race detector, for the tests
+// that bound the daemon's memory: the detector's shadow memory multiplies
+// what every allocation costs, so a bound on a race build says nothing
+// about the daemon people run.
+func PlainBinary(t testing.TB) string {
+	t.Helper()
+	Begin(t)
+	build.Lock()
+	defer build.Unlock()
+	if build.plainPath == "" && build.plainErr == nil {
+		build.plainPath, build.plainErr = buildChartee(build.dir, "chartee-plain", false)
+	}
+	if build.plainErr != nil {
+		t.Fatal(build.plainErr)
+	}
+	return build.plainPath
+}
+
+func buildChartee(dir, name string, race bool) (string, error) {
 	if dir == "" {
 		return "", fmt.Errorf("e2e: SetBuildDir was not called (TestMain)")
 	}
@@ -83,11 +101,15 @@ func buildChartee(dir string) (string, error) {
 		return "", fmt.Errorf("e2e: go env GOMOD: %v", err)
 	}
 	modDir := filepath.Dir(strings.TrimSpace(string(root)))
-	out := filepath.Join(dir, "chartee")
+	out := filepath.Join(dir, name)
 	// The daemon under test is built with the race detector, so go test
 	// -race covers it and not only the test process: a race it hits
 	// fails the test (see RaceReport). The bench builds its own, without.
-	cmd := exec.Command(goBin, "build", "-race", "-o", out, "./cmd/chartee")
+	args := []string{"build", "-o", out}
+	if race {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command(goBin, append(args, "./cmd/chartee")...)
 	cmd.Dir = modDir
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("e2e: go build ./cmd/chartee: %v\n%s", err, msg)
@@ -137,6 +159,9 @@ type Chartee struct {
 	Socket string // the control API's unix socket
 	Proc   *Proc
 	HTTP   *http.Client
+	// Plain runs the daemon built without the race detector
+	// (PlainBinary); set it before Start.
+	Plain bool
 }
 
 // NewChartee prepares paths for a daemon in dir; write a config naming
@@ -173,7 +198,11 @@ func (c *Chartee) WriteConfig(t testing.TB, yaml string) {
 // cleanly within 20s; otherwise its group is killed and the test fails.
 func (c *Chartee) Start(t testing.TB) {
 	t.Helper()
-	cmd := exec.Command(Binary(t), "run", "-c", c.Config)
+	bin := Binary(t)
+	if c.Plain {
+		bin = PlainBinary(t)
+	}
+	cmd := exec.Command(bin, "run", "-c", c.Config)
 	cmd.Dir = c.Dir
 	c.Proc = StartCmd(t, "chartee", cmd)
 	t.Cleanup(func() {
