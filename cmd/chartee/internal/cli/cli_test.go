@@ -58,7 +58,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ctl", "jump"}, exitUsage, `unknown command "jump"`},
 		{[]string{"ctl", "show"}, exitUsage, "usage: chartee ctl show TEE"},
 		{[]string{"ctl", "list", "extra"}, exitUsage, "usage: chartee ctl list"},
-		{[]string{"ctl", "list", "--mode", "overlap"}, exitUsage, "flag -mode applies to swap only"},
+		{[]string{"ctl", "list", "--mode", "overlap"}, exitUsage, "flag --mode applies to swap only"},
 		{[]string{"ctl", "show", "t", "-f"}, exitUsage, "flag -f applies to tail only"},
 		{[]string{"ctl", "--url", "http://127.0.0.1:1", "list"}, exitUsage, "--url needs --token-file"},
 		{[]string{"ctl", "--token-file", "x", "list"}, exitUsage, "--token-file goes with --url"},

@@ -165,7 +165,7 @@ func (a *app) ctl(args []string) int {
 	var misplaced error
 	fs.Visit(func(fl *flag.Flag) {
 		if cmds, ok := ctlFlagCommands[fl.Name]; ok && !slices.Contains(cmds, cmd) && misplaced == nil {
-			misplaced = fmt.Errorf("chartee ctl: flag -%s applies to %s only", fl.Name, strings.Join(cmds, ", "))
+			misplaced = fmt.Errorf("chartee ctl: flag %s applies to %s only", flagName(fl.Name), strings.Join(cmds, ", "))
 		}
 	})
 	if misplaced != nil {

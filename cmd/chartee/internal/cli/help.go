@@ -97,3 +97,11 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 		}
 	})
 }
+
+// flagName writes a flag the way help lists it: --word, -c.
+func flagName(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}

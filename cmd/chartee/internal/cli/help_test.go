@@ -162,3 +162,26 @@ func TestSelfCommand(t *testing.T) {
 		t.Errorf("go run build: %q %q", cmd, note)
 	}
 }
+
+// Every example uses the project's escape key, ^E, and the repository
+// says its license.
+func TestExamplesUseCtrlEAndLicenseIsThere(t *testing.T) {
+	files, _ := filepath.Glob("../../../../configs/*.yaml")
+	files = append(files, "../../../../README.md", "../../../../docs/FLEET.md")
+	bad := regexp.MustCompile(`escape:\s*"?\^\]|--escape \^\]|\^\]\*\* then`)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := bad.Find(b); m != nil {
+			t.Errorf("%s uses ^] as the escape key: %q", f, m)
+		}
+	}
+	lic, err := os.ReadFile("../../../../LICENSE")
+	if err != nil || !strings.HasPrefix(string(lic), "MIT License") {
+		t.Fatalf("LICENSE: %v %.40q", err, lic)
+	}
+	readme, _ := os.ReadFile("../../../../README.md")
+	mustContain(t, "README", string(readme), "[LICENSE](LICENSE)", "go install ./cmd/chartee", "make build", "bin/chartee", "`^E`")
+}
