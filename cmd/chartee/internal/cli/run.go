@@ -218,6 +218,9 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup, inh *inher
 	}
 	addListeners(info.Listeners, d)
 	a.printReady(cfg, d, info)
+	if err := sdNotify("READY=1"); err != nil {
+		log.Warn("systemd notification failed", "err", err)
+	}
 	if a.ready != nil {
 		a.ready(info)
 	}

@@ -149,6 +149,10 @@ func (u *upgrader) upgrade(ctx context.Context, req api.UpgradeRequest) (api.Upg
 		"new_pid", rep.NewPID, "pause", rep.Pause, "files", rep.Files, "cuts", rep.Cuts, "bytes_carried", 0)
 	// The new process owns every carried socket now: exit without
 	// closing anything (a Close would unlink the control socket).
+	// systemd follows the new process (Type=notify, see sdNotify).
+	if err := sdNotify(fmt.Sprintf("MAINPID=%d", rep.NewPID)); err != nil {
+		u.log.Warn("systemd notification failed", "err", err)
+	}
 	return rep, func() { os.Exit(exitOK) }, nil
 }
 
