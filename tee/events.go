@@ -27,6 +27,9 @@ const (
 	// EventAdmin is an operation a person ran on the tee through a
 	// session (break, write-lock steal, frontend swap).
 	EventAdmin EventKind = "admin"
+	// EventUpgrade: a new chartee process took the tee over at Offset
+	// (Reason: old and new version, pause, bytes carried).
+	EventUpgrade EventKind = "upgrade"
 )
 
 // Event is one thing that happened to a tee, for logs and the API.

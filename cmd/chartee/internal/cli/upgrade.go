@@ -33,8 +33,9 @@ const (
 
 // upgradeState is the state document an upgrade hands to the new binary.
 type upgradeState struct {
-	Version string `json:"version"`
-	PID     int    `json:"pid"`
+	Version string    `json:"version"`
+	PID     int       `json:"pid"`
+	Cut     time.Time `json:"cut"` // when the tees stopped
 	// Listeners are the carried listening sockets; File indexes the
 	// carried files.
 	Listeners []carriedListener `json:"listeners"`
@@ -96,7 +97,7 @@ func (u *upgrader) upgrade(ctx context.Context, req api.UpgradeRequest) (api.Upg
 		return api.UpgradeReport{}, nil, &api.Error{Code: api.CodeUpgradeRefused, Status: 409,
 			Message: "upgrade: refused, nothing changed: " + strings.TrimPrefix(err.Error(), "upgrade: refused, nothing changed: ")}
 	}
-	st := upgradeState{Version: version(), PID: os.Getpid()}
+	st := upgradeState{Version: version(), PID: os.Getpid(), Cut: cut}
 	var files []*os.File
 	defer func() {
 		for _, f := range files {
@@ -262,7 +263,8 @@ func (h *inheritance) ready(log *slog.Logger, d *daemon.Daemon) {
 		fmt.Fprintln(os.Stderr, "chartee:", err)
 		os.Exit(exitError)
 	}
-	d.Activate()
+	d.Activate(daemon.Upgraded{OldVersion: h.state.Version, NewVersion: version(), OldPID: h.state.PID,
+		Pause: time.Since(h.state.Cut)})
 	log.Info("upgrade: took over", "old_version", h.state.Version, "old_pid", h.state.PID, "version", version())
 }
 

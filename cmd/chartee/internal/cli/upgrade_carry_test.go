@@ -237,6 +237,14 @@ func TestUpgradeCarriesClients(t *testing.T) {
 		sa, _ := a.snapshot()
 		waitGrowth(t, a, len(sa)+900)
 	}
+	// Each new process logged the tee's upgrade event (their stderr is
+	// the first one's).
+	if !waitUntil(5*time.Second, func() bool {
+		return strings.Count(f.p.stderr.String(), `reason="from devel (pid`) == 3 &&
+			strings.Count(f.p.stderr.String(), `reason="from v2-test (pid`) == 3
+	}) {
+		t.Fatalf("upgrade events missing:\n%s", f.p.stderr.String())
+	}
 	list := runBinary(t, f.bin, "ctl", "--socket", f.sock, "--json", "list")
 	if list.code != exitOK || !strings.Contains(list.stdout, `"legs":2`) && !strings.Contains(list.stdout, `"legs": 2`) {
 		t.Errorf("after the upgrades: %s%s", list.stdout, list.stderr)
@@ -305,4 +313,15 @@ func TestUpgradeRollsBack(t *testing.T) {
 	if code, _ := f.p.wait(0); code != -1 {
 		t.Fatalf("the daemon exited")
 	}
+}
+
+func waitUntil(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"chartee/chardev"
 	"chartee/cmd/chartee/internal/config"
@@ -362,10 +363,20 @@ func (d *Daemon) inheritance() *Inheritance {
 	return d.inherit
 }
 
+// Upgraded describes the upgrade that handed this process its tees, for
+// their upgrade events.
+type Upgraded struct {
+	OldVersion, NewVersion string
+	OldPID                 int
+	// Pause is from the old process's cut to now.
+	Pause time.Duration
+}
+
 // Activate lets the inherited tees run: called once the old process has
 // committed the handover. Before it, nothing inherited is read or
-// accepted from, so a rollback (this process killed) loses nothing.
-func (d *Daemon) Activate() {
+// accepted from, so a rollback (this process killed) loses nothing. Each
+// tee emits an upgrade event.
+func (d *Daemon) Activate(u Upgraded) {
 	d.mu.Lock()
 	pending := d.held
 	d.held = nil
@@ -378,5 +389,8 @@ func (d *Daemon) Activate() {
 	for _, t := range pending {
 		t.Thaw()
 		t.Start()
+		d.forward(tee.Event{Time: time.Now(), Tee: t.Name(), Kind: tee.EventUpgrade, Offset: t.Offset(),
+			Reason: fmt.Sprintf("from %s (pid %d) to %s; output paused %v; 0 bytes carried (every leg drained to the cut)",
+				u.OldVersion, u.OldPID, u.NewVersion, u.Pause.Round(time.Millisecond))})
 	}
 }

@@ -128,13 +128,16 @@ func Start(req Request) (*Child, error) {
 	cmd.Env = append(withoutHandover(env), EnvFD+"=3", EnvFiles+"="+strconv.Itoa(len(req.Files)))
 	cmd.ExtraFiles = append([]*os.File{theirs}, req.Files...)
 	cmd.Stdin = nil
-	cmd.Stdout, cmd.Stderr = req.Stdout, req.Stderr
-	if cmd.Stdout == nil {
-		cmd.Stdout = os.Stdout
+	// Typed nil *os.File in an io.Writer is not nil: choose the files
+	// first.
+	stdout, stderr := req.Stdout, req.Stderr
+	if stdout == nil {
+		stdout = os.Stdout
 	}
-	if cmd.Stderr == nil {
-		cmd.Stderr = os.Stderr
+	if stderr == nil {
+		stderr = os.Stderr
 	}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	// Starting a process puts its ExtraFiles in blocking mode, and
 	// O_NONBLOCK belongs to the open file description that our own
 	// sockets share with their duplicates: put back what was non-blocking,
