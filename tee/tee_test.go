@@ -336,7 +336,10 @@ func TestExclusiveInputIdleRelease(t *testing.T) {
 	b := h.attach("b", LegOptions{Input: true})
 	a.Feed([]byte("A"))
 	eventually(t, "a typed", func() bool { return h.front.WrittenLen() == 1 })
-	time.Sleep(40 * time.Millisecond) // longer than the idle time
+	// a holds the lock until it has been idle for 20ms: the lock is
+	// released then, by the clock, not by any event a test could wait on;
+	// the state shows when.
+	eventually(t, "a's lock to expire", func() bool { return h.tee.Stats().WriteLock == "" })
 	b.Feed([]byte("B"))
 	eventually(t, "b typed after a went idle", func() bool { return string(h.front.Written()) == "AB" })
 }
@@ -466,7 +469,17 @@ func TestHandoverSwapWhenOldFailsMidDrain(t *testing.T) {
 		rep, err = h.tee.Swap(context.Background(), "cap", memdev.Opener(nil, nd), SwapOptions{})
 		close(done)
 	}()
-	time.Sleep(10 * time.Millisecond)
+	// The old leg must fail mid-drain: resume it only once the swap has
+	// cut it and waits for its drain (the new leg is there, held).
+	eventually(t, "the swap to wait for the old leg's drain", func() bool {
+		n := 0
+		for _, l := range h.tee.Stats().Legs {
+			if l.Backend == "cap" {
+				n++
+			}
+		}
+		return n == 2
+	})
 	old.Resume()
 	<-done
 	if err != nil {
