@@ -151,7 +151,9 @@ tees:
 	if out, err := check.CombinedOutput(); err == nil || !strings.Contains(string(out), where) {
 		t.Errorf("chartee check -c of the broken file: %v, want a failure naming %s:\n%s", err, where, out)
 	}
-	time.Sleep(200 * time.Millisecond) // give a wrong change time to show
+	// Both refusals are reported (the SIGHUP's in the log, the API's in
+	// its synchronous answer): nothing of them is still pending, so the
+	// tee's state now is final.
 	st := c.Tee(t, "app")
 	if len(st.Backends) != 3 || st.Backend(t, "ops").Source != newAddr || st.Backend(t, "ops").Legs != 3 {
 		t.Errorf("the broken config changed the tee: %+v", st.Backends)
