@@ -2,11 +2,11 @@
 GO        ?= go
 GOTESTFLAGS ?= -race -timeout 25m
 
-.PHONY: test vet fmt-check unit allocs build bench fuzz man
+.PHONY: test vet fmt-check unit allocs bench-check build bench fuzz man
 
 # man first: docs/chartee.1 is generated from the help texts, and a test
 # checks it is current.
-test: man vet fmt-check unit allocs fuzz-short
+test: man vet fmt-check unit allocs bench-check fuzz-short
 
 vet:
 	$(GO) vet ./...
