@@ -140,6 +140,7 @@ func checkCounter(t *testing.T, who, s string) int {
 
 type carryFixture struct {
 	bin, sock, raw string
+	cfg            string
 	p              *process
 	g              *guest
 }
@@ -159,7 +160,7 @@ tees:
       - {name: raw, type: tcp-listen, listen: "127.0.0.1:0", on_overflow: block}
 `, sock, g.ln.Addr().String()))
 	p := startProcess(t, bin, nil, "run", "-c", cfg)
-	f := &carryFixture{bin: bin, sock: sock, p: p, g: g}
+	f := &carryFixture{bin: bin, sock: sock, p: p, g: g, cfg: cfg}
 	waitFor(t, 15*time.Second, "the listener", func() bool {
 		for _, l := range strings.Split(p.stderr.String(), "\n") {
 			if _, a, ok := strings.Cut(l, "backend raw          listening on "); ok {
@@ -268,8 +269,8 @@ func TestUpgradeCarriesClients(t *testing.T) {
 	}
 }
 
-// TestUpgradeRollsBack: a new binary that exits 1, or hangs before it is
-// ready, is rolled back; `ctl upgrade` says why, and the clients stay
+// TestUpgradeRollsBack: a new binary that exits 1, hangs before it is
+// ready, or cannot parse the config, is rolled back; `ctl upgrade` says why, and the clients stay
 // attached with exact streams, the daemon unchanged.
 func TestUpgradeRollsBack(t *testing.T) {
 	f := startCarryFixture(t)
@@ -296,6 +297,19 @@ func TestUpgradeRollsBack(t *testing.T) {
 		s, _ := a.snapshot()
 		waitGrowth(t, a, len(s)+900)
 	}
+	// The new binary (the same file) cannot parse the config: it says
+	// why, and the daemon carries on with the config it runs.
+	good, _ := os.ReadFile(f.cfg)
+	writeFile(t, f.cfg, string(good)+"bogus_key: 1\n")
+	r := f.upgrade(t, "--binary", f.bin)
+	if r.code != exitError {
+		t.Fatalf("upgrade with a broken config: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	mustContain(t, "ctl upgrade with a broken config", r.stderr, "rolled back, this daemon carries on", "the new process failed:", "bogus_key")
+	writeFile(t, f.cfg, string(good))
+	s, _ := a.snapshot()
+	waitGrowth(t, a, len(s)+900)
+
 	typer, err := net.Dial("tcp", f.raw)
 	if err != nil {
 		t.Fatal(err)
@@ -305,7 +319,7 @@ func TestUpgradeRollsBack(t *testing.T) {
 	waitFor(t, 10*time.Second, "the typed line at the console", func() bool {
 		return strings.Contains(f.g.typedText(), "typed after the rollbacks\n")
 	})
-	s, err := a.snapshot()
+	s, err = a.snapshot()
 	if err != nil {
 		t.Fatalf("the client was disconnected: %v", err)
 	}

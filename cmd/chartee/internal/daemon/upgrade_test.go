@@ -1,8 +1,13 @@
 package daemon
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 // TestUpgradeBlockers: a tee names the devices that cannot be carried, by
@@ -26,4 +31,104 @@ func TestUpgradeBlockers(t *testing.T) {
 			t.Errorf("blocker %q names %s, which can be carried", got[0], not)
 		}
 	}
+}
+
+// FuzzParseInheritance: any state document is parsed or refused, and
+// resolving its file references never panics or hands out a file twice.
+func FuzzParseInheritance(f *testing.F) {
+	f.Add([]byte(`[{"name":"t","offset":5,"scrollback":"aGVsbG8=","frontend":{"files":[0],"state":{}},"backends":[{"name":"raw","source":{"files":[1],"state":{"next_id":3}},"seq":3,"legs":[{"name":"raw#3","dev":{"files":[2],"state":{"peer":"x"}}}]}]}]`))
+	f.Add([]byte(`[{"name":"t","frontend":{"files":[0,0,-1,99]}}]`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		in, err := ParseInheritance(data, make([]*os.File, 3))
+		if err != nil {
+			return
+		}
+		handed := map[int]bool{}
+		for _, wt := range in.tees {
+			refs := []wireCarried{wt.Frontend}
+			for _, b := range wt.Backends {
+				if b.Source != nil {
+					refs = append(refs, *b.Source)
+				}
+				for _, l := range b.Legs {
+					refs = append(refs, l.Dev)
+				}
+			}
+			for _, w := range refs {
+				before := len(in.used)
+				c, err := in.carried(w)
+				if err != nil {
+					continue
+				}
+				if len(in.used)-before != len(c.Files) {
+					t.Fatalf("%d files handed out, %d marked used", len(c.Files), len(in.used)-before)
+				}
+				for _, i := range w.Files {
+					if handed[i] {
+						t.Fatalf("file %d handed out twice", i)
+					}
+					handed[i] = true
+				}
+			}
+		}
+	})
+}
+
+// TestInheritanceRoundTrip: what Freeze's encoding writes, ParseInheritance
+// reads back, tee by tee and file by file (a property over random tees).
+func TestInheritanceRoundTrip(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		n := rapid.IntRange(0, 4).Draw(rt, "tees")
+		var wire []wireTee
+		files := 0
+		ref := func() wireCarried {
+			k := rapid.IntRange(0, 2).Draw(rt, "files")
+			w := wireCarried{State: json.RawMessage(`{"x":1}`)}
+			for range k {
+				w.Files = append(w.Files, files)
+				files++
+			}
+			return w
+		}
+		for i := range n {
+			wt := wireTee{Name: fmt.Sprintf("t%d", i), Offset: rapid.Uint64().Draw(rt, "offset"),
+				Scrollback: []byte(rapid.String().Draw(rt, "scroll")), Frontend: ref()}
+			for j := range rapid.IntRange(0, 3).Draw(rt, "backends") {
+				src := ref()
+				wb := wireBackend{Name: fmt.Sprintf("b%d", j), Source: &src, Seq: rapid.Uint64().Draw(rt, "seq")}
+				for k := range rapid.IntRange(0, 3).Draw(rt, "legs") {
+					wb.Legs = append(wb.Legs, wireLeg{Name: fmt.Sprintf("b%d#%d", j, k), Dev: ref()})
+				}
+				wt.Backends = append(wt.Backends, wb)
+			}
+			wire = append(wire, wt)
+		}
+		doc, err := json.Marshal(wire)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		in, err := ParseInheritance(doc, make([]*os.File, files))
+		if err != nil {
+			rt.Fatal(err)
+		}
+		if len(in.tees) != n {
+			rt.Fatalf("%d tees back, want %d", len(in.tees), n)
+		}
+		for _, wt := range wire {
+			got := in.tees[wt.Name]
+			if got == nil || got.Offset != wt.Offset || string(got.Scrollback) != string(wt.Scrollback) || len(got.Backends) != len(wt.Backends) {
+				rt.Fatalf("tee %s came back as %+v", wt.Name, got)
+			}
+			if _, err := in.carried(got.Frontend); err != nil {
+				rt.Fatal(err)
+			}
+			if len(got.Frontend.Files) > 0 {
+				if _, err := in.carried(got.Frontend); err == nil {
+					rt.Fatal("a file was handed out twice")
+				}
+			}
+		}
+	})
 }
