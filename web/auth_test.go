@@ -1,8 +1,11 @@
 package web
 
 import (
+	"bufio"
+	"crypto/tls"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -260,6 +263,82 @@ func TestOriginOK(t *testing.T) {
 		}
 		if got := originOK(r); got != c.ok {
 			t.Errorf("origin %q host %q tls %v: %v, want %v", c.origin, c.host, c.tls, got, c.ok)
+		}
+	}
+}
+
+// TestTLSCookies: with TLS the session cookie is Secure as well, and a
+// WebSocket is accepted only from the https origin.
+func TestTLSCookies(t *testing.T) {
+	e := newEnvTLS(t)
+	c := e.client()
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	resp := e.postLogin(c, e.loginForm(c), "alice", "alice-pw")
+	var sc *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == sessionCookie {
+			sc = ck
+		}
+	}
+	if resp.StatusCode != http.StatusSeeOther || sc == nil || !sc.Secure || !sc.HttpOnly || sc.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("login over TLS: %d, cookie %+v", resp.StatusCode, sc)
+	}
+	if resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Error("no HSTS header over TLS")
+	}
+}
+
+func newEnvTLS(t *testing.T) *env {
+	t.Helper()
+	e := newEnv(t, tee.Options{}, Options{TLS: &tls.Config{}})
+	e.http.Close()
+	e.http = httptest.NewUnstartedServer(e.srv)
+	e.http.StartTLS()
+	t.Cleanup(e.http.Close)
+	return e
+}
+
+// TestConsoleWatchLive: the index's event stream sends the console list
+// again when someone attaches, naming them.
+func TestConsoleWatchLive(t *testing.T) {
+	e := newEnv(t, tee.Options{}, Options{})
+	c := e.login("bob")
+	resp, err := c.Get(e.http.URL + "/api/consoles/watch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	events := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if line, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				events <- line
+			}
+		}
+		close(events)
+	}()
+	first := <-events
+	if !strings.Contains(first, `"name":"t1"`) || strings.Contains(first, `"user":"alice"`) {
+		t.Fatalf("first event %s", first)
+	}
+	w := e.open(e.login("alice"), streamPos{})
+	defer w.close()
+	timeout := time.After(wait)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatal("stream ended")
+			}
+			if strings.Contains(ev, `"user":"alice"`) {
+				return
+			}
+		case <-timeout:
+			t.Fatal("the index was not told that alice attached")
 		}
 	}
 }
