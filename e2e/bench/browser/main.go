@@ -146,6 +146,15 @@ func measure(d *daemon, b *browser, o opts, r *report) error {
 		r.cpu = append(r.cpu, cpuResult{viewers: n, cpu: cpu, bytes: written})
 		logf("  %v CPU in %v, %d bytes written", cpu, o.cpuFor, written)
 	}
+	for _, n := range []int{0, 4, 16} {
+		logf("daemon CPU with %d WebSocket viewers without a browser ...", n)
+		cpu, written, err := cpuWith(d, nil, n, o.cpuFor)
+		if err != nil {
+			return err
+		}
+		r.cpuWS = append(r.cpuWS, cpuResult{viewers: n, cpu: cpu, bytes: written})
+		logf("  %v CPU in %v, %d bytes written", cpu, o.cpuFor, written)
+	}
 	return nil
 }
 
@@ -178,6 +187,7 @@ type daemon struct {
 	raw  string
 	dev  *os.File // the console device: the pty's other end
 	echo atomic.Bool
+	log  string // the daemon's log file
 }
 
 func cheapHash(pw string) string {
@@ -235,7 +245,7 @@ tees:
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{url: "http://" + webAddr, raw: rawAddr}
+	d := &daemon{url: "http://" + webAddr, raw: rawAddr, log: log.Name()}
 	d.cmd = exec.Command(bin, "run", "-c", path)
 	d.cmd.Stdout, d.cmd.Stderr = log, log
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -340,4 +350,20 @@ func pct(d []time.Duration, p int) time.Duration {
 	slices.Sort(s)
 	i := (len(s)*p + 99) / 100
 	return s[min(max(i-1, 0), len(s)-1)]
+}
+
+// webLegs counts the browser legs attached now, from the daemon's log.
+func (d *daemon) webLegs() int {
+	b, _ := os.ReadFile(d.log)
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "backend=web ") {
+			if strings.Contains(l, "msg=attach") {
+				n++
+			} else if strings.Contains(l, "msg=detach") {
+				n--
+			}
+		}
+	}
+	return n
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"time"
 )
 
@@ -124,23 +125,43 @@ func rawRTT(d *daemon, n int) ([]time.Duration, error) {
 	return out, nil
 }
 
-// cpuWith streams ~256 KB/s to the device for dur with n viewer pages open
+// cpuWith streams ~256 KB/s to the device for dur with n viewers open —
+// browser pages, or WebSocket clients without a browser when b is nil —
 // and returns the daemon's CPU time in that window.
 func cpuWith(d *daemon, b *browser, n int, dur time.Duration) (time.Duration, int, error) {
-	var pages []*page
+	var closers []func()
+	var client *http.Client
+	if b == nil && n > 0 {
+		c, err := wsLogin(d.url, "bench")
+		if err != nil {
+			return 0, 0, err
+		}
+		client = c
+	}
 	defer func() {
-		for _, p := range pages {
-			p.close()
+		for _, c := range closers {
+			c()
 		}
 	}()
 	for range n {
+		if b == nil {
+			v, err := newWSViewer(client, d.url)
+			if err != nil {
+				return 0, 0, err
+			}
+			closers = append(closers, v.close)
+			continue
+		}
 		p, err := b.page(d.url, "bench")
 		if err != nil {
 			return 0, 0, err
 		}
-		pages = append(pages, p)
+		closers = append(closers, p.close)
 	}
 	time.Sleep(500 * time.Millisecond)
+	if got := d.webLegs(); got != n {
+		return 0, 0, fmt.Errorf("bench: %d browser legs attached, want %d", got, n)
+	}
 	chunk := text(16 << 10)
 	c0, err := d.cpu()
 	if err != nil {

@@ -22,6 +22,7 @@ type report struct {
 	pageLost         int
 	pageRTT, rawRTT  []time.Duration
 	cpu              []cpuResult
+	cpuWS            []cpuResult // viewers without a browser
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
@@ -44,18 +45,9 @@ func (r *report) markdown(o opts) string {
 	p("| keystroke round trip p99 | %s | %s | %.1f× |\n\n", ms(pct(r.pageRTT, 99)), ms(pct(r.rawRTT, 99)),
 		float64(pct(r.pageRTT, 99))/float64(pct(r.rawRTT, 99)))
 	p("Daemon CPU while the device writes ~256 KB/s for %s (viewers are tabs of one browser; with `on_overflow: block` a viewer that could not keep up would slow the device, so the bytes written are given):\n\n", o.cpuFor)
-	p("| viewers | MB written | chartee CPU | CPU ms per MB | per viewer: CPU ms per MB above 0 viewers |\n|---|---|---|---|---|\n")
-	var base float64
-	for _, c := range r.cpu {
-		perMB := float64(c.cpu) / 1e6 / (float64(c.bytes) / 1e6)
-		per := "—"
-		if c.viewers == 0 {
-			base = perMB
-		} else {
-			per = fmt.Sprintf("%.1f", (perMB-base)/float64(c.viewers))
-		}
-		p("| %d | %.1f | %s | %.1f | %s |\n", c.viewers, float64(c.bytes)/1e6, c.cpu.Round(time.Millisecond), perMB, per)
-	}
+	cpuTable(p, r.cpu)
+	p("\nThe same with WebSocket clients that log in and read the console's socket like a page but render nothing (no browser competing for the CPU, no flow control):\n\n")
+	cpuTable(p, r.cpuWS)
 	p("\nHow: throughput is timed from the first byte written to the device until the page's xterm.js write callback has fired for the last one ")
 	p("(the parse rate the xterm.js flow-control guide quotes as 5–35 MB/s); the viewer legs use `on_overflow: block`, so the page's flow control ")
 	p("(pause above 512 KiB unparsed, resume below 64 KiB) back-pressures the device instead of dropping. The round trip starts when the page ")
@@ -96,4 +88,19 @@ func median(v []float64) float64 {
 
 func mbRange(v []float64) string {
 	return fmt.Sprintf("%.1f MB/s (%.1f–%.1f)", median(v), slices.Min(v), slices.Max(v))
+}
+
+func cpuTable(p func(string, ...any), rows []cpuResult) {
+	p("| viewers | MB written | chartee CPU | CPU ms per MB | per viewer: CPU ms per MB above 0 viewers |\n|---|---|---|---|---|\n")
+	var base float64
+	for _, c := range rows {
+		perMB := float64(c.cpu) / 1e6 / (float64(c.bytes) / 1e6)
+		per := "—"
+		if c.viewers == 0 {
+			base = perMB
+		} else {
+			per = fmt.Sprintf("%.1f", (perMB-base)/float64(c.viewers))
+		}
+		p("| %d | %.1f | %s | %.1f | %s |\n", c.viewers, float64(c.bytes)/1e6, c.cpu.Round(time.Millisecond), perMB, per)
+	}
 }
