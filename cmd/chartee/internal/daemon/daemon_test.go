@@ -857,3 +857,27 @@ func TestDemoPtyReload(t *testing.T) {
 		t.Fatal("the old pty's link is still there")
 	}
 }
+
+// TestApplyWarnsWebChange: the browser console's settings are read at
+// start; a reload that changes them says so.
+func TestApplyWarnsWebChange(t *testing.T) {
+	f := newFeeder(t)
+	users := "access:\n  users:\n    - {name: alice, password: \"$argon2id$v=19$m=64,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg$2QkZOTRIxTc6GsTtwq0AbTgF3lrWhq1E7EaJtDhMBXI\"}\n"
+	base := users + "web: {listen: \"127.0.0.1:0\"}\n" + teeYAML("t", f.addr(), "")
+	d, _, _ := start(t, parse(t, base))
+	moved := strings.Replace(base, "127.0.0.1:0", "127.0.0.1:8443", 1)
+	rep, err := d.Apply(context.Background(), parse(t, moved))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(rep.Warnings, "\n"), "web: changes take effect at the next restart") {
+		t.Fatalf("warnings = %q", rep.Warnings)
+	}
+	rep, err = d.Apply(context.Background(), parse(t, moved))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(strings.Join(rep.Warnings, "\n"), "web:") {
+		t.Fatalf("unchanged web section warned: %q", rep.Warnings)
+	}
+}

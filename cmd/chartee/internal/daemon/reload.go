@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -147,6 +148,11 @@ func warnings(old, cfg *config.Config, p *plan) []string {
 	}
 	if old.Metrics != cfg.Metrics {
 		w = append(w, "metrics: changes take effect at the next restart")
+	}
+	if !reflect.DeepEqual(old.Web, cfg.Web) {
+		// Users and roles do follow a reload (the access gate); the
+		// browser console's own listener and settings do not.
+		w = append(w, "web: changes take effect at the next restart")
 	}
 	for _, tp := range p.keep {
 		if tp.rt.cfg.Scrollback != tp.cfg.Scrollback {
