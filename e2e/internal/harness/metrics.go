@@ -14,6 +14,13 @@ import (
 // metricsAddr (host:port). Each call uses a fresh connection, so no idle
 // scrape connection is counted among the daemon's goroutines.
 func Goroutines(metricsAddr string, timeout time.Duration) (int, error) {
+	v, err := Metric(metricsAddr, "go_goroutines", timeout)
+	return int(v), err
+}
+
+// Metric scrapes one unlabelled series (go_goroutines,
+// go_memstats_heap_inuse_bytes) from the /metrics endpoint at metricsAddr.
+func Metric(metricsAddr, name string, timeout time.Duration) (float64, error) {
 	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: timeout}
 	resp, err := c.Get("http://" + metricsAddr + "/metrics")
 	if err != nil {
@@ -23,18 +30,18 @@ func Goroutines(metricsAddr string, timeout time.Duration) (int, error) {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
-				return 0, fmt.Errorf("e2e: go_goroutines in %s/metrics: %w", metricsAddr, err)
+				return 0, fmt.Errorf("e2e: %s in %s/metrics: %w", name, metricsAddr, err)
 			}
-			return int(f), nil
+			return f, nil
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return 0, fmt.Errorf("e2e: reading %s/metrics: %w", metricsAddr, err)
 	}
-	return 0, fmt.Errorf("e2e: no go_goroutines in %s/metrics", metricsAddr)
+	return 0, fmt.Errorf("e2e: no %s in %s/metrics", name, metricsAddr)
 }
 
 // ProcessRSS is the resident memory of process pid in bytes, from
