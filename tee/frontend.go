@@ -176,7 +176,12 @@ func (t *Tee) frontendLoop() {
 		if req != nil {
 			dev, idx, desc = req.dev, max(req.index, 0), req.desc
 		} else {
-			desc = chardev.Describe(t.front.candidates[idx])
+			// Under the frontend lock: SetFailover replaces the list.
+			t.front.mu.Lock()
+			if idx < len(t.front.candidates) {
+				desc = chardev.Describe(t.front.candidates[idx])
+			}
+			t.front.mu.Unlock()
 		}
 		applied := t.installFrontend(dev, idx, desc)
 		if req != nil {

@@ -602,9 +602,11 @@ func (t *Tee) Detach(name string) error {
 	dl := t.newDeadline("detach", timeout)
 	defer dl.stop()
 	if src != nil {
-		t.closeAsync(src)
+		// Waited for (bounded): once Detach returns the address is
+		// free for a reload to bind again.
+		dl.wait(t.closeAsync(src), name, "", "the listener's close")
 	}
-	dl.wait(done, name, "", "the listener's close")
+	dl.wait(done, name, "", "the listener's accept loop")
 	for _, l := range legs {
 		l.fail(errDetached)
 	}
@@ -715,13 +717,13 @@ func (t *Tee) SwapSource(name string, src chardev.Source, opts *LegOptions) erro
 	start := time.Now()
 	go t.acceptLoop(b, src, done)
 	oldAddr := "(closed)"
-	if old != nil {
-		oldAddr = old.Addr()
-		t.closeAsync(old)
-	}
 	// Bounded: a listener whose Close hangs cannot hang the caller.
 	dl := t.newDeadline("swap source", t.drainTimeout())
-	dl.wait(oldDone, name, "", "the old listener's close")
+	if old != nil {
+		oldAddr = old.Addr()
+		dl.wait(t.closeAsync(old), name, "", "the old listener's close")
+	}
+	dl.wait(oldDone, name, "", "the old listener's accept loop")
 	dl.stop()
 	t.swapsDone[swapSource].Add(1)
 	t.swapTimes[swapSource].observe(time.Since(start))
@@ -910,8 +912,12 @@ func (t *Tee) Close() error {
 	t.cancel()
 	t.neverStarted()
 	dl := t.newDeadline("close", timeout)
+	var closed []<-chan struct{}
 	for _, s := range sources {
-		t.closeAsync(s)
+		closed = append(closed, t.closeAsync(s))
+	}
+	for _, c := range closed {
+		dl.wait(c, "", "", "a listener's close")
 	}
 	for _, d := range dones {
 		dl.wait(d, "", "", "a listener's close")
