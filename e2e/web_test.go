@@ -283,6 +283,17 @@ func TestBrowserConsole(t *testing.T) {
 	// And the loop device echoes what alice types, through the page.
 	harness.DoBrowser(t, alice, 10*time.Second, "type on serial", chromedp.Focus(chromedp.CSS(".xterm-helper-textarea")), harness.TypeKeys("loopback ok"))
 	waitScreen(t, alice, "serial echo", "loopback ok")
+
+	// The index lists both consoles with their state, live: bob leaving
+	// the console shows without a reload.
+	harness.DoBrowser(t, alice, 30*time.Second, "the index", chromedp.Navigate(w.url+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-console="serial"]`)))
+	row := func() string {
+		return harness.EvalBrowser[string](t, alice, `(document.querySelector('tr[data-console="console"]') || {}).textContent || ''`)
+	}
+	waitFor(t, "bob attached, on the index", func() bool { return strings.Contains(row(), "bob") && strings.Contains(row(), "up") })
+	harness.DoBrowser(t, bob, 10*time.Second, "bob leaves", chromedp.Navigate("about:blank"))
+	waitFor(t, "the index updates live", func() bool { return !strings.Contains(row(), "bob") })
 }
 
 // takeScreenshot saves the page as a PNG in the test's directory, and as
