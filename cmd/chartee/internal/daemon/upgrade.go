@@ -63,7 +63,10 @@ func (d *Daemon) UpgradeBlockers() []string {
 			parts = append(parts, "frontend "+rt.cfg.Frontend.Type)
 		}
 		for _, b := range rt.cfg.Backends {
-			if b.IsSource() && b.Factory.InheritSource == nil || !b.IsSource() && b.Factory.Inherit == nil {
+			// Single-stream backends are not re-attached from what they
+			// carry yet (a tcp-connect leg would be redialed): only
+			// listeners and their clients are.
+			if !b.IsSource() || b.Factory.InheritSource == nil {
 				parts = append(parts, fmt.Sprintf("backend %s (%s)", b.Name, b.Type))
 			}
 		}

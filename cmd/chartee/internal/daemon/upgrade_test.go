@@ -132,3 +132,16 @@ func TestInheritanceRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// TestUpgradeBlockersSingleStreamBackend: a tcp-connect backend (a leg
+// that dialed out) is not re-attached from what it carries yet, so it
+// blocks the upgrade rather than be redialed.
+func TestUpgradeBlockersSingleStreamBackend(t *testing.T) {
+	f := newFeeder(t)
+	peer := newFeeder(t)
+	d, _, _ := start(t, parse(t, teeYAML("console", f.addr(), indent(`- {name: out, type: tcp-connect, address: "`+peer.addr()+`"}`))))
+	got := d.UpgradeBlockers()
+	if len(got) != 1 || !strings.Contains(got[0], "backend out (tcp-connect)") {
+		t.Fatalf("blockers %q, want backend out (tcp-connect)", got)
+	}
+}
