@@ -46,7 +46,7 @@ func natsServer(t *testing.T) string {
 // nats-server: chartee publishes a console into a JetStream stream, a
 // read-only `chartee console` in a pty replays and watches it, an
 // interactive one types into it, both see the same output, the read-only
-// one cannot type, ^] . leaves and the terminal is restored; the stream
+// one cannot type, ^E . leaves and the terminal is restored; the stream
 // holds the console's output in order.
 func TestNATSConsole(t *testing.T) {
 	harness.Begin(t)
@@ -124,11 +124,11 @@ tees:
 		t.Fatalf("a read-only console typed into the appliance:\n%q", op.Screen.Bytes())
 	}
 
-	// ^] . leaves, with exit status 0 and the terminal as it was.
+	// ^E . leaves, with exit status 0 and the terminal as it was.
 	for _, term := range []*harness.Terminal{watch, op} {
-		term.Type(t, "\x1d.")
+		term.Type(t, "\x05.")
 		if err := term.Proc.Wait(timeoutLong); err != nil {
-			t.Fatalf("%s after ^] .: %v\n%q", term.Proc.Name, err, term.Screen.Bytes())
+			t.Fatalf("%s after ^E .: %v\n%q", term.Proc.Name, err, term.Screen.Bytes())
 		}
 		if !term.Echoes(t) {
 			t.Errorf("%s left its terminal in raw mode", term.Proc.Name)
