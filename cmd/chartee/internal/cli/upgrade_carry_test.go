@@ -140,7 +140,7 @@ func checkCounter(t *testing.T, who, s string) int {
 
 type carryFixture struct {
 	bin, sock, raw string
-	cfg            string
+	cfg, metrics   string
 	p              *process
 	g              *guest
 }
@@ -153,6 +153,7 @@ func startCarryFixture(t *testing.T) *carryFixture {
 	sock := filepath.Join(dir, "ctl.sock")
 	cfg := filepath.Join(dir, "c.yaml")
 	writeFile(t, cfg, fmt.Sprintf(`control: {socket: %s}
+metrics: {listen: "127.0.0.1:0"}
 tees:
   - name: console
     frontend: {type: tcp-connect, address: %q}
@@ -161,14 +162,16 @@ tees:
 `, sock, g.ln.Addr().String()))
 	p := startProcess(t, bin, nil, "run", "-c", cfg)
 	f := &carryFixture{bin: bin, sock: sock, p: p, g: g, cfg: cfg}
-	waitFor(t, 15*time.Second, "the listener", func() bool {
+	waitFor(t, 15*time.Second, "the listener and metrics", func() bool {
 		for _, l := range strings.Split(p.stderr.String(), "\n") {
 			if _, a, ok := strings.Cut(l, "backend raw          listening on "); ok {
 				f.raw = a
-				return true
+			}
+			if _, a, ok := strings.Cut(l, "  metrics:        "); ok {
+				f.metrics = a
 			}
 		}
-		return false
+		return f.raw != "" && f.metrics != ""
 	})
 	return f
 }
@@ -210,6 +213,7 @@ func TestUpgradeCarriesClients(t *testing.T) {
 	waitGrowth(t, a, 900)
 	waitGrowth(t, b, 900)
 	lastOffset := uint64(0)
+	lastOut := 0.0
 	for i := range 6 {
 		bin, want := other, "v2-test"
 		if i%2 == 1 {
@@ -237,6 +241,15 @@ func TestUpgradeCarriesClients(t *testing.T) {
 		lastOffset = rep.Cuts["console"]
 		sa, _ := a.snapshot()
 		waitGrowth(t, a, len(sa)+900)
+		// The metrics listener came along; chartee_build_info names the
+		// new version, and the frontend byte counter did not reset.
+		m := httpGet(t, f.metrics)
+		mustContain(t, "metrics after upgrade", m, `version="`+want)
+		out := metricValue(t, m, `chartee_frontend_bytes_total{direction="out",tee="console"}`)
+		if out < float64(rep.Cuts["console"]) || out < lastOut {
+			t.Errorf("upgrade %d: frontend bytes out %v after the cut at %d (last %v): the counter reset", i, out, rep.Cuts["console"], lastOut)
+		}
+		lastOut = out
 	}
 	// Each new process logged the tee's upgrade event (their stderr is
 	// the first one's).
@@ -338,4 +351,20 @@ func waitUntil(d time.Duration, cond func() bool) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return true
+}
+
+// metricValue finds one sample in a Prometheus exposition.
+func metricValue(t *testing.T, exposition, series string) float64 {
+	t.Helper()
+	for _, l := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", series, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in:\n%s", series, exposition)
+	return 0
 }
