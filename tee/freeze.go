@@ -43,12 +43,35 @@ type FrozenBackend struct {
 	Source chardev.Source // nil for a single-stream backend
 	Seq    uint64         // the last leg number given
 	Legs   []FrozenLeg
+	// Counters are the backend's cumulative counters, continued by
+	// the new process (Prometheus counters do not reset).
+	Counters Counters
+}
+
+// Counters are a leg's or backend's byte counters.
+type Counters struct {
+	Out       uint64 `json:"out"`
+	In        uint64 `json:"in"`
+	Dropped   uint64 `json:"dropped"`
+	Discarded uint64 `json:"discarded"`
+}
+
+func (c *legCounters) export() Counters {
+	return Counters{Out: c.out.Load(), In: c.in.Load(), Dropped: c.dropped.Load(), Discarded: c.discarded.Load()}
+}
+
+func (c *legCounters) seed(v Counters) {
+	c.out.Store(v.Out)
+	c.in.Store(v.In)
+	c.dropped.Store(v.Dropped)
+	c.discarded.Store(v.Discarded)
 }
 
 // FrozenLeg is one leg of a frozen tee.
 type FrozenLeg struct {
-	Name string
-	Dev  chardev.Chardev
+	Name     string
+	Dev      chardev.Chardev
+	Counters Counters
 }
 
 // Resume makes a new tee continue a stream a tee in another process
@@ -281,9 +304,9 @@ func (t *Tee) export() *Frozen {
 	f.mu.Unlock()
 	fz.Scrollback = t.scroll.last(t.scroll.size)
 	for _, b := range t.backends {
-		fb := FrozenBackend{Name: b.name, Source: b.source, Seq: b.seq}
+		fb := FrozenBackend{Name: b.name, Source: b.source, Seq: b.seq, Counters: b.c.export()}
 		for _, l := range b.legs {
-			fb.Legs = append(fb.Legs, FrozenLeg{Name: l.name, Dev: l.dev})
+			fb.Legs = append(fb.Legs, FrozenLeg{Name: l.name, Dev: l.dev, Counters: l.c.export()})
 		}
 		fz.Backends = append(fz.Backends, fb)
 	}
@@ -308,11 +331,21 @@ func (t *Tee) Thaw() {
 	close(thaw)
 }
 
+// SeedCounters continues backend name's cumulative counters from the
+// process this one took over from.
+func (t *Tee) SeedCounters(name string, c Counters) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if b, ok := t.backends[name]; ok {
+		b.c.seed(c)
+	}
+}
+
 // Adopt attaches dev, a client the source of backend name accepted in the
 // process this one took over from, as a leg of that backend at the
 // current offset (no replay: it has had everything before the cut), under
-// the name it had there.
-func (t *Tee) Adopt(backendName, legName string, seq uint64, dev chardev.Chardev) error {
+// the name it had there, its counters continued from c.
+func (t *Tee) Adopt(backendName, legName string, seq uint64, dev chardev.Chardev, c Counters) error {
 	t.mu.Lock()
 	b, ok := t.backends[backendName]
 	if !ok || b.source == nil {
@@ -329,6 +362,7 @@ func (t *Tee) Adopt(backendName, legName string, seq uint64, dev chardev.Chardev
 	if legName != "" {
 		l.name = legName
 	}
+	l.c.seed(c)
 	b.seq = max(b.seq, seq)
 	t.publishLocked()
 	t.mu.Unlock()

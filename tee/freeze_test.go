@@ -154,7 +154,7 @@ func TestResumeAdopt(t *testing.T) {
 	if err := tt.AttachSource("raw", LegOptions{Replay: 100}, idleSource{make(chan struct{})}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tt.Adopt("raw", "raw#7", 7, freezable{legEnd}); err != nil {
+	if err := tt.Adopt("raw", "raw#7", 7, freezable{legEnd}, Counters{Out: 500}); err != nil {
 		t.Fatal(err)
 	}
 	if sb, off := tt.Scrollback(); string(sb) != "old tail\n" || off != 991 {
@@ -168,7 +168,7 @@ func TestResumeAdopt(t *testing.T) {
 		t.Fatalf("offset %d, want 1004", tt.Offset())
 	}
 	st := tt.Stats()
-	if len(st.Legs) != 1 || st.Legs[0].Name != "raw#7" {
+	if len(st.Legs) != 1 || st.Legs[0].Name != "raw#7" || st.Legs[0].BytesOut != 504 {
 		t.Fatalf("legs: %+v", st.Legs)
 	}
 }

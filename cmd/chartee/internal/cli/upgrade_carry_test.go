@@ -213,7 +213,7 @@ func TestUpgradeCarriesClients(t *testing.T) {
 	waitGrowth(t, a, 900)
 	waitGrowth(t, b, 900)
 	lastOffset := uint64(0)
-	lastOut := 0.0
+	lastOut, lastBackendOut := 0.0, 0.0
 	for i := range 6 {
 		bin, want := other, "v2-test"
 		if i%2 == 1 {
@@ -250,6 +250,12 @@ func TestUpgradeCarriesClients(t *testing.T) {
 			t.Errorf("upgrade %d: frontend bytes out %v after the cut at %d (last %v): the counter reset", i, out, rep.Cuts["console"], lastOut)
 		}
 		lastOut = out
+		// So did the backend's (it counts what its legs were written).
+		bout := metricMatching(t, m, "chartee_backend_bytes_total{", `backend="raw"`, `direction="out"`)
+		if bout < lastBackendOut {
+			t.Errorf("upgrade %d: backend bytes out %v after %v: the counter reset", i, bout, lastBackendOut)
+		}
+		lastBackendOut = bout
 	}
 	// Each new process logged the tee's upgrade event (their stderr is
 	// the first one's).
@@ -366,5 +372,29 @@ func metricValue(t *testing.T, exposition, series string) float64 {
 		}
 	}
 	t.Fatalf("no %s in:\n%s", series, exposition)
+	return 0
+}
+
+// metricMatching finds the one sample of a series whose line has every
+// label given.
+func metricMatching(t *testing.T, exposition, prefix string, labels ...string) float64 {
+	t.Helper()
+next:
+	for _, l := range strings.Split(exposition, "\n") {
+		if !strings.HasPrefix(l, prefix) {
+			continue
+		}
+		for _, lb := range labels {
+			if !strings.Contains(l, lb) {
+				continue next
+			}
+		}
+		f, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		return f
+	}
+	t.Fatalf("no %s%v in:\n%s", prefix, labels, exposition)
 	return 0
 }

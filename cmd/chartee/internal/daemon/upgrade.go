@@ -37,15 +37,17 @@ type wireTee struct {
 }
 
 type wireBackend struct {
-	Name   string       `json:"name"`
-	Source *wireCarried `json:"source,omitempty"`
-	Seq    uint64       `json:"seq"`
-	Legs   []wireLeg    `json:"legs"`
+	Name     string       `json:"name"`
+	Source   *wireCarried `json:"source,omitempty"`
+	Seq      uint64       `json:"seq"`
+	Legs     []wireLeg    `json:"legs"`
+	Counters tee.Counters `json:"counters"`
 }
 
 type wireLeg struct {
-	Name string      `json:"name"`
-	Dev  wireCarried `json:"dev"`
+	Name     string       `json:"name"`
+	Dev      wireCarried  `json:"dev"`
+	Counters tee.Counters `json:"counters"`
 }
 
 // UpgradeBlockers lists what a process upgrade cannot carry to the new
@@ -186,7 +188,7 @@ func carryTee(name string, tf *tee.Frozen, files *[]*os.File) (wireTee, error) {
 		return wt, err
 	}
 	for _, fb := range tf.Backends {
-		wb := wireBackend{Name: fb.Name, Seq: fb.Seq}
+		wb := wireBackend{Name: fb.Name, Seq: fb.Seq, Counters: fb.Counters}
 		if fb.Source != nil {
 			c, err := carry("backend "+fb.Name, fb.Source, files)
 			if err != nil {
@@ -199,7 +201,7 @@ func carryTee(name string, tf *tee.Frozen, files *[]*os.File) (wireTee, error) {
 			if err != nil {
 				return wt, err
 			}
-			wb.Legs = append(wb.Legs, wireLeg{Name: l.Name, Dev: c})
+			wb.Legs = append(wb.Legs, wireLeg{Name: l.Name, Dev: c, Counters: l.Counters})
 		}
 		wt.Backends = append(wt.Backends, wb)
 	}
@@ -337,6 +339,7 @@ func (in *Inheritance) adopt(t *tee.Tee) []error {
 	var errs []error
 	for _, wb := range wt.Backends {
 		src := in.srcs[t.Name()+"/"+wb.Name]
+		t.SeedCounters(wb.Name, wb.Counters)
 		ad, ok := src.(chardev.Adopter)
 		if !ok {
 			continue // closed with the unused files: the backend is gone
@@ -346,7 +349,7 @@ func (in *Inheritance) adopt(t *tee.Tee) []error {
 			if err == nil {
 				var dev chardev.Chardev
 				if dev, err = ad.Adopt(c); err == nil {
-					if err = t.Adopt(wb.Name, l.Name, wb.Seq, dev); err != nil {
+					if err = t.Adopt(wb.Name, l.Name, wb.Seq, dev, l.Counters); err != nil {
 						dev.Close()
 					}
 				}
