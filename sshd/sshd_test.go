@@ -619,3 +619,72 @@ func TestQueuedPasswordCheckLetsCloseGo(t *testing.T) {
 	}
 	<-r.srv.pwSem
 }
+
+// countWriter counts bytes.
+type countWriter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.n += len(p)
+	c.mu.Unlock()
+	return len(p), nil
+}
+
+func (c *countWriter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// TestSlowSessionIsolated: a session whose client stops reading (its SSH
+// window fills, then its leg queue) loses output under on_overflow: drop,
+// while another session gets every byte at full speed.
+func TestSlowSessionIsolated(t *testing.T) {
+	r := newRig(t, tee.Shared, map[string]chardev.Role{"alice": chardev.RoleView, "bob": chardev.RoleView}, "")
+	open := func(user string) (*ssh.Session, io.Reader) {
+		c, err := r.dial(user+":c0", ssh.PublicKeys(r.users[user].signer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		s, _ := c.NewSession()
+		in, _ := s.StdinPipe()
+		t.Cleanup(func() { in.Close() })
+		out, _ := s.StdoutPipe()
+		if err := s.Shell(); err != nil {
+			t.Fatal(err)
+		}
+		return s, out
+	}
+	_, fastOut := open("alice")
+	var fast countWriter
+	go io.Copy(&fast, fastOut)
+	open("bob") // never read
+	eventually(t, "two legs", func() bool { return len(legs(r.tee)) == 2 })
+	base := fast.count() // the banner
+	const total = 16 << 20
+	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096)
+	// Paced by the fast session (a console is slower than any client):
+	// the stalled one falls behind regardless.
+	for sent := 0; sent < total; {
+		r.front.Feed(chunk)
+		sent += len(chunk)
+		eventually(t, "the fast session keeping up", func() bool { return fast.count()-base >= sent })
+	}
+	eventually(t, "every byte at the fast session", func() bool { return fast.count()-base >= total })
+	var slowDropped uint64
+	for _, l := range legs(r.tee) {
+		if l.User == "bob" {
+			slowDropped = l.Dropped
+		}
+		if l.User == "alice" && l.Dropped != 0 {
+			t.Fatalf("the fast session lost %d bytes", l.Dropped)
+		}
+	}
+	if slowDropped == 0 {
+		t.Fatal("the stalled session dropped nothing: it was not stalled, or it held the others back")
+	}
+}
