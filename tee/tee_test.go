@@ -855,6 +855,9 @@ func TestRebindSourceKeepsClients(t *testing.T) {
 	}
 	c2 := memdev.New("c2")
 	src2.connect(c2)
+	// c2 is a leg only once the accept loop has attached it; output
+	// before that is not for it.
+	eventually(t, "second client", func() bool { return len(h.tee.Stats().Legs) == 2 })
 	h.emit([]byte("hi"))
 	waitBytes(t, c1, []byte("hi"))
 	waitBytes(t, c2, []byte("hi"))
