@@ -38,6 +38,12 @@ func (d *hangingControl) SetRTS(bool) error                          { return d.
 func (d *hangingControl) Break(time.Duration) error                  { return d.hang() }
 
 // within fails the test unless fn returns before d.
+// answerBound is how soon a reader must answer while a control call
+// hangs. The device here hangs until the test ends, so any bound far
+// below that proves no reader waits on it; 1 s rather than the 100 ms a
+// quiet machine shows keeps a loaded -race run from failing falsely.
+const answerBound = time.Second
+
 func within(t *testing.T, d time.Duration, what string, fn func()) {
 	t.Helper()
 	done := make(chan struct{})
@@ -72,9 +78,9 @@ func TestControlCallThatHangsBlocksNothingElse(t *testing.T) {
 		t.Fatal("the line settings never reached the device")
 	}
 
-	within(t, 100*time.Millisecond, "Stats", func() { h.tee.Stats() })
-	within(t, 100*time.Millisecond, "StatusText", func() { h.tee.StatusText() })
-	within(t, 100*time.Millisecond, "LineSettings", func() { h.tee.LineSettings() })
+	within(t, answerBound, "Stats", func() { h.tee.Stats() })
+	within(t, answerBound, "StatusText", func() { h.tee.StatusText() })
+	within(t, answerBound, "LineSettings", func() { h.tee.LineSettings() })
 
 	typist.Feed([]byte("typed while the device hangs"))
 	if !front.WaitWritten(len("typed while the device hangs"), wait) {
