@@ -279,14 +279,8 @@ func (w *walker) sshSection(n *yaml.Node, path string, s *SSH) {
 				w.errf(p.val, pp, "%v", err)
 			}
 			s.Escape = k
-		case "replay":
-			s.Leg.Replay = w.size(p.val, pp)
-		case "queue":
-			s.Leg.Queue = w.size(p.val, pp)
-		case "on_overflow":
-			if v := w.enum(p.val, pp, "drop", "block", "disconnect"); v != "" {
-				s.Leg.Overflow, _ = tee.ParseOverflow(v)
-			}
+		case "replay", "queue", "on_overflow":
+			w.legKey(p, pp, &s.Leg)
 		case "max_sessions":
 			s.MaxSessions = w.count0(p.val, pp)
 		case "max_sessions_per_user":

@@ -385,15 +385,11 @@ func (w *walker) backend(n *yaml.Node, path string) (*Backend, backendMeta) {
 		case "input":
 			inputGiven = true
 			b.Leg.Input = w.boolean(p.val, pp)
-		case "queue":
-			b.Leg.Queue = w.size(p.val, pp)
-		case "on_overflow":
-			if s := w.enum(p.val, pp, "drop", "block", "disconnect"); s != "" {
-				b.Leg.Overflow, _ = tee.ParseOverflow(s)
-			}
 		case "replay":
 			meta.replayNode = p.val
-			b.Leg.Replay = w.size(p.val, pp)
+			w.legKey(p, pp, &b.Leg)
+		default:
+			w.legKey(p, pp, &b.Leg)
 		}
 	})
 	if n != nil && n.Kind == yaml.MappingNode && meta.nameNode == nil {
@@ -756,4 +752,19 @@ func (w *walker) listenAddr(n *yaml.Node, path string) string {
 		}
 	}
 	return s
+}
+
+// legKey decodes a leg key that backends and the services' sessions (ssh,
+// web) share: replay, queue, on_overflow. Other keys are left alone.
+func (w *walker) legKey(p pair, path string, leg *tee.LegOptions) {
+	switch p.name {
+	case "replay":
+		leg.Replay = w.size(p.val, path)
+	case "queue":
+		leg.Queue = w.size(p.val, path)
+	case "on_overflow":
+		if v := w.enum(p.val, path, "drop", "block", "disconnect"); v != "" {
+			leg.Overflow, _ = tee.ParseOverflow(v)
+		}
+	}
 }

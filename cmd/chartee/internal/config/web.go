@@ -64,14 +64,8 @@ func (w *walker) webSection(n *yaml.Node, path string, s *Web) {
 			s.TLS = w.webTLS(p.val, pp)
 		case "trusted_header":
 			s.TrustedHeader = w.str(p.val, pp)
-		case "replay":
-			s.Leg.Replay = w.size(p.val, pp)
-		case "queue":
-			s.Leg.Queue = w.size(p.val, pp)
-		case "on_overflow":
-			if v := w.enum(p.val, pp, "drop", "block", "disconnect"); v != "" {
-				s.Leg.Overflow, _ = tee.ParseOverflow(v)
-			}
+		case "replay", "queue", "on_overflow":
+			w.legKey(p, pp, &s.Leg)
 		case "session_idle":
 			s.SessionIdle = w.duration(p.val, pp)
 		case "session_max":
