@@ -45,18 +45,23 @@ tees:
 		waitFor(t, "input written", func() bool { return tt.Stats().Frontend.BytesIn >= uint64(8*(i+1)) })
 		c.Close()
 	}
-	waitFor(t, "rotated audit file", func() bool { _, err := os.Stat(auditPath + ".1"); return err == nil })
-	all := append(readFile(t, auditPath+".1"), readFile(t, auditPath)...)
-	if !bytes.Contains(all, []byte(`"data":"typed-7\n"`)) || !bytes.Contains(all, []byte(`"kind":"attach"`)) {
-		t.Fatalf("audit files:\n%s", all)
-	}
-	for _, p := range []string{auditPath, auditPath + ".1"} {
-		sc := bufio.NewScanner(bytes.NewReader(readFile(t, p)))
-		for sc.Scan() {
-			var m map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-				t.Fatalf("%s: line %q is not JSON: %v", p, sc.Text(), err)
-			}
+	// Read both files inside the wait: a rotation renames .1 to .2
+	// before the live file to .1, so .1 is briefly missing.
+	var all []byte
+	waitFor(t, "rotated audit files holding the input", func() bool {
+		old, err1 := os.ReadFile(auditPath + ".1")
+		cur, err2 := os.ReadFile(auditPath)
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		all = append(old, cur...)
+		return bytes.Contains(all, []byte(`"data":"typed-7\n"`)) && bytes.Contains(all, []byte(`"kind":"attach"`))
+	})
+	sc := bufio.NewScanner(bytes.NewReader(all))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("audit line %q is not JSON: %v", sc.Text(), err)
 		}
 	}
 	// record_input: false by reload: sizes only from now on.
