@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -23,6 +22,7 @@ import (
 
 	"chartee/chardev"
 	"chartee/chardev/memdev"
+	"chartee/internal/testaddr"
 	"chartee/tee"
 )
 
@@ -634,36 +634,8 @@ func (p *natsFreezeProxy) close() {
 	p.wg.Wait()
 }
 
-// natsReservePort returns a loopback address whose port no one else can
-// be given until a server listens on it. A port merely found free and
-// released races with every other bind(":0") and outgoing connection on
-// the machine; this one is left in TIME_WAIT (a connection to it closed
-// from the accepting side first) for 60s, during which the kernel hands it
-// to no automatic bind or connect, while a server's explicit listen with
-// SO_REUSEADDR (as Go, and so nats-server, sets it) takes it at once.
-// (e2e/internal/harness.PickFreeAddr does the same and tests it.)
-func natsReservePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	addr := ln.Addr().String()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.Close()
-	s.Close()
-	_, _ = io.Copy(io.Discard, c) // the FIN arrived: TIME_WAIT follows our close
-	return addr
-}
+// natsReservePort reserves a loopback port (package testaddr says how and why).
+func natsReservePort(t *testing.T) string { return testaddr.Reserved(t) }
 
 // TestNATSJetStreamClusterFailover is the acceptance test: a
 // three-node cluster, an R3 stream, a frontend writing continuously, a

@@ -1,9 +1,9 @@
 package harness
 
 import (
-	"io"
-	"net"
 	"testing"
+
+	"chartee/internal/testaddr"
 )
 
 // PickFreeAddr returns a loopback TCP address ("127.0.0.1:PORT") for a
@@ -16,31 +16,9 @@ import (
 // accepting side first, which leaves that side in TIME_WAIT for 60s. The
 // kernel gives a port held by a TIME_WAIT socket to no automatic bind or
 // connect, while an explicit bind with SO_REUSEADDR (what Go's net.Listen
-// and every server sets) takes it at once. TestPickFreeAddrReserved checks
-// both halves.
-func PickFreeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	addr := ln.Addr().String()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		return "", err
-	}
-	ln.Close()
-	s.Close() // the active close: TIME_WAIT is on addr's side
-	// The FIN has arrived once the client reads EOF; its own close then
-	// moves the accepted side from FIN_WAIT_2 to TIME_WAIT.
-	_, _ = io.Copy(io.Discard, c)
-	return addr, nil
-}
+// and every server sets) takes it at once (package testaddr).
+// TestPickFreeAddrReserved checks both halves.
+func PickFreeAddr() (string, error) { return testaddr.Reserve() }
 
 // FreeAddr is PickFreeAddr for a test: failing to find one fails t.
 func FreeAddr(t testing.TB) string {

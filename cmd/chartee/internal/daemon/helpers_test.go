@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -20,6 +19,7 @@ import (
 
 	_ "chartee/backends" // the real backend types
 	"chartee/cmd/chartee/internal/config"
+	"chartee/internal/testaddr"
 )
 
 func TestMain(m *testing.M) {
@@ -173,36 +173,8 @@ func parse(t *testing.T, text string) *config.Config {
 	return cfg
 }
 
-// freePort returns a loopback address for a config that must name its
-// port in advance. The port is reserved, not merely found free (which
-// races with every other bind(":0") and outgoing connection on the
-// machine): a connection to it is closed from the accepting side first,
-// leaving that side in TIME_WAIT for 60s, during which the kernel hands the
-// port to no automatic bind or connect, while the daemon's explicit listen
-// (SO_REUSEADDR, as Go sets it) takes it at once. (The e2e harness's
-// PickFreeAddr does the same and has the test that shows it.)
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	addr := ln.Addr().String()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.Close()
-	s.Close()
-	_, _ = io.Copy(io.Discard, c) // the FIN arrived: TIME_WAIT follows our close
-	return addr
-}
+// freePort reserves a loopback port (package testaddr says how and why).
+func freePort(t *testing.T) string { return testaddr.Reserved(t) }
 
 // reloads records OnReload calls.
 type reloads struct {
