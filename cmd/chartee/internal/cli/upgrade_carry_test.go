@@ -209,6 +209,9 @@ func TestUpgradeCarriesClients(t *testing.T) {
 		"-o", other, "chartee/cmd/chartee").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	// The first build's version: "devel" in a work tree with changes, a
+	// pseudo-version stamped from git in a clean checkout (as in CI).
+	first := buildInfoVersion(t, httpGet(t, f.metrics))
 	a, b := newReader(t, f.raw), newReader(t, f.raw)
 	waitGrowth(t, a, 900)
 	waitGrowth(t, b, 900)
@@ -217,7 +220,7 @@ func TestUpgradeCarriesClients(t *testing.T) {
 	for i := range 6 {
 		bin, want := other, "v2-test"
 		if i%2 == 1 {
-			bin, want = f.bin, "devel"
+			bin, want = f.bin, first
 		}
 		r := f.upgrade(t, "--binary", bin)
 		if r.code != exitOK {
@@ -260,7 +263,7 @@ func TestUpgradeCarriesClients(t *testing.T) {
 	// Each new process logged the tee's upgrade event (their stderr is
 	// the first one's).
 	if !waitUntil(5*time.Second, func() bool {
-		return strings.Count(f.p.stderr.String(), `reason="from devel (pid`) == 3 &&
+		return strings.Count(f.p.stderr.String(), `reason="from `+first+` (pid`) == 3 &&
 			strings.Count(f.p.stderr.String(), `reason="from v2-test (pid`) == 3
 	}) {
 		t.Fatalf("upgrade events missing:\n%s", f.p.stderr.String())
@@ -397,4 +400,15 @@ next:
 	}
 	t.Fatalf("no %s%v in:\n%s", prefix, labels, exposition)
 	return 0
+}
+
+// buildInfoVersion is the version label of chartee_build_info in a scrape.
+func buildInfoVersion(t *testing.T, scrape string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(scrape, `chartee_build_info{version="`)
+	v, _, ok2 := strings.Cut(rest, `"`)
+	if !ok || !ok2 || v == "" {
+		t.Fatalf("no chartee_build_info version in:\n%s", scrape)
+	}
+	return v
 }
