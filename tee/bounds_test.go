@@ -30,21 +30,6 @@ func (s *wedgedSource) Accept() (chardev.Chardev, error) { <-s.accept; return ni
 func (s *wedgedSource) Addr() string                     { return "wedged" }
 func (s *wedgedSource) Close() error                     { close(s.accept); <-s.release; return nil }
 
-// returnsWithin fails the test unless fn returns before d.
-func returnsWithin(t *testing.T, d time.Duration, what string, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("%s did not return within %s with a wedged device", what, d)
-	}
-}
-
 // TestWaitsOnAWedgedDeviceAreBounded: Detach, SwapSource and Close
 // return within their documented bounds (a few drain timeouts; checked
 // with a generous margin) when a device hangs in Read, Write and Close.
@@ -64,7 +49,7 @@ func TestWaitsOnAWedgedDeviceAreBounded(t *testing.T) {
 	}
 	h.emit([]byte("output the wedged legs never take"))
 
-	returnsWithin(t, 2*drain+margin, "Detach", func() {
+	within(t, 2*drain+margin, "Detach", func() {
 		if err := h.tee.Detach("a"); err != nil {
 			t.Error(err)
 		}
@@ -76,13 +61,13 @@ func TestWaitsOnAWedgedDeviceAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := &wedgedSource{wedged: wedged{release}, accept: make(chan struct{})}
-	returnsWithin(t, drain+margin, "SwapSource", func() {
+	within(t, drain+margin, "SwapSource", func() {
 		if err := h.tee.SwapSource("ln", next, nil); err != nil {
 			t.Error(err)
 		}
 	})
 
-	returnsWithin(t, 3*drain+margin, "Close", func() { h.tee.Close() })
+	within(t, 3*drain+margin, "Close", func() { h.tee.Close() })
 }
 
 // TestSwapFrontendTakesItsContext: a frontend swap whose old device's
@@ -94,7 +79,7 @@ func TestSwapFrontendTakesItsContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	var err error
-	returnsWithin(t, 5*time.Second, "SwapFrontend", func() {
+	within(t, 5*time.Second, "SwapFrontend", func() {
 		_, err = h.tee.SwapFrontend(ctx, memdev.Opener(nil, memdev.New("next")))
 	})
 	if !errors.Is(err, context.DeadlineExceeded) {

@@ -37,13 +37,14 @@ func (d *hangingControl) SetDTR(bool) error                          { return d.
 func (d *hangingControl) SetRTS(bool) error                          { return d.hang() }
 func (d *hangingControl) Break(time.Duration) error                  { return d.hang() }
 
-// within fails the test unless fn returns before d.
 // answerBound is how soon a reader must answer while a control call
 // hangs. The device here hangs until the test ends, so any bound far
 // below that proves no reader waits on it; 1 s rather than the 100 ms a
 // quiet machine shows keeps a loaded -race run from failing falsely.
 const answerBound = time.Second
 
+// within fails the test unless fn returns before d (the device under
+// test hangs, so a return proves nothing waited on it).
 func within(t *testing.T, d time.Duration, what string, fn func()) {
 	t.Helper()
 	done := make(chan struct{})
@@ -54,7 +55,7 @@ func within(t *testing.T, d time.Duration, what string, fn func()) {
 	select {
 	case <-done:
 	case <-time.After(d):
-		t.Fatalf("%s: no answer within %s while a frontend control call hangs", what, d)
+		t.Fatalf("%s: no return within %s while the device hangs", what, d)
 	}
 }
 
