@@ -345,6 +345,14 @@ func (w *wsClient) waitData(n int) {
 	eventually(w.t, "data on the page", func() bool { return w.received() >= n })
 }
 
+// waitOffset waits until the page's stream position reaches end (bytes
+// received or told lost). One lock reads the position: computing a byte
+// count from position() and received() read apart races with arrivals.
+func (w *wsClient) waitOffset(end uint64) {
+	w.t.Helper()
+	eventually(w.t, "the page at the stream's end", func() bool { return w.position().next >= end })
+}
+
 func (w *wsClient) send(m any) {
 	b, _ := json.Marshal(m)
 	w.conn.Write(context.Background(), websocket.MessageText, b)

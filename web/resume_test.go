@@ -57,7 +57,7 @@ func TestResumeProperty(t *testing.T) {
 		steps := rapid.IntRange(1, 6).Draw(rt, "steps")
 		for i := range steps {
 			emit(rapid.IntRange(0, 500).Draw(rt, fmt.Sprint("live", i)), i)
-			w.waitData(int(uint64(len(stream)) - w.position().next + uint64(w.received())))
+			w.waitOffset(uint64(len(stream)))
 			switch rapid.IntRange(0, 2).Draw(rt, fmt.Sprint("cut", i)) {
 			case 0: // the page goes away
 				w.close()
@@ -78,7 +78,7 @@ func TestResumeProperty(t *testing.T) {
 			lost = w.pos.lost
 		}
 		emit(rapid.IntRange(0, 100).Draw(rt, "last"), 3)
-		w.waitData(int(uint64(len(stream)) - w.position().next + uint64(w.received())))
+		w.waitOffset(uint64(len(stream)))
 		w.mu.Lock()
 		got = append(got, w.segs...)
 		lost = w.pos.lost
