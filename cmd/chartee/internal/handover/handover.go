@@ -193,12 +193,14 @@ func (c *Child) await(req Request) error {
 		if reason, ok := strings.CutPrefix(a, "fail "); ok {
 			return fmt.Errorf("handover: the new process failed: %s", reason)
 		}
-		// The socket closed without an answer: the process died. Its
-		// exit status is the best reason there is.
+		// The socket closed without an answer: the process is dying.
+		// Its exit status is the best reason there is; a big process
+		// (a race-detector build) can take seconds to be reaped on a
+		// loaded machine, so wait for it as long as for the answer.
 		select {
 		case <-c.exited:
 			return fmt.Errorf("handover: the new process exited before it was ready: %v", exitReason(c.err))
-		case <-time.After(time.Second):
+		case <-time.After(max(timeout, 5*time.Second)):
 			return errors.New("handover: the new process closed the handover socket before it was ready")
 		}
 	case <-timer.C:
