@@ -156,7 +156,7 @@ func (s *Server) scrollback(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(data)
-	t.Emit(tee.Event{Kind: tee.EventAdmin, Backend: backendName, User: id.user, Role: s.role(id.user, t.Name()).String(),
+	t.Emit(tee.Event{Kind: tee.EventAdmin, Backend: BackendName, User: id.user, Role: s.role(id.user, t.Name()).String(),
 		Source: clientAddr(r), Reason: fmt.Sprintf("scrollback downloaded (%d bytes)", len(data))})
 }
 

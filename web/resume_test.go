@@ -62,7 +62,7 @@ func TestResumeProperty(t *testing.T) {
 			case 0: // the page goes away
 				w.close()
 			case 1: // the server cuts it (detach ends every browser leg)
-				if err := e.tee.Detach(backendName); err != nil {
+				if err := e.tee.Detach(BackendName); err != nil {
 					rt.Fatal(err)
 				}
 				<-w.done

@@ -186,7 +186,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancelWS()
 	// Every browser leg goes; a tee without any has no "web" backend.
 	for _, t := range s.opts.Consoles.Tees() {
-		t.Detach(backendName)
+		t.Detach(BackendName)
 	}
 	var err error
 	if hs != nil {

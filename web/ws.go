@@ -15,9 +15,9 @@ import (
 	"chartee/tee"
 )
 
-// backendName is the tee service backend every browser leg joins; legs
+// BackendName is the tee service backend every browser leg joins; legs
 // are named "web:<user>#N" like SSH's "ssh:<user>#N".
-const backendName = "web"
+const BackendName = "web"
 
 // Close codes the page acts on: it reconnects after anything else.
 const (
@@ -90,7 +90,7 @@ func (s *Server) serveViewer(t *tee.Tee, id identity, v *viewer) {
 	opts := s.opts.Leg
 	opts.Input = true // the identity's role decides, live
 	opts.Control = v.role() >= chardev.RoleAdmin
-	if _, err := t.Join(backendName, opts, v); err != nil {
+	if _, err := t.Join(BackendName, opts, v); err != nil {
 		v.conn.Close(closeNoConsole, "console not available")
 		return
 	}
@@ -216,7 +216,7 @@ func (s *Server) lock(v *viewer, take bool) error {
 
 // event is an event about this viewer's leg, naming its person.
 func (v *viewer) event(kind tee.EventKind, reason string) tee.Event {
-	return tee.Event{Kind: kind, Backend: backendName, Leg: v.legName(), User: v.id.User, Role: v.role().String(),
+	return tee.Event{Kind: kind, Backend: BackendName, Leg: v.legName(), User: v.id.User, Role: v.role().String(),
 		Source: v.id.Source, Auth: v.id.AuthMethod, Reason: reason}
 }
 

@@ -573,3 +573,16 @@ tees:
 		t.Fatalf("subject = %q, want chartee.app1.console0", d)
 	}
 }
+
+// TestReservedBackendNames: a backend may not take the name a service
+// joins its sessions to (the tee would refuse every such session).
+func TestReservedBackendNames(t *testing.T) {
+	for _, name := range []string{"web", "ssh"} {
+		text := "tees:\n  - name: main\n    frontend: {type: null}\n    backends:\n      - {name: " + name + ", type: ringbuf}\n"
+		got := parseErrs(t, text)
+		want := `test.yaml:5:16: tees[0].backends[0].name: backend name "` + name + `" is reserved for`
+		if len(got) != 1 || !strings.HasPrefix(got[0].Error(), want) {
+			t.Errorf("errors %q, want one starting %q", got, want)
+		}
+	}
+}

@@ -333,6 +333,15 @@ type replayAt struct {
 	path string
 }
 
+// ReservedBackendNames are the backends services join their sessions'
+// legs to (a tee refuses a session whose backend name a configured
+// backend already has), with who uses each. They are reserved whether
+// or not the service is configured, since a reload may add it.
+var ReservedBackendNames = map[string]string{
+	"ssh": "the ssh service's sessions",
+	"web": "the web service's browser sessions",
+}
+
 // backends decodes a tee's backend list, checking names are unique.
 func (w *walker) backends(n *yaml.Node, path string, replays *[]replayAt) []*Backend {
 	n = w.deref(n)
@@ -351,6 +360,10 @@ func (w *walker) backends(n *yaml.Node, path string, replays *[]replayAt) []*Bac
 			continue
 		}
 		if meta.nameNode != nil && b.Name != "" {
+			if who, ok := ReservedBackendNames[b.Name]; ok {
+				w.errf(meta.nameNode, index(path, i)+".name", "backend name %q is reserved for %s; choose another name", b.Name, who)
+				continue
+			}
 			if first, dup := names[b.Name]; dup {
 				w.errf(meta.nameNode, index(path, i)+".name", "duplicate backend name %q in this tee%s", b.Name, w.firstAt(first))
 				continue
