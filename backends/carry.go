@@ -7,15 +7,41 @@ package backends
 // the socket's file descriptor is duplicated into the new process, so the
 // peer never sees a reconnection.
 //
-// Carried so far: tcp-listen and unix-listen listeners with their raw
-// clients, and tcp-connect and unix-connect connections speaking raw.
-// Not carried: TLS (its keys live in this process), telnet and RFC 2217
-// (their negotiation state is not exported yet), clients with an escape
-// key (the escape machine's state is not either); a tee with one of those
-// refuses the upgrade and names it.
+// Carried, the peer seeing nothing (no reconnection, no new negotiation,
+// no greeting or banner again, no lost or doubled byte):
+//   - tcp-listen and unix-listen listeners (clients connecting during the
+//     upgrade wait in the listen backlog) and their clients speaking raw,
+//     telnet or rfc2217, with or without an escape key. A telnet or RFC
+//     2217 client's state goes with it (package telnet's ServerState): the
+//     options both sides agreed (RFC 1143 state, requests still awaiting
+//     an answer included), the decoder's place in the byte stream (a cut
+//     inside an IAC sequence, a subnegotiation or an NVT CR NUL decodes on
+//     exactly), and the COM-PORT-OPTION state (the client's signature,
+//     line and modem state masks, the modem state and line settings it
+//     was last told, a line change not yet notified, FLOWCONTROL-SUSPEND,
+//     a BREAK-ON in progress, DTR/RTS). The escape machine's state goes
+//     too: an escape key typed just before the cut still waits for its
+//     command key.
+//   - tcp-connect and unix-connect connections speaking raw, telnet or
+//     rfc2217 (chartee as the client of ser2net, say), as frontends or
+//     legs: the agreed options and decoder state as above, and for rfc2217
+//     the line settings, modem lines and signature the server reported
+//     and those chartee applied, so the new process neither renegotiates
+//     nor applies them again (the engine's replay of the line state after
+//     the handover finds them in force and sends nothing), and on a later
+//     reconnection replays them as before.
+//
+// Not carried: TLS, on a listener or a connection (its keys live in this
+// process; those close with a notice), udp. Telnet NAWS and TERMINAL-TYPE
+// are refused by chartee's telnet, so there is no window size or terminal
+// type to carry. A client whose protocol or escape key the new config
+// changed cannot continue as it was: a changed protocol closes it, a
+// changed escape key drops a half-typed escape command.
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +50,8 @@ import (
 	"sync"
 	"time"
 
+	"chartee/backends/escape"
+	"chartee/backends/telnet"
 	"chartee/chardev"
 )
 
@@ -36,6 +64,8 @@ var (
 	_ chardev.Carrier = (*NetClient)(nil)
 	_ chardev.Freezer = (*NetConn)(nil)
 	_ chardev.Carrier = (*NetConn)(nil)
+	_ chardev.Carrier = (*NetSerialConn)(nil)
+	_ chardev.Freezer = (*telnet.ClientConn)(nil)
 )
 
 // netPast is the deadline that freezes: any time in the past.
@@ -118,41 +148,126 @@ func netInheritSource(c chardev.Carried, cfg netSourceConfig) (*NetSource, error
 // netClientState is a carried client's state document.
 type netClientState struct {
 	Peer string `json:"peer"`
+	// Protocol is what the client speaks; empty is raw.
+	Protocol string `json:"protocol,omitempty"`
+	// Telnet is a telnet or rfc2217 client's telnet.ServerState.
+	Telnet json.RawMessage `json:"telnet,omitempty"`
+	// Escape is the escape machine's escape.State, for a client with an
+	// escape key.
+	Escape json.RawMessage `json:"escape,omitempty"`
 }
 
-// Adopt rebuilds a client the old process's source had accepted.
+// netClientCarry is a netClientState read back and checked.
+type netClientCarry struct {
+	peer, protocol string
+	telnet         *telnet.ServerState
+	escape         *escape.State
+}
+
+// parseNetClientState reads a carried client's state document strictly.
+func parseNetClientState(doc []byte) (netClientCarry, error) {
+	var st netClientState
+	if err := netStrictJSON(doc, &st); err != nil {
+		return netClientCarry{}, err
+	}
+	cc := netClientCarry{peer: st.Peer, protocol: netProtocolName(st.Protocol)}
+	if err := netCheckProtocol(st.Protocol); err != nil {
+		return cc, err
+	}
+	if (cc.protocol == ProtocolRaw) != (st.Telnet == nil) {
+		return cc, fmt.Errorf("protocol %s with%s a telnet state", cc.protocol, map[bool]string{true: "", false: "out"}[st.Telnet != nil])
+	}
+	if st.Telnet != nil {
+		ts, err := telnet.ParseServerState(st.Telnet)
+		if err != nil {
+			return cc, err
+		}
+		cc.telnet = &ts
+	}
+	if st.Escape != nil {
+		es, err := escape.ParseState(st.Escape)
+		if err != nil {
+			return cc, err
+		}
+		cc.escape = &es
+	}
+	return cc, nil
+}
+
+// netStrictJSON decodes exactly one JSON value with no unknown fields.
+func netStrictJSON(doc []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if dec.More() {
+		return errors.New("state: trailing data after the document")
+	}
+	return nil
+}
+
+// Adopt rebuilds a client the old process's source had accepted, its
+// protocol and escape state continued.
 func (s *NetSource) Adopt(c chardev.Carried) (chardev.Chardev, error) {
 	if len(c.Files) != 1 {
 		return nil, fmt.Errorf("%s %s: adopt: want 1 file, got %d", s.cfg.typ, s.addr, len(c.Files))
-	}
-	var st netClientState
-	if err := json.Unmarshal(c.State, &st); err != nil {
-		return nil, fmt.Errorf("%s %s: adopt: %w", s.cfg.typ, s.addr, err)
 	}
 	conn, err := net.FileConn(c.Files[0])
 	c.Files[0].Close()
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: adopt: %w", s.cfg.typ, s.addr, err)
 	}
-	if s.cfg.tls != nil || s.cfg.wrapConn != nil {
+	stream, peer, err := s.resumeStream(conn, c.State)
+	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("%s %s: adopt: this listener's clients cannot be carried", s.cfg.typ, s.addr)
+		return nil, fmt.Errorf("%s %s: adopt: %w", s.cfg.typ, s.addr, err)
 	}
 	s.mu.Lock()
 	s.nextID++
-	cl := newNetClient(s, conn, st.Peer)
+	cl := newNetClient(s, conn, peer)
 	s.clients = append(s.clients, cl)
 	s.mu.Unlock()
 	// The client had its banner and protocol start in the old process.
-	cl.startOnce.Do(func() {
-		stream, err := netWrapServer(conn, netServeConfig{protocol: ProtocolRaw})
-		cl.stream, cl.startErr = stream, err
-		cl.ready.Store(err == nil)
-	})
+	cl.startOnce.Do(func() { cl.install(stream) })
 	if s.cfg.serve.notices {
 		return netNoticeClient{cl}, nil
 	}
 	return cl, nil
+}
+
+// resumeStream puts the carried protocol and escape state back on conn.
+func (s *NetSource) resumeStream(conn net.Conn, doc []byte) (chardev.Chardev, string, error) {
+	if s.cfg.tls != nil || s.cfg.wrapConn != nil {
+		return nil, "", errors.New("this listener's clients cannot be carried")
+	}
+	cc, err := parseNetClientState(doc)
+	if err != nil {
+		return nil, "", err
+	}
+	serve := s.cfg.serve
+	if want := netProtocolName(serve.protocol); cc.protocol != want {
+		return nil, "", fmt.Errorf("client %s speaks %s, the backend now %s: closed", cc.peer, cc.protocol, want)
+	}
+	var stream chardev.Chardev = conn
+	if cc.telnet != nil {
+		if stream, err = telnet.ResumeServer(conn, netTelnetServerConfig(serve), *cc.telnet); err != nil {
+			return nil, "", err
+		}
+	}
+	if serve.escape != 0 {
+		var esc *escape.Conn
+		if cc.escape != nil {
+			esc, err = escape.Resume(stream, serve.escape, *cc.escape)
+		}
+		if esc == nil || err != nil {
+			// No escape key before, or another one: a half-typed
+			// escape command for the old key is dropped.
+			esc = escape.Wrap(stream, serve.escape).(*escape.Conn)
+		}
+		stream = esc
+	}
+	return stream, cc.peer, nil
 }
 
 // Freeze makes Read return chardev.ErrFrozen until Thaw.
@@ -161,74 +276,166 @@ func (c *NetClient) Freeze() error { return c.conn.SetReadDeadline(netPast) }
 // Thaw undoes Freeze.
 func (c *NetClient) Thaw() error { return c.conn.SetReadDeadline(time.Time{}) }
 
-// Carry hands over the client's connection.
+// Carry hands over the client's connection with its protocol and escape
+// state.
 func (c *NetClient) Carry() (chardev.Carried, error) {
-	serve := c.src.cfg.serve
 	switch {
 	case c.src.cfg.tls != nil:
 		return chardev.Carried{}, fmt.Errorf("%s: TLS sessions cannot be carried", c.Describe())
-	case serve.protocol != "" && serve.protocol != ProtocolRaw:
-		return chardev.Carried{}, fmt.Errorf("%s: protocol %s cannot be carried yet (only raw)", c.Describe(), serve.protocol)
-	case serve.escape != 0:
-		return chardev.Carried{}, fmt.Errorf("%s: clients with an escape key cannot be carried yet", c.Describe())
 	case c.src.cfg.wrapConn != nil:
 		return chardev.Carried{}, fmt.Errorf("%s: cannot be carried", c.Describe())
+	case !c.ready.Load():
+		return chardev.Carried{}, fmt.Errorf("%s: not started", c.Describe())
+	}
+	c.mu.Lock()
+	stream := c.stream
+	c.mu.Unlock()
+	st := netClientState{Peer: c.peer, Protocol: c.src.cfg.serve.protocol}
+	if esc, ok := stream.(*escape.Conn); ok {
+		es, err := esc.Export()
+		if err != nil {
+			return chardev.Carried{}, fmt.Errorf("%s: %w", c.Describe(), err)
+		}
+		st.Escape, _ = json.Marshal(es)
+		stream = esc.Unwrap()
+	}
+	if sc, ok := stream.(*telnet.ServerConn); ok {
+		ts, err := sc.Export()
+		if err != nil {
+			return chardev.Carried{}, fmt.Errorf("%s: %w", c.Describe(), err)
+		}
+		st.Telnet, _ = json.Marshal(ts)
 	}
 	f, err := netFile(c.conn)
 	if err != nil {
 		return chardev.Carried{}, fmt.Errorf("%s: %w", c.Describe(), err)
 	}
-	st, _ := json.Marshal(netClientState{Peer: c.peer})
-	return chardev.Carried{Files: []*os.File{f}, State: st}, nil
+	doc, _ := json.Marshal(st)
+	return chardev.Carried{Files: []*os.File{f}, State: doc}, nil
 }
 
-// rawConn returns the connection under d when it speaks raw, or nil.
-func (d *NetConn) rawConn() net.Conn {
-	if d.protocol != "" && d.protocol != ProtocolRaw {
-		return nil
-	}
-	c, _ := d.connected().(net.Conn)
-	return c
-}
-
-// Freeze makes Read return chardev.ErrFrozen until Thaw.
+// Freeze makes Read return chardev.ErrFrozen until Thaw: for raw, a read
+// deadline in the past; for telnet and rfc2217, the protocol's own
+// reader stops after handing over what it decoded before the cut.
 func (d *NetConn) Freeze() error {
-	c := d.rawConn()
-	if c == nil {
-		return fmt.Errorf("%s %s: freeze: not connected, or not raw: %w", d.typ, d.addr, chardev.ErrUnsupported)
+	switch c := d.connected().(type) {
+	case chardev.Freezer:
+		return c.Freeze()
+	case net.Conn:
+		return c.SetReadDeadline(netPast)
+	case nil:
+		return fmt.Errorf("%s %s: freeze: not connected: %w", d.typ, d.addr, chardev.ErrUnsupported)
 	}
-	return c.SetReadDeadline(netPast)
+	return fmt.Errorf("%s %s: freeze: %w", d.typ, d.addr, chardev.ErrUnsupported)
 }
 
 // Thaw undoes Freeze.
 func (d *NetConn) Thaw() error {
-	if c := d.rawConn(); c != nil {
+	switch c := d.connected().(type) {
+	case chardev.Freezer:
+		return c.Thaw()
+	case net.Conn:
 		return c.SetReadDeadline(time.Time{})
 	}
 	return nil
 }
 
-// Carry hands over the connection.
-func (d *NetConn) Carry() (chardev.Carried, error) {
-	c := d.rawConn()
-	if c == nil {
-		return chardev.Carried{}, fmt.Errorf("%s %s: only a connected raw stream can be carried", d.typ, d.addr)
+// netConnState is a carried connection's state document.
+type netConnState struct {
+	// Protocol is what the connection speaks; empty is raw.
+	Protocol string `json:"protocol,omitempty"`
+	// Telnet is a telnet or rfc2217 connection's telnet.ClientState.
+	Telnet json.RawMessage `json:"telnet,omitempty"`
+	// Line, DTR and RTS are what chartee last set on an rfc2217 port
+	// (replayed on a reconnection); nil when never set.
+	Line *chardev.LineSettings `json:"line,omitempty"`
+	DTR  *bool                 `json:"dtr,omitempty"`
+	RTS  *bool                 `json:"rts,omitempty"`
+}
+
+// netConnCarry is a netConnState read back and checked.
+type netConnCarry struct {
+	protocol string
+	telnet   *telnet.ClientState
+	line     *chardev.LineSettings
+	dtr, rts *bool
+}
+
+// parseNetConnState reads a carried connection's state document strictly.
+func parseNetConnState(doc []byte) (netConnCarry, error) {
+	var st netConnState
+	if err := netStrictJSON(doc, &st); err != nil {
+		return netConnCarry{}, err
 	}
-	if _, ok := c.(interface{ ConnectionState() }); ok {
+	cc := netConnCarry{protocol: netProtocolName(st.Protocol), line: st.Line, dtr: st.DTR, rts: st.RTS}
+	if err := netCheckProtocol(st.Protocol); err != nil {
+		return cc, err
+	}
+	if (cc.protocol == ProtocolRaw) != (st.Telnet == nil) {
+		return cc, fmt.Errorf("protocol %s with%s a telnet state", cc.protocol, map[bool]string{true: "", false: "out"}[st.Telnet != nil])
+	}
+	if cc.protocol != ProtocolRFC2217 && (st.Line != nil || st.DTR != nil || st.RTS != nil) {
+		return cc, fmt.Errorf("protocol %s with serial line state", cc.protocol)
+	}
+	if st.Line != nil {
+		if err := st.Line.Validate(); err != nil {
+			return cc, fmt.Errorf("line: %w", err)
+		}
+	}
+	if st.Telnet != nil {
+		ts, err := telnet.ParseClientState(st.Telnet)
+		if err != nil {
+			return cc, err
+		}
+		cc.telnet = &ts
+	}
+	return cc, nil
+}
+
+// Carry hands over the connection, with its protocol state.
+func (d *NetConn) Carry() (chardev.Carried, error) { return d.carry(netConnState{}) }
+
+func (d *NetConn) carry(st netConnState) (chardev.Carried, error) {
+	var conn net.Conn
+	st.Protocol = d.protocol
+	switch c := d.connected().(type) {
+	case *telnet.ClientConn:
+		ts, err := c.Export()
+		if err != nil {
+			return chardev.Carried{}, fmt.Errorf("%s %s: %w", d.typ, d.addr, err)
+		}
+		st.Telnet, _ = json.Marshal(ts)
+		conn = c.NetConn()
+	case net.Conn:
+		conn = c
+	default:
+		return chardev.Carried{}, fmt.Errorf("%s %s: only a connected stream can be carried", d.typ, d.addr)
+	}
+	if _, ok := conn.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		return chardev.Carried{}, fmt.Errorf("%s %s: TLS sessions cannot be carried", d.typ, d.addr)
 	}
-	f, err := netFile(c)
+	f, err := netFile(conn)
 	if err != nil {
 		return chardev.Carried{}, fmt.Errorf("%s %s: %w", d.typ, d.addr, err)
 	}
-	return chardev.Carried{Files: []*os.File{f}, State: []byte("{}")}, nil
+	doc, _ := json.Marshal(st)
+	return chardev.Carried{Files: []*os.File{f}, State: doc}, nil
 }
 
-// netInheritConn rebuilds a carried raw connection as a NetConn that
-// redials with o's options once it is lost.
+// Carry hands over the connection with what chartee set on the port.
+func (d *NetSerialConn) Carry() (chardev.Carried, error) {
+	d.smu.Lock()
+	st := netConnState{Line: d.line, DTR: d.dtr, RTS: d.rts}
+	d.smu.Unlock()
+	return d.carry(st)
+}
+
+// netInheritConn rebuilds a carried connection as the device
+// netOpenConn would have made, redialing with o's options once it is
+// lost.
 func netInheritConn(c chardev.Carried, typ, addr string, dial func(context.Context) (net.Conn, error), o *NetDialOptions) (chardev.Chardev, error) {
-	if o.Protocol != "" && o.Protocol != ProtocolRaw || o.TLS != nil {
-		return nil, fmt.Errorf("%s %s: inherit: only raw connections are carried", typ, addr)
+	if o.TLS != nil {
+		return nil, fmt.Errorf("%s %s: inherit: TLS connections are not carried", typ, addr)
 	}
 	if len(c.Files) != 1 {
 		return nil, fmt.Errorf("%s %s: inherit: want 1 file, got %d", typ, addr, len(c.Files))
@@ -238,7 +445,37 @@ func netInheritConn(c chardev.Carried, typ, addr string, dial func(context.Conte
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: inherit: %w", typ, addr, err)
 	}
-	return netAdoptConn(conn, typ, addr, dial, o), nil
+	dev, err := netResumeConn(conn, c.State, typ, addr, dial, o)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%s %s: inherit: %w", typ, addr, err)
+	}
+	return dev, nil
+}
+
+func netResumeConn(conn net.Conn, doc []byte, typ, addr string, dial func(context.Context) (net.Conn, error), o *NetDialOptions) (chardev.Chardev, error) {
+	cc, err := parseNetConnState(doc)
+	if err != nil {
+		return nil, err
+	}
+	if want := netProtocolName(o.Protocol); cc.protocol != want {
+		return nil, fmt.Errorf("the connection speaks %s, the config now %s", cc.protocol, want)
+	}
+	if cc.telnet == nil {
+		return netAdoptConn(conn, typ, addr, dial, o), nil
+	}
+	tc, err := telnet.ResumeClient(conn, telnet.Config{RFC2217: cc.protocol == ProtocolRFC2217}, *cc.telnet)
+	if err != nil {
+		return nil, err
+	}
+	d := netAdoptConn(tc, typ, addr, dial, o)
+	if cc.protocol == ProtocolTelnet {
+		return &NetTelnetConn{NetConn: d}, nil
+	}
+	sc := &NetSerialConn{NetConn: d, line: cc.line, dtr: cc.dtr, rts: cc.rts}
+	sc.settle(tc)
+	d.onConnect = sc.replay
+	return sc, nil
 }
 
 // netFile duplicates the socket under v.
@@ -251,7 +488,7 @@ func netFile(v any) (*os.File, error) {
 }
 
 // netAdoptConn makes a NetConn of a connection already established.
-func netAdoptConn(conn net.Conn, typ, addr string, dial func(context.Context) (net.Conn, error), o *NetDialOptions) *NetConn {
+func netAdoptConn(conn chardev.Chardev, typ, addr string, dial func(context.Context) (net.Conn, error), o *NetDialOptions) *NetConn {
 	d := &NetConn{typ: typ, addr: addr, protocol: o.Protocol, dial: dial}
 	if o.Reconnect != nil {
 		d.backoff = o.Reconnect.backoff()

@@ -420,11 +420,7 @@ func netWrapServer(conn net.Conn, c netServeConfig) (chardev.Chardev, error) {
 		}
 		dev = conn
 	case ProtocolTelnet, ProtocolRFC2217:
-		dev = telnet.NewServer(conn, telnet.Config{
-			RFC2217: c.protocol == ProtocolRFC2217,
-			Control: c.control,
-			Banner:  c.banner,
-		})
+		dev = telnet.NewServer(conn, netTelnetServerConfig(c))
 	default:
 		return nil, netCheckProtocol(c.protocol)
 	}
@@ -434,6 +430,15 @@ func netWrapServer(conn net.Conn, c netServeConfig) (chardev.Chardev, error) {
 		dev = escape.Wrap(dev, c.escape)
 	}
 	return dev, nil
+}
+
+// netTelnetServerConfig is the telnet configuration of c's clients.
+func netTelnetServerConfig(c netServeConfig) telnet.Config {
+	return telnet.Config{
+		RFC2217: c.protocol == ProtocolRFC2217,
+		Control: c.control,
+		Banner:  c.banner,
+	}
 }
 
 // netWrapClient puts the configured protocol on a dialed connection. With

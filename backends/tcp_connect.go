@@ -409,6 +409,45 @@ type NetSerialConn struct {
 	line *chardev.LineSettings
 	dtr  *bool
 	rts  *bool
+	// settled is what a connection carried from another process already
+	// has in force: setting it once more (the engine replaying its line
+	// state after the handover) sends nothing. Each is used up by the
+	// first set of its kind.
+	settled struct {
+		line     *chardev.LineSettings
+		dtr, rts *bool
+	}
+}
+
+// settle records what the carried connection c has in force: what
+// chartee set, or else what the server reported.
+func (d *NetSerialConn) settle(c chardev.LineController) {
+	d.smu.Lock()
+	defer d.smu.Unlock()
+	d.settled.line = d.line
+	if d.settled.line == nil {
+		if l, err := c.LineSettings(); err == nil {
+			d.settled.line = &l
+		}
+	}
+	d.settled.dtr, d.settled.rts = d.dtr, d.rts
+}
+
+// inForce reports whether l is what a carried connection already has,
+// using that knowledge up.
+func (d *NetSerialConn) inForce(l chardev.LineSettings) bool {
+	s := d.settled.line
+	d.settled.line = nil
+	if s == nil {
+		return false
+	}
+	if l.Baud == 0 {
+		l.Baud = s.Baud
+	}
+	if l.DataBits == 0 {
+		l.DataBits = s.DataBits
+	}
+	return l == *s
 }
 
 func (d *NetSerialConn) notConnected() error {
@@ -427,9 +466,10 @@ func (d *NetSerialConn) SetLineSettings(l chardev.LineSettings) error {
 	}
 	d.smu.Lock()
 	d.line = &l
+	same := d.inForce(l)
 	d.smu.Unlock()
 	c := d.connected()
-	if c == nil {
+	if c == nil || same {
 		return nil
 	}
 	lc, ok := c.(chardev.LineController)
@@ -472,22 +512,25 @@ func (d *NetSerialConn) Break(dur time.Duration) error {
 
 // SetDTR drives the remote port's DTR; remembered while reconnecting.
 func (d *NetSerialConn) SetDTR(on bool) error {
-	return d.setModemLine(&d.dtr, on, chardev.ModemController.SetDTR)
+	return d.setModemLine(&d.dtr, &d.settled.dtr, on, chardev.ModemController.SetDTR)
 }
 
 // SetRTS drives the remote port's RTS; remembered while reconnecting.
 func (d *NetSerialConn) SetRTS(on bool) error {
-	return d.setModemLine(&d.rts, on, chardev.ModemController.SetRTS)
+	return d.setModemLine(&d.rts, &d.settled.rts, on, chardev.ModemController.SetRTS)
 }
 
 // setModemLine remembers a modem line's state in *line (replayed on
-// reconnect) and drives it on the current connection, if any.
-func (d *NetSerialConn) setModemLine(line **bool, on bool, set func(chardev.ModemController, bool) error) error {
+// reconnect) and drives it on the current connection, if any, unless
+// *settled says a carried connection has it so already.
+func (d *NetSerialConn) setModemLine(line, settled **bool, on bool, set func(chardev.ModemController, bool) error) error {
 	d.smu.Lock()
 	*line = &on
+	same := *settled != nil && **settled == on
+	*settled = nil
 	d.smu.Unlock()
 	c := d.connected()
-	if c == nil {
+	if c == nil || same {
 		return nil
 	}
 	mc, ok := c.(chardev.ModemController)

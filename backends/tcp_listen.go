@@ -565,6 +565,12 @@ func (c *NetClient) start() {
 		_ = c.Close()
 		return
 	}
+	c.install(stream)
+}
+
+// install makes stream, the protocol layer, the client's: start's last
+// step, and all of an adopted client's start.
+func (c *NetClient) install(stream chardev.Chardev) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

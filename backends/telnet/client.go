@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -53,8 +54,16 @@ type ClientConn struct {
 	serverSig string
 	readErr   error
 
-	dataCh   chan []byte
-	leftover []byte
+	// frozen is set by Freeze; parked once the reader has stopped at
+	// the cut, until thaw is closed.
+	frozen, parked bool
+	thaw           chan struct{}
+
+	dec        Decoder // the reader goroutine's
+	readerOnce sync.Once
+	greeting   []byte
+	dataCh     chan []byte // a nil chunk marks the cut of a freeze
+	leftover   []byte
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -71,6 +80,21 @@ type answer struct {
 // NewClient wraps a connection to a telnet or RFC 2217 server and starts
 // negotiating.
 func NewClient(conn net.Conn, cfg Config) *ClientConn {
+	c := newClient(conn, cfg)
+	c.greeting = c.greeting[:0]
+	c.greeting = c.neg.Request(c.greeting, Local, OptBinary, true)
+	c.greeting = c.neg.Request(c.greeting, Remote, OptBinary, true)
+	c.greeting = c.neg.Request(c.greeting, Local, OptSGA, true)
+	c.greeting = c.neg.Request(c.greeting, Remote, OptSGA, true)
+	if cfg.RFC2217 {
+		c.greeting = c.neg.Request(c.greeting, Local, OptComPort, true)
+	}
+	c.startReader()
+	return c
+}
+
+// newClient makes a connection whose reader has not started.
+func newClient(conn net.Conn, cfg Config) *ClientConn {
 	c := &ClientConn{
 		conn:    conn,
 		cfg:     cfg,
@@ -86,17 +110,28 @@ func NewClient(conn net.Conn, cfg Config) *ClientConn {
 		remote = append(remote, OptComPort)
 	}
 	c.neg = NewNegotiator(local, remote)
-	var greeting []byte
-	greeting = c.neg.Request(greeting, Local, OptBinary, true)
-	greeting = c.neg.Request(greeting, Remote, OptBinary, true)
-	greeting = c.neg.Request(greeting, Local, OptSGA, true)
-	greeting = c.neg.Request(greeting, Remote, OptSGA, true)
-	if cfg.RFC2217 {
-		greeting = c.neg.Request(greeting, Local, OptComPort, true)
-	}
-	c.wg.Add(1)
-	go c.readLoop(greeting)
+	c.dec.MaxSubneg = cfg.MaxSubneg
 	return c
+}
+
+// startReader starts the reader goroutine, once.
+func (c *ClientConn) startReader() {
+	c.readerOnce.Do(func() {
+		c.mu.Lock()
+		closed := c.closed
+		if !closed {
+			c.wg.Add(1)
+		}
+		c.mu.Unlock()
+		if closed {
+			c.mu.Lock()
+			c.readErr = net.ErrClosed
+			c.mu.Unlock()
+			close(c.dataCh)
+			return
+		}
+		go c.readLoop(c.greeting)
+	})
 }
 
 // Describe names the connection.
@@ -132,8 +167,11 @@ func (c *ClientConn) writeRaw(b []byte) error {
 	return err
 }
 
-// Read returns data from the server, with the protocol stripped.
+// Read returns data from the server, with the protocol stripped. When
+// the connection is frozen it returns what was decoded before the cut,
+// then os.ErrDeadlineExceeded.
 func (c *ClientConn) Read(p []byte) (int, error) {
+	c.startReader()
 	if len(c.leftover) == 0 {
 		select {
 		case chunk, ok := <-c.dataCh:
@@ -141,6 +179,9 @@ func (c *ClientConn) Read(p []byte) (int, error) {
 				c.mu.Lock()
 				defer c.mu.Unlock()
 				return 0, c.readErr
+			}
+			if chunk == nil {
+				return 0, os.ErrDeadlineExceeded // the cut of a freeze
 			}
 			c.leftover = chunk
 		case <-c.done:
@@ -202,7 +243,6 @@ func (c *ClientConn) readLoop(greeting []byte) {
 	if err = c.writeRaw(greeting); err != nil {
 		return
 	}
-	dec := Decoder{MaxSubneg: c.cfg.MaxSubneg}
 	buf := make([]byte, 4096)
 	for {
 		var n int
@@ -211,17 +251,20 @@ func (c *ClientConn) readLoop(greeting []byte) {
 		var data []byte
 		for len(in) > 0 {
 			var ev *Event
-			data, in, ev = dec.Decode(data, in)
+			data, in, ev = c.dec.Decode(data, in)
 			if ev != nil {
-				c.handle(&dec, ev)
+				c.handle(ev)
 			}
 		}
-		if len(data) > 0 {
-			select {
-			case c.dataCh <- data:
-			case <-c.done:
+		if len(data) > 0 && !c.queue(data) {
+			return
+		}
+		if isFrozenErr(err) {
+			if !c.park() {
 				return
 			}
+			err = nil
+			continue
 		}
 		if err != nil {
 			return
@@ -229,13 +272,49 @@ func (c *ClientConn) readLoop(greeting []byte) {
 	}
 }
 
-func (c *ClientConn) handle(dec *Decoder, ev *Event) {
+// queue hands a chunk to Read; false when the connection closed.
+func (c *ClientConn) queue(chunk []byte) bool {
+	select {
+	case c.dataCh <- chunk:
+		return true
+	case <-c.done:
+		return false
+	}
+}
+
+// park stops the reader at a freeze's cut: Read gets the cut marker after
+// the data before it, and the reader waits for Thaw. It returns false
+// when the connection closed. A deadline error with no freeze (a Thaw
+// raced it: the deadline is already cleared) just reads on.
+func (c *ClientConn) park() bool {
+	c.mu.Lock()
+	if !c.frozen {
+		c.mu.Unlock()
+		return true
+	}
+	thaw := c.thaw
+	// Parked before the marker goes out: whoever acts on the marker
+	// (Export, after the tee's reader stopped) sees it.
+	c.parked = true
+	c.mu.Unlock()
+	if !c.queue(nil) {
+		return false
+	}
+	select {
+	case <-thaw:
+		return true
+	case <-c.done:
+		return false
+	}
+}
+
+func (c *ClientConn) handle(ev *Event) {
 	switch ev.Kind {
 	case EventNegotiation:
 		c.mu.Lock()
 		wasActive := c.comPortActive()
 		reply := c.neg.Receive(nil, ev.Command, ev.Option)
-		dec.Binary = c.neg.Enabled(Remote, OptBinary)
+		c.dec.Binary = c.neg.Enabled(Remote, OptBinary)
 		activated := !wasActive && c.comPortActive()
 		c.broadcastLocked()
 		c.mu.Unlock()
@@ -328,6 +407,7 @@ func (c *ClientConn) waitComPort(deadline <-chan time.Time) error {
 	if !c.cfg.RFC2217 {
 		return fmt.Errorf("telnet: plain telnet has no serial port control: %w", chardev.ErrUnsupported)
 	}
+	c.startReader()
 	for {
 		c.mu.Lock()
 		active := c.comPortActive()

@@ -73,8 +73,9 @@ type ServerConn struct {
 	cfg  Config
 
 	greetOnce sync.Once
-	writeMu   sync.Mutex // serialises writes to conn; never held with mu
-	wbuf      []byte     // guarded by writeMu
+	greeted   atomic.Bool // greetOnce has run (for Export)
+	writeMu   sync.Mutex  // serialises writes to conn; never held with mu
+	wbuf      []byte      // guarded by writeMu
 
 	mu        sync.Mutex
 	resumed   *sync.Cond // signalled when suspended clears or the conn closes
@@ -228,6 +229,7 @@ func oneLine(text string) string {
 // greet sends our option requests and the banner, once.
 func (s *ServerConn) greet() {
 	s.greetOnce.Do(func() {
+		s.greeted.Store(true)
 		s.mu.Lock()
 		var b []byte
 		b = s.neg.Request(b, Local, OptEcho, true)
