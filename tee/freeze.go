@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"chartee/chardev"
@@ -235,11 +236,25 @@ func (t *Tee) freezeAll() (int, error) {
 	return len(items), nil
 }
 
-// freezePoll is how often Freeze looks at what it waits for.
-const freezePoll = time.Millisecond
+// freezePoll is how often Freeze looks at what it waits for, after
+// freezeSpin of looking continually.
+const (
+	freezePoll = time.Millisecond
+	freezeSpin = time.Millisecond
+)
 
+// waitUntil waits until done holds. For the first freezeSpin it checks
+// continually, yielding the processor in between: a freeze is part of an
+// upgrade's output pause, what it waits for (readers parking, a leg's
+// last write) usually takes microseconds, and a Go timer shorter than a
+// millisecond sleeps about a millisecond anyway.
 func (t *Tee) waitUntil(ctx context.Context, what string, done func() bool) error {
+	spin := time.Now().Add(freezeSpin)
 	for !done() {
+		if time.Now().Before(spin) && ctx.Err() == nil && t.ctx.Err() == nil {
+			runtime.Gosched()
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s: %w", what, ctx.Err())

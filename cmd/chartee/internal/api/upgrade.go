@@ -46,12 +46,30 @@ type UpgradeReport struct {
 	// Elapsed is how long the handover took, from starting the new
 	// binary to its commit.
 	Elapsed time.Duration `json:"elapsed_ns"`
-	// Pause is how long the tees were stopped at their cuts: from the
-	// freeze to the new process's commit (it then reads on at once).
+	// Prepare is how long the new binary took to start and read and
+	// check its config, before the cut: the tees ran on meanwhile.
+	Prepare time.Duration `json:"prepare_ns"`
+	// Pause is how long the tees were stopped: from the cut to the new
+	// process's word that its tees read on.
 	Pause time.Duration `json:"pause_ns"`
+	// Steps say where the pause went: when each step ended, counted
+	// from the cut.
+	Steps []UpgradeStep `json:"steps,omitempty"`
 	// Cuts is each tee's stream offset at the cut; the new process
 	// continues every stream from there.
 	Cuts map[string]uint64 `json:"cuts,omitempty"`
+}
+
+// UpgradeStep is one step of an upgrade's pause.
+type UpgradeStep struct {
+	// Name is the step: in the old process "frozen" (every tee stopped
+	// at its cut), "state" (the state document and files collected),
+	// "ready" (the new process said so), "committed"; in the new one
+	// "received" (state and files read), "built" (daemon and listeners
+	// built on them), "running" (its tees read on).
+	Name string `json:"name"`
+	// At is when it ended, from the cut.
+	At time.Duration `json:"at_ns"`
 }
 
 // Upgrader hands the running process over to binary. On success the

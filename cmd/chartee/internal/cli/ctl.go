@@ -138,7 +138,7 @@ func (a *app) ctl(args []string) int {
 	fs.BoolVar(&f.line, "line", false, "send: append the tee's line ending")
 	fs.BoolVar(&f.force, "force", false, "send, sysrq: type even while a leg holds the exclusive write lock")
 	fs.DurationVar(&f.duration, "duration", 0, "break: how long (default 250ms)")
-	fs.DurationVar(&f.timeout, "timeout", 0, "wait: give up after this long (default 60s); upgrade: how long the new binary has to be ready (default 10s)")
+	fs.DurationVar(&f.timeout, "timeout", 0, "wait: give up after this long (default 60s); upgrade: how long the new binary has to start and check the config, and then, after the cut, to be ready (default 10s each)")
 	fs.StringVar(&f.from, "from", "", "wait: now (default), start (the scrollback's oldest byte) or a stream offset")
 	fs.StringVar(&f.binary, "binary", "", "upgrade: the new chartee `binary` (default: the daemon's own path)")
 	fs.BoolVar(&f.stripANSI, "strip-ansi", false, "wait: match the text with terminal escape sequences removed")

@@ -21,6 +21,7 @@ import (
 	"chartee/cmd/chartee/internal/api"
 	"chartee/cmd/chartee/internal/config"
 	"chartee/cmd/chartee/internal/daemon"
+	"chartee/cmd/chartee/internal/handover"
 	"chartee/metrics"
 	"chartee/tee"
 	"chartee/watch"
@@ -83,8 +84,8 @@ func (a *app) run(args []string) int {
 		return exitUsage
 	}
 
-	// A process started by an upgrade reads what it was handed first:
-	// the old process waits for its answer.
+	// A process started by an upgrade finds its handover socket: the
+	// old process waits (bounded) for it to read and check the config.
 	inh, err := inherit()
 	if err != nil {
 		fmt.Fprintf(a.stderr, "chartee: %v\n", err)
@@ -166,6 +167,24 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup, inh *inher
 
 	ctx, cancel := context.WithCancel(a.ctx)
 	defer cancel()
+	var metricsHandler http.Handler
+	if cfg.Metrics.Listen != "" {
+		reg := metrics.NewRegistry(collector)
+		reg.MustRegister(watchMetrics.Collectors()...)
+		metricsHandler = metrics.Handler(reg, log)
+	}
+
+	// A process started by an upgrade has now started and checked its
+	// config while the old one ran on: it says so, and the old process
+	// stops at its cut and hands over its state and files. What follows
+	// is the output pause: keep it short.
+	if err := inh.receive(); err != nil {
+		if errors.Is(err, handover.ErrWithdrawn) {
+			fmt.Fprintf(a.stderr, "chartee: %v\n", err)
+			return exitError
+		}
+		return fail(err)
+	}
 
 	// Every socket is bound before the daemon opens any device: a busy
 	// port must fail the start before a capture file is created or
@@ -173,11 +192,7 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup, inh *inher
 	// opens its captures).
 	info := readyInfo{Demo: demo, Listeners: map[string]string{}}
 	bs := &bindings{inh: inh, info: &info}
-	if err := bs.bindAll(ctx, cfg, token, func() http.Handler {
-		reg := metrics.NewRegistry(collector)
-		reg.MustRegister(watchMetrics.Collectors()...)
-		return metrics.Handler(reg, log)
-	}); err != nil {
+	if err := bs.bindAll(ctx, cfg, token, func() http.Handler { return metricsHandler }); err != nil {
 		bs.close()
 		return fail(err)
 	}

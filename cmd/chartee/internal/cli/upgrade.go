@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -88,73 +90,145 @@ func (u *upgrader) upgrade(ctx context.Context, req api.UpgradeRequest) (api.Upg
 	if err != nil {
 		return api.UpgradeReport{}, nil, &api.Error{Code: api.CodeUpgradeRefused, Status: 409, Message: err.Error()}
 	}
-	// The cut: from here until the commit (or the rollback) no tee
-	// reads its frontend, accepts or takes input.
+	// Phase 1: the new binary starts and reads and checks the config
+	// while every tee runs on.
+	start := time.Now()
+	u.log.Info("upgrade: starting the new binary", "binary", binary)
+	child, err := handover.Start(handover.Request{Binary: binary, Args: os.Args[1:], Timeout: timeout})
+	if err != nil {
+		u.log.Error("upgrade failed before the cut (nothing was frozen); this process carries on", "binary", binary, "err", err)
+		return api.UpgradeReport{}, nil, &api.Error{Code: api.CodeUpgradeFailed, Status: 502,
+			Message: "upgrade: rolled back, this daemon carries on (nothing was frozen): " + err.Error()}
+	}
+	prepare := time.Since(start)
+	// Phase 2: the cut. From here until the commit (or the rollback) no
+	// tee reads its frontend, accepts or takes input; nothing in
+	// between waits for a garbage collection.
+	gc := debug.SetGCPercent(-1)
 	cut := time.Now()
+	steps := &upgradeSteps{cut: cut}
+	rollback := func(fz *daemon.Frozen, err error) (api.UpgradeReport, func(), error) {
+		child.Abort()
+		if fz != nil {
+			fz.Thaw()
+		}
+		debug.SetGCPercent(gc)
+		u.log.Error("upgrade failed; rolled back, this process carries on", "binary", binary, "err", err)
+		return api.UpgradeReport{}, nil, &api.Error{Code: api.CodeUpgradeFailed, Status: 502,
+			Message: "upgrade: rolled back, this daemon carries on: " + err.Error()}
+	}
 	fz, err := u.d.Freeze(ctx)
 	if err != nil {
+		child.Abort()
+		debug.SetGCPercent(gc)
 		u.log.Warn("upgrade refused: the tees could not stop at a cut", "err", err)
 		return api.UpgradeReport{}, nil, &api.Error{Code: api.CodeUpgradeRefused, Status: 409,
 			Message: "upgrade: refused, nothing changed: " + strings.TrimPrefix(err.Error(), "upgrade: refused, nothing changed: ")}
 	}
+	steps.add("frozen")
+	doc, all, closeFiles, err := u.state(fz, cut)
+	defer closeFiles()
+	if err != nil {
+		return rollback(fz, err)
+	}
+	steps.add("state")
+	if err := child.Hand(doc, all); err != nil {
+		return rollback(fz, err)
+	}
+	newVersion := child.Info
+	steps.add("ready")
+	if err := child.Commit(); err != nil {
+		// The new process may or may not have heard the commit: a new
+		// process without it exits untouched, so carrying on is safe.
+		return rollback(fz, err)
+	}
+	steps.add("committed")
+	// The new process owns every carried device now. Its word that the
+	// tees read on ends the pause.
+	if err := child.Running(); err != nil {
+		u.log.Warn("upgrade: the new process did not say its tees run; the pause is unknown", "err", err)
+	} else {
+		steps.addNew(child.Info)
+	}
+	rep := api.UpgradeReport{
+		Binary: binary, OldVersion: version(), NewVersion: newVersion,
+		OldPID: os.Getpid(), NewPID: child.Pid(), Files: len(all), Elapsed: time.Since(start),
+		Prepare: prepare, Pause: time.Since(cut), Steps: steps.list, Cuts: fz.Offsets,
+	}
+	u.log.Info("upgrade", "old_version", rep.OldVersion, "new_version", rep.NewVersion,
+		"new_pid", rep.NewPID, "prepare", rep.Prepare, "pause", rep.Pause, "steps", formatSteps(rep.Steps),
+		"files", rep.Files, "cuts", rep.Cuts, "bytes_carried", 0)
+	// Exit without closing anything (a Close would unlink the control
+	// socket). systemd follows the new process (Type=notify, see
+	// sdNotify).
+	if err := sdNotify(fmt.Sprintf("MAINPID=%d", rep.NewPID)); err != nil {
+		u.log.Warn("systemd notification failed", "err", err)
+	}
+	return rep, func() { os.Exit(exitOK) }, nil
+}
+
+// state builds the state document and the files to hand over: the
+// listeners', then the tees'. closeFiles closes this process's
+// duplicates of the listeners (the tees' are fz's).
+func (u *upgrader) state(fz *daemon.Frozen, cut time.Time) (doc []byte, all []*os.File, closeFiles func(), err error) {
 	st := upgradeState{Version: version(), PID: os.Getpid(), Cut: cut}
 	var files []*os.File
-	defer func() {
+	closeFiles = func() {
 		for _, f := range files {
 			f.Close()
 		}
-	}()
+	}
 	for _, l := range u.listeners {
 		f, err := l.file()
 		if err != nil {
-			fz.Thaw()
-			return api.UpgradeReport{}, nil, fmt.Errorf("upgrade: %s: %w", l.name, err)
+			return nil, nil, closeFiles, fmt.Errorf("upgrade: %s: %w", l.name, err)
 		}
 		st.Listeners = append(st.Listeners, carriedListener{Name: l.name, Addr: l.addr, File: len(files)})
 		files = append(files, f)
 	}
 	st.Tees, st.TeeFiles = fz.State, len(files)
-	all := append(slices.Clone(files), fz.Files...)
-	doc, err := json.Marshal(st)
+	doc, err = json.Marshal(st)
 	if err != nil {
-		fz.Thaw()
-		return api.UpgradeReport{}, nil, fmt.Errorf("upgrade: state: %w", err)
+		return nil, nil, closeFiles, fmt.Errorf("upgrade: state: %w", err)
 	}
-	start := time.Now()
-	u.log.Info("upgrade: starting the new binary", "binary", binary, "files", len(all), "cuts", fz.Offsets)
-	child, err := handover.Start(handover.Request{
-		Binary: binary, Args: os.Args[1:], Files: all, State: doc, Timeout: timeout,
-	})
-	if err != nil {
-		// Rollback: every tee reads on from its cut, as if nothing
-		// had happened.
-		fz.Thaw()
-		u.log.Error("upgrade failed; rolled back, this process carries on", "binary", binary, "err", err)
-		return api.UpgradeReport{}, nil, &api.Error{Code: api.CodeUpgradeFailed, Status: 502,
-			Message: "upgrade: rolled back, this daemon carries on: " + err.Error()}
+	return doc, append(slices.Clone(files), fz.Files...), closeFiles, nil
+}
+
+// upgradeSteps times the steps of a pause from the cut.
+type upgradeSteps struct {
+	cut  time.Time
+	list []api.UpgradeStep
+}
+
+func (s *upgradeSteps) add(name string) {
+	s.list = append(s.list, api.UpgradeStep{Name: name, At: time.Since(s.cut)})
+}
+
+// addNew adds the new process's steps (its running message, JSON);
+// what does not parse is left out: they only explain the pause.
+func (s *upgradeSteps) addNew(info string) {
+	var theirs []api.UpgradeStep
+	if json.Unmarshal([]byte(info), &theirs) != nil {
+		return
 	}
-	if err := child.Commit(); err != nil {
-		// The new process may or may not have heard the commit: a new
-		// process without it exits untouched, so carrying on is safe.
-		child.Abort()
-		fz.Thaw()
-		return api.UpgradeReport{}, nil, &api.Error{Code: api.CodeUpgradeFailed, Status: 502,
-			Message: "upgrade: rolled back, this daemon carries on: " + err.Error()}
+	s.list = append(s.list, theirs...)
+	slices.SortStableFunc(s.list, func(a, b api.UpgradeStep) int { return cmp.Compare(a.At, b.At) })
+}
+
+// formatSteps is "frozen +2ms, state +3ms, ...".
+func formatSteps(steps []api.UpgradeStep) string {
+	parts := make([]string, len(steps))
+	for i, st := range steps {
+		parts[i] = fmt.Sprintf("%s +%v", st.Name, roundStep(st.At))
 	}
-	rep := api.UpgradeReport{
-		Binary: binary, OldVersion: version(), NewVersion: child.Info,
-		OldPID: os.Getpid(), NewPID: child.Pid(), Files: len(all), Elapsed: time.Since(start),
-		Pause: time.Since(cut), Cuts: fz.Offsets,
+	return strings.Join(parts, ", ")
+}
+
+func roundStep(d time.Duration) time.Duration {
+	if d < 10*time.Millisecond {
+		return d.Round(10 * time.Microsecond)
 	}
-	u.log.Info("upgrade", "old_version", rep.OldVersion, "new_version", rep.NewVersion,
-		"new_pid", rep.NewPID, "pause", rep.Pause, "files", rep.Files, "cuts", rep.Cuts, "bytes_carried", 0)
-	// The new process owns every carried socket now: exit without
-	// closing anything (a Close would unlink the control socket).
-	// systemd follows the new process (Type=notify, see sdNotify).
-	if err := sdNotify(fmt.Sprintf("MAINPID=%d", rep.NewPID)); err != nil {
-		u.log.Warn("systemd notification failed", "err", err)
-	}
-	return rep, func() { os.Exit(exitOK) }, nil
+	return d.Round(100 * time.Microsecond)
 }
 
 // upgradeBinary resolves the binary to start: path, or our own
@@ -188,41 +262,69 @@ type inheritance struct {
 	files map[string]*os.File // by listener name, until taken
 	addrs map[string]string
 	tees  *daemon.Inheritance
+	steps []api.UpgradeStep // this process's steps of the pause
+	gc    int               // the GC percent to restore once running
 }
 
-// inherit reads what an upgrade handed this process, or returns nil when
-// it was started normally.
+// inherit finds the handover socket when this process was started by an
+// upgrade (nil otherwise). Nothing is handed over yet: the process reads
+// and checks its config first, then calls receive.
 func inherit() (*inheritance, error) {
 	in, err := handover.Inherit()
 	if in == nil || err != nil {
 		return nil, err
 	}
-	h := &inheritance{in: in, files: map[string]*os.File{}, addrs: map[string]string{}}
+	return &inheritance{in: in, files: map[string]*os.File{}, addrs: map[string]string{}}, nil
+}
+
+// receive tells the old process this one is prepared and waits for the
+// state and files it hands over after its cut. From here to running,
+// nothing waits for a garbage collection.
+func (h *inheritance) receive() error {
+	if h == nil {
+		return nil
+	}
+	h.gc = debug.SetGCPercent(-1)
+	if err := h.in.Prepared(version()); err != nil {
+		return err
+	}
+	if err := h.parse(); err != nil {
+		h.in.Fail(err)
+		return err
+	}
+	h.step("received")
+	return nil
+}
+
+func (h *inheritance) parse() error {
+	in := h.in
 	if err := json.Unmarshal(in.State, &h.state); err != nil {
-		err = fmt.Errorf("upgrade: the state document: %w", err)
-		in.Fail(err)
-		return nil, err
+		return fmt.Errorf("upgrade: the state document: %w", err)
 	}
 	if h.state.TeeFiles < 0 || h.state.TeeFiles > len(in.Files) {
-		err := fmt.Errorf("upgrade: tee files start at %d of %d", h.state.TeeFiles, len(in.Files))
-		in.Fail(err)
-		return nil, err
+		return fmt.Errorf("upgrade: tee files start at %d of %d", h.state.TeeFiles, len(in.Files))
 	}
 	if len(h.state.Tees) > 0 {
+		var err error
 		if h.tees, err = daemon.ParseInheritance(h.state.Tees, in.Files[h.state.TeeFiles:]); err != nil {
-			in.Fail(err)
-			return nil, err
+			return err
 		}
 	}
 	for _, l := range h.state.Listeners {
 		if l.File < 0 || l.File >= len(in.Files) {
-			err := fmt.Errorf("upgrade: listener %s: file %d not handed over", l.Name, l.File)
-			in.Fail(err)
-			return nil, err
+			return fmt.Errorf("upgrade: listener %s: file %d not handed over", l.Name, l.File)
 		}
 		h.files[l.Name], h.addrs[l.Name] = in.Files[l.File], l.Addr
 	}
-	return h, nil
+	return nil
+}
+
+// step notes when one of this process's steps ended, from the old
+// process's cut (both read the same clock).
+func (h *inheritance) step(name string) {
+	if h != nil {
+		h.steps = append(h.steps, api.UpgradeStep{Name: name, At: time.Since(h.state.Cut)})
+	}
 }
 
 // take returns the inherited listener name if it listens on addr.
@@ -253,19 +355,25 @@ func (h *inheritance) daemonInheritance() *daemon.Inheritance {
 // ready closes what was handed over but not taken (the config no longer
 // listens there) and waits for the old process's commit. A process that
 // does not get it exits at once without touching anything. Then the
-// daemon's tees run on from their cuts.
+// daemon's tees run on from their cuts, and the old process hears when.
 func (h *inheritance) ready(log *slog.Logger, d *daemon.Daemon) {
 	for name, f := range h.files {
 		log.Info("upgrade: no longer listening", "listener", name, "addr", h.addrs[name])
 		f.Close()
 	}
+	h.step("built")
 	if err := h.in.Ready(version()); err != nil {
 		fmt.Fprintln(os.Stderr, "chartee:", err)
 		os.Exit(exitError)
 	}
 	d.Activate(daemon.Upgraded{OldVersion: h.state.Version, NewVersion: version(), OldPID: h.state.PID,
 		Pause: time.Since(h.state.Cut)})
-	log.Info("upgrade: took over", "old_version", h.state.Version, "old_pid", h.state.PID, "version", version())
+	h.step("running")
+	steps, _ := json.Marshal(h.steps)
+	h.in.Running(string(steps))
+	debug.SetGCPercent(h.gc)
+	log.Info("upgrade: took over", "old_version", h.state.Version, "old_pid", h.state.PID, "version", version(),
+		"steps", formatSteps(h.steps))
 }
 
 // inheritedListener makes a net.Listener of an inherited file.
@@ -296,6 +404,8 @@ func (r *ctlRun) upgrade(ctx context.Context) error {
 		return r.printJSON(rep)
 	}
 	fmt.Fprintf(r.out, "upgraded %s -> %s: pid %d -> %d, %d files handed over, output paused %v (%s)\n",
-		rep.OldVersion, rep.NewVersion, rep.OldPID, rep.NewPID, rep.Files, rep.Pause.Round(time.Millisecond), rep.Binary)
+		rep.OldVersion, rep.NewVersion, rep.OldPID, rep.NewPID, rep.Files, roundStep(rep.Pause), rep.Binary)
+	fmt.Fprintf(r.out, "  the new binary started and checked the config in %v before the cut; from the cut: %s\n",
+		roundStep(rep.Prepare), formatSteps(rep.Steps))
 	return nil
 }

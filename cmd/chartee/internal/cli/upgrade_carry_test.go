@@ -291,31 +291,45 @@ func TestUpgradeCarriesClients(t *testing.T) {
 	}
 }
 
-// TestUpgradeRollsBack: a new binary that exits 1, hangs before it is
-// ready, or cannot parse the config, is rolled back; `ctl upgrade` says why, and the clients stay
-// attached with exact streams, the daemon unchanged.
+// TestUpgradeRollsBack: a new binary that fails in either phase is rolled
+// back and `ctl upgrade` says why: before the cut (it exits 1, hangs
+// before it is prepared, cannot parse the config: nothing was frozen) and
+// after it (it exits, fails or hangs once it has the state and files: the
+// tees thaw). The clients stay attached with exact streams, the daemon
+// unchanged.
 func TestUpgradeRollsBack(t *testing.T) {
 	f := startCarryFixture(t)
 	dir := shortTempDir(t)
-	exit1 := filepath.Join(dir, "exit1")
-	hang := filepath.Join(dir, "hang")
-	writeFile(t, exit1, "#!/bin/sh\necho 'new binary: cannot start' >&2\nexit 1\n")
-	writeFile(t, hang, "#!/bin/sh\nexec sleep 60\n")
-	os.Chmod(exit1, 0o755)
-	os.Chmod(hang, 0o755)
+	script := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		writeFile(t, p, "#!/bin/sh\n"+body+"\n")
+		os.Chmod(p, 0o755)
+		return p
+	}
+	// The scripts speak the handover protocol on fd 3 as far as their
+	// phase: "prepared", then the state header arrives.
+	const prepared = "printf 'prepared fake\\n' >&3; read -r header <&3"
 	a := newReader(t, f.raw)
 	waitGrowth(t, a, 900)
 	for _, c := range []struct {
 		bin, timeout, why string
 	}{
-		{exit1, "5s", "exited before it was ready: exit status 1"},
-		{hang, "500ms", "was not ready within 500ms; killed it"},
+		{script("exit1", "echo 'new binary: cannot start' >&2\nexit 1"), "10s",
+			"(nothing was frozen): handover: the new process exited before it was prepared: exit status 1"},
+		{script("hang", "exec sleep 60"), "500ms",
+			"(nothing was frozen): handover: the new process was not prepared within 500ms; killed it"},
+		{script("exit-after", prepared+"\nexit 3"), "10s",
+			"carries on: handover: the new process exited before it was ready: exit status 3"},
+		{script("fail-after", prepared+"\nprintf 'fail cannot adopt the tees\\n' >&3\nexit 1"), "10s",
+			"carries on: handover: the new process failed: cannot adopt the tees"},
+		{script("hang-after", prepared+"\nexec sleep 60"), "500ms",
+			"carries on: handover: the new process was not ready within 500ms; killed it"},
 	} {
 		r := f.upgrade(t, "--binary", c.bin, "--timeout", c.timeout)
 		if r.code != exitError {
 			t.Fatalf("upgrade to %s: exit %d, want %d\n%s%s", c.bin, r.code, exitError, r.stdout, r.stderr)
 		}
-		mustContain(t, "ctl upgrade", r.stderr, "rolled back, this daemon carries on", c.why)
+		mustContain(t, "ctl upgrade "+filepath.Base(c.bin), r.stderr, "rolled back, this daemon carries on", c.why)
 		s, _ := a.snapshot()
 		waitGrowth(t, a, len(s)+900)
 	}
@@ -327,7 +341,8 @@ func TestUpgradeRollsBack(t *testing.T) {
 	if r.code != exitError {
 		t.Fatalf("upgrade with a broken config: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	mustContain(t, "ctl upgrade with a broken config", r.stderr, "rolled back, this daemon carries on", "the new process failed:", "bogus_key")
+	mustContain(t, "ctl upgrade with a broken config", r.stderr, "rolled back, this daemon carries on (nothing was frozen)",
+		"the new process failed:", "bogus_key")
 	writeFile(t, f.cfg, string(good))
 	s, _ := a.snapshot()
 	waitGrowth(t, a, len(s)+900)

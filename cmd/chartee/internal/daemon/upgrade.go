@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"chartee/chardev"
@@ -149,16 +150,20 @@ func (d *Daemon) Freeze(ctx context.Context) (*Frozen, error) {
 	for _, rt := range rts {
 		rt.op.Lock()
 		locked = append(locked, rt)
-		rt.mu.Lock()
-		dt := drainTimeout(rt.cfg)
-		rt.mu.Unlock()
-		tctx, cancel := context.WithTimeout(ctx, dt)
-		tf, err := rt.t.Freeze(tctx)
-		cancel()
-		if err != nil {
-			return fail(err)
+	}
+	// Every tee stops at its own cut at the same time: the pause is the
+	// slowest tee's drain, not the sum of them all.
+	tfs, err := freezeAll(ctx, rts)
+	for i, tf := range tfs {
+		if tf != nil {
+			frozen = append(frozen, rts[i])
 		}
-		frozen = append(frozen, rt)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	for i, rt := range rts {
+		tf := tfs[i]
 		wt, err := carryTee(rt.name, tf, &fz.Files)
 		if err != nil {
 			return fail(fmt.Errorf("tee %s: %w", rt.name, err))
@@ -172,6 +177,32 @@ func (d *Daemon) Freeze(ctx context.Context) (*Frozen, error) {
 	}
 	fz.State, fz.thaw = state, thaw
 	return fz, nil
+}
+
+// freezeAll freezes every tee in parallel, each bounded by its drain
+// timeout. tfs[i] is nil where rts[i] did not freeze; err is the first
+// failure in rts' order.
+func freezeAll(ctx context.Context, rts []*runningTee) (tfs []*tee.Frozen, err error) {
+	tfs = make([]*tee.Frozen, len(rts))
+	errs := make([]error, len(rts))
+	var wg sync.WaitGroup
+	for i, rt := range rts {
+		rt.mu.Lock()
+		dt := drainTimeout(rt.cfg)
+		rt.mu.Unlock()
+		wg.Go(func() {
+			tctx, cancel := context.WithTimeout(ctx, dt)
+			defer cancel()
+			tfs[i], errs[i] = rt.t.Freeze(tctx)
+		})
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != nil {
+			return tfs, e
+		}
+	}
+	return tfs, nil
 }
 
 // BlockedError is Freeze's refusal: things that cannot be carried yet.
