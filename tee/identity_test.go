@@ -114,6 +114,12 @@ func TestJoinNamesLegsByUserAndEnforcesRoles(t *testing.T) {
 	if r := rec.records()[0]; r != "alice@ssh:alice#1:ls\n" {
 		t.Fatalf("record %q", r)
 	}
+	// The hook runs on a goroutine of its own (see SetInputHook).
+	eventually(t, "input given to the hook", func() bool {
+		hmu.Lock()
+		defer hmu.Unlock()
+		return len(hooked) > 0
+	})
 	hmu.Lock()
 	if len(hooked) != 1 || hooked[0] != "alice:ls\n" {
 		t.Fatalf("hook %q", hooked)

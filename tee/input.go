@@ -289,9 +289,7 @@ func (t *Tee) recordInput(from *leg, p []byte) {
 	if from != nil {
 		who = chardev.InputAuthor{Leg: from.name, Identity: from.ident}
 	}
-	if h := t.inputHook.Load(); h != nil {
-		(*h)(who, p)
-	}
+	t.queueHook(from, who, p)
 	at := t.offsetNext.Load()
 	for _, l := range t.view.Load().legs {
 		if l.recorder != nil || l.attributed != nil {
@@ -301,9 +299,13 @@ func (t *Tee) recordInput(from *leg, p []byte) {
 }
 
 // SetInputHook sets a function called with every input chunk, and who
-// typed it, just before it is written to the frontend (nil removes it).
-// It runs on the frontend writer: it must be quick and must not call
-// back into the tee. The audit log uses it.
+// typed it, as it is written to the frontend (nil removes it). The audit
+// log uses it. It runs on a goroutine of its own, one call at a time in
+// typing order (consecutive chunks of one author may come as one call
+// when it is behind), so a slow or stuck hook never delays typing: up to
+// 64 KiB of input waits for it, beyond that input is not given to it,
+// counted in Stats.Frontend.InputHookDropped and told by a drop event. Input
+// queued before Close is still delivered, within Close's bound.
 func (t *Tee) SetInputHook(fn func(who chardev.InputAuthor, p []byte)) {
 	if fn == nil {
 		t.inputHook.Store(nil)

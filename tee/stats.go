@@ -125,6 +125,9 @@ type FrontendStats struct {
 	OpenFailures uint64 `json:"open_failures"`
 	InputDropped uint64 `json:"input_dropped_bytes"`
 	InputPending int    `json:"input_pending_bytes"`
+	// InputHookDropped is input the input hook (the audit log) was not
+	// given because it fell too far behind (see SetInputHook).
+	InputHookDropped uint64 `json:"input_hook_dropped_bytes,omitempty"`
 }
 
 // SwapCount counts swaps of one kind and result.
@@ -168,6 +171,7 @@ func (t *Tee) Stats() Stats {
 	st.Frontend.Failovers = f.failovers.Load()
 	st.Frontend.OpenFailures = f.openFails.Load()
 	st.Frontend.InputDropped = t.input.dropped.Load()
+	st.Frontend.InputHookDropped = t.hook.dropped.Load()
 	m := &t.input
 	m.mu.Lock()
 	st.Frontend.InputPending = m.bytes

@@ -136,6 +136,7 @@ type Tee struct {
 	input       inputMerge
 	pacing      atomic.Pointer[Pacing] // nil: input is written as fast as the device takes it
 	inputHook   atomic.Pointer[func(chardev.InputAuthor, []byte)]
+	hook        hookQueue // input for inputHook (inputhook.go)
 	events      eventHub
 	swapsDone   [swapKinds]atomic.Uint64
 	swapsFailed [swapKinds]atomic.Uint64
@@ -931,6 +932,7 @@ func (t *Tee) Close() error {
 	dl.stop()
 	t.front.close()
 	t.input.close()
+	t.closeHook()
 	t.waitStopped(timeout)
 	t.mu.Lock()
 	t.scroll.reset()
