@@ -3,10 +3,14 @@ package metrics
 import (
 	"fmt"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"chartee/tee"
 )
@@ -42,75 +46,125 @@ var (
 	backendLabels = []string{"tee", "backend"}
 )
 
-func newDesc(name, help string, labels []string) *prometheus.Desc {
-	return prometheus.NewDesc(namespace+"_"+name, help, labels, nil)
+// A spec is one metric family the Collector exports: its descriptor and
+// what building its series directly needs (see families.go).
+type spec struct {
+	name, help string
+	typ        dto.MetricType
+	// labels are the variable label names in the order values are given.
+	labels []string
+	desc   *prometheus.Desc
+	// perm[j] is the index in labels of the j-th label name in sorted
+	// order, the order of a series' label pairs; names are those names.
+	perm  []int
+	names []*string
+	// index is the spec's position in specs (sorted by name).
+	index int
+	// perTee and perBackend are the series every tee and every backend
+	// have in this family, to size a scrape's rows once (see init).
+	perTee, perBackend int
 }
 
-var (
-	backendBytesDesc = newDesc("backend_bytes_total",
-		`Bytes through a backend, summed over every leg it has had. direction="out": stream bytes written to its legs; direction="in": bytes its legs typed that were accepted for the frontend.`,
-		[]string{"tee", "backend", "direction"})
-	backendDroppedDesc = newDesc("backend_dropped_bytes_total",
-		"Output bytes a backend's legs did not get because their queue was full (on_overflow: drop), summed over every leg it has had.",
-		backendLabels)
-	backendQueueDesc = newDesc("backend_queue_bytes",
-		"Output bytes waiting now in the queues of a backend's legs.",
-		backendLabels)
-	backendLegsDesc = newDesc("backend_legs",
-		"Legs a backend has now: 0 or 1 for a single-stream device, the number of connected clients for a listener.",
-		backendLabels)
-	inputDiscardedDesc = newDesc("input_discarded_bytes_total",
-		"Bytes a backend's legs sent that never reached the frontend: input disabled, another leg holding the exclusive write lock, or the input buffer full.",
-		backendLabels)
-	frontendUpDesc = newDesc("frontend_up",
-		"Whether the tee's frontend device is open (1) or being reconnected (0).",
-		teeLabels)
-	frontendBytesDesc = newDesc("frontend_bytes_total",
-		`Bytes through the frontend device. direction="out": read from it and fanned out; direction="in": written to it (merged input).`,
-		[]string{"tee", "direction"})
-	frontendReconnectsDesc = newDesc("frontend_reconnects_total",
-		"Times the frontend was reopened after it failed, on the same device or a failover device.",
-		teeLabels)
-	frontendFailoversDesc = newDesc("frontend_failovers_total",
-		"Frontend reopens that landed on a different device than the one that failed.",
-		teeLabels)
-	frontendOpenFailuresDesc = newDesc("frontend_open_failures_total",
-		"Attempts to open a frontend device (primary or failover) that failed: a device not plugged in, a socket not there yet. The error itself is logged and in `chartee ctl show`.",
-		teeLabels)
-	frontendInputDroppedDesc = newDesc("frontend_input_dropped_bytes_total",
-		"Input bytes dropped because the frontend's input buffer was full, e.g. typed during an outage.",
-		teeLabels)
-	frontendInputPendingDesc = newDesc("frontend_input_pending_bytes",
-		"Input bytes buffered for the frontend and not yet written to it.",
-		teeLabels)
-	streamOffsetDesc = newDesc("stream_offset_bytes",
-		"Stream offset of the tee: output bytes offered to every leg since the tee started.",
-		teeLabels)
-	swapsDesc = newDesc("swaps_total",
-		"Hot swaps by kind (leg, source, frontend, failover) and result (ok, error).",
-		[]string{"tee", "kind", "result"})
-	swapDurationDesc = newDesc("swap_duration_seconds",
-		"Duration of successful hot swaps by kind; for failover, from losing the frontend to the new device being open.",
-		[]string{"tee", "kind"})
-	reloadSuccessDesc = newDesc("config_last_reload_success",
-		"Whether the last configuration load or reload succeeded (1) or failed and the previous configuration kept running (0).",
-		nil)
-	reloadTimeDesc = newDesc("config_last_reload_timestamp_seconds",
-		"Unix time of the last configuration load or reload attempt.",
-		nil)
-	sessionsDesc = newDesc("sessions",
-		"People attached now through a service (ssh, web), by the backend they joined and their role on the tee (view, operate, admin). No user names: the label set stays bounded.",
-		[]string{"tee", "backend", "role"})
-	buildInfoDesc = newDesc("build_info",
-		"Always 1; the version label is the running chartee version.",
-		[]string{"version"})
+// specs lists every family, sorted by name once newSpec has run: the
+// order a Gather returns them in.
+var specs []*spec
+
+func newSpec(name, help string, typ dto.MetricType, labels []string) *spec {
+	s := &spec{name: namespace + "_" + name, help: help, typ: typ, labels: labels}
+	s.desc = prometheus.NewDesc(s.name, help, labels, nil)
+	s.perm = make([]int, len(labels))
+	for i := range s.perm {
+		s.perm[i] = i
+	}
+	slices.SortFunc(s.perm, func(a, b int) int { return strings.Compare(labels[a], labels[b]) })
+	for _, i := range s.perm {
+		s.names = append(s.names, &labels[i])
+	}
+	specs = append(specs, s)
+	slices.SortFunc(specs, func(a, b *spec) int { return strings.Compare(a.name, b.name) })
+	for i, s := range specs {
+		s.index = i
+	}
+	return s
+}
+
+const (
+	counterType   = dto.MetricType_COUNTER
+	gaugeType     = dto.MetricType_GAUGE
+	histogramType = dto.MetricType_HISTOGRAM
 )
 
-var allDescs = []*prometheus.Desc{
-	backendBytesDesc, backendDroppedDesc, backendQueueDesc, backendLegsDesc, inputDiscardedDesc,
-	frontendUpDesc, frontendBytesDesc, frontendReconnectsDesc, frontendFailoversDesc, frontendOpenFailuresDesc,
-	frontendInputDroppedDesc, frontendInputPendingDesc, streamOffsetDesc,
-	swapsDesc, swapDurationDesc, reloadSuccessDesc, reloadTimeDesc, buildInfoDesc, sessionsDesc,
+var (
+	backendBytesDesc = newSpec("backend_bytes_total",
+		`Bytes through a backend, summed over every leg it has had. direction="out": stream bytes written to its legs; direction="in": bytes its legs typed that were accepted for the frontend.`,
+		counterType, []string{"tee", "backend", "direction"})
+	backendDroppedDesc = newSpec("backend_dropped_bytes_total",
+		"Output bytes a backend's legs did not get because their queue was full (on_overflow: drop), summed over every leg it has had.",
+		counterType, backendLabels)
+	backendQueueDesc = newSpec("backend_queue_bytes",
+		"Output bytes waiting now in the queues of a backend's legs.",
+		gaugeType, backendLabels)
+	backendLegsDesc = newSpec("backend_legs",
+		"Legs a backend has now: 0 or 1 for a single-stream device, the number of connected clients for a listener.",
+		gaugeType, backendLabels)
+	inputDiscardedDesc = newSpec("input_discarded_bytes_total",
+		"Bytes a backend's legs sent that never reached the frontend: input disabled, another leg holding the exclusive write lock, or the input buffer full.",
+		counterType, backendLabels)
+	frontendUpDesc = newSpec("frontend_up",
+		"Whether the tee's frontend device is open (1) or being reconnected (0).",
+		gaugeType, teeLabels)
+	frontendBytesDesc = newSpec("frontend_bytes_total",
+		`Bytes through the frontend device. direction="out": read from it and fanned out; direction="in": written to it (merged input).`,
+		counterType, []string{"tee", "direction"})
+	frontendReconnectsDesc = newSpec("frontend_reconnects_total",
+		"Times the frontend was reopened after it failed, on the same device or a failover device.",
+		counterType, teeLabels)
+	frontendFailoversDesc = newSpec("frontend_failovers_total",
+		"Frontend reopens that landed on a different device than the one that failed.",
+		counterType, teeLabels)
+	frontendOpenFailuresDesc = newSpec("frontend_open_failures_total",
+		"Attempts to open a frontend device (primary or failover) that failed: a device not plugged in, a socket not there yet. The error itself is logged and in `chartee ctl show`.",
+		counterType, teeLabels)
+	frontendInputDroppedDesc = newSpec("frontend_input_dropped_bytes_total",
+		"Input bytes dropped because the frontend's input buffer was full, e.g. typed during an outage.",
+		counterType, teeLabels)
+	frontendInputPendingDesc = newSpec("frontend_input_pending_bytes",
+		"Input bytes buffered for the frontend and not yet written to it.",
+		gaugeType, teeLabels)
+	streamOffsetDesc = newSpec("stream_offset_bytes",
+		"Stream offset of the tee: output bytes offered to every leg since the tee started.",
+		gaugeType, teeLabels)
+	swapsDesc = newSpec("swaps_total",
+		"Hot swaps by kind (leg, source, frontend, failover) and result (ok, error).",
+		counterType, []string{"tee", "kind", "result"})
+	swapDurationDesc = newSpec("swap_duration_seconds",
+		"Duration of successful hot swaps by kind; for failover, from losing the frontend to the new device being open.",
+		histogramType, []string{"tee", "kind"})
+	reloadSuccessDesc = newSpec("config_last_reload_success",
+		"Whether the last configuration load or reload succeeded (1) or failed and the previous configuration kept running (0).",
+		gaugeType, nil)
+	reloadTimeDesc = newSpec("config_last_reload_timestamp_seconds",
+		"Unix time of the last configuration load or reload attempt.",
+		gaugeType, nil)
+	sessionsDesc = newSpec("sessions",
+		"People attached now through a service (ssh, web), by the backend they joined and their role on the tee (view, operate, admin). No user names: the label set stays bounded.",
+		gaugeType, []string{"tee", "backend", "role"})
+	buildInfoDesc = newSpec("build_info",
+		"Always 1; the version label is the running chartee version.",
+		gaugeType, []string{"version"})
+)
+
+func init() {
+	for _, s := range []*spec{frontendUpDesc, frontendReconnectsDesc, frontendFailoversDesc,
+		frontendOpenFailuresDesc, frontendInputDroppedDesc, frontendInputPendingDesc, streamOffsetDesc} {
+		s.perTee = 1
+	}
+	frontendBytesDesc.perTee = 2 // in, out
+	swapsDesc.perTee = 8         // 4 kinds by ok, error
+	for _, s := range []*spec{backendDroppedDesc, backendQueueDesc, backendLegsDesc, inputDiscardedDesc} {
+		s.perBackend = 1
+	}
+	backendBytesDesc.perBackend = 2 // in, out
 }
 
 // sessionRoles are the roles a session can hold; each gets a series, zeros
@@ -165,127 +219,159 @@ func (c *Collector) Reload() (ReloadState, bool) {
 
 // Describe sends every descriptor the Collector may emit.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range allDescs {
-		ch <- d
+	for _, s := range specs {
+		ch <- s.desc
 	}
 }
 
-// Collect reads every tee's counters now. A second tee with a name already
-// seen is not exported: it would duplicate series, so it is reported as a
-// collection error (the rest of the scrape is still served).
+// Collect sends the series Gather builds, one const metric each, and a
+// collection error for each series Gather could not build. It serves a
+// Collector registered in any registry; Registry.Gather (the daemon's
+// scrape) skips it and takes the families directly, which is what makes
+// a scrape of 1,000 tees cheap.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	e := emitter{ch: ch}
-	e.gauge(buildInfoDesc, 1, c.version)
+	b := c.build()
+	for _, s := range specs {
+		for _, m := range b.family(s).GetMetric() {
+			ch <- builtMetric{s.desc, m}
+		}
+	}
+	for _, e := range b.errs {
+		ch <- prometheus.NewInvalidMetric(e.spec.desc, e.err)
+	}
+}
+
+// Gather reads every tee's counters now and returns the Collector's metric
+// families, sorted by name and each family's series sorted by label
+// values, as a prometheus.Registry would return them. A second tee with a
+// name already seen is not exported: it would duplicate series, so it is
+// reported in the error (a prometheus.MultiError), as is a name no label
+// can carry; the other series are still returned.
+func (c *Collector) Gather() ([]*dto.MetricFamily, error) {
+	b := c.build()
+	out := make([]*dto.MetricFamily, 0, len(specs))
+	for _, s := range specs {
+		if mf := b.family(s); mf != nil {
+			out = append(out, mf)
+		}
+	}
+	var errs prometheus.MultiError
+	for _, e := range b.errs {
+		errs.Append(e.err)
+	}
+	return out, errs.MaybeUnwrap()
+}
+
+// build reads the reload state and every tee's stats into rows.
+func (c *Collector) build() *builder {
+	b := &builder{}
+	b.add(buildInfoDesc, 1, c.version)
 	if r, ok := c.Reload(); ok {
-		e.gauge(reloadSuccessDesc, boolFloat(r.Success))
-		e.gauge(reloadTimeDesc, unixSeconds(r.Time))
+		b.add(reloadSuccessDesc, boolFloat(r.Success))
+		b.add(reloadTimeDesc, unixSeconds(r.Time))
 	}
 	if c.src == nil {
-		return
+		return b
 	}
 	seen := map[string]bool{}
+	var all []*tee.Stats
 	for _, t := range c.src.Tees() {
 		if t == nil {
 			continue
 		}
 		st := t.Stats()
 		if seen[st.Name] {
-			ch <- prometheus.NewInvalidMetric(frontendUpDesc,
-				fmt.Errorf("metrics: two tees are named %q; only the first is exported", st.Name))
+			b.fail(frontendUpDesc, fmt.Errorf("metrics: two tees are named %q; only the first is exported", st.Name))
 			continue
 		}
 		seen[st.Name] = true
-		collectTee(e, &st)
+		all = append(all, &st)
 	}
+	// In name order, most families' rows come out already sorted.
+	slices.SortFunc(all, func(a, b *tee.Stats) int { return strings.Compare(a.Name, b.Name) })
+	backends := 0
+	for _, st := range all {
+		backends += len(st.Backends)
+	}
+	b.reserve(len(all), backends)
+	for _, st := range all {
+		collectTee(b, st)
+	}
+	return b
 }
 
-// collectTee emits one tee's series from its stats snapshot.
-func collectTee(e emitter, st *tee.Stats) {
+// collectTee adds one tee's series from its stats snapshot.
+func collectTee(b *builder, st *tee.Stats) {
 	name := st.Name
+	if !b.valid(frontendUpDesc, "tee", name) {
+		return
+	}
 	f := &st.Frontend
-	e.gauge(frontendUpDesc, boolFloat(f.Up), name)
-	e.counter(frontendBytesDesc, f.BytesOut, name, directionOut)
-	e.counter(frontendBytesDesc, f.BytesIn, name, directionIn)
-	e.counter(frontendReconnectsDesc, f.Reconnects, name)
-	e.counter(frontendFailoversDesc, f.Failovers, name)
-	e.counter(frontendOpenFailuresDesc, f.OpenFailures, name)
-	e.counter(frontendInputDroppedDesc, f.InputDropped, name)
-	e.gauge(frontendInputPendingDesc, float64(f.InputPending), name)
-	e.gauge(streamOffsetDesc, float64(st.Offset), name)
+	b.add(frontendUpDesc, boolFloat(f.Up), name)
+	b.add(frontendBytesDesc, float64(f.BytesOut), name, directionOut)
+	b.add(frontendBytesDesc, float64(f.BytesIn), name, directionIn)
+	b.add(frontendReconnectsDesc, float64(f.Reconnects), name)
+	b.add(frontendFailoversDesc, float64(f.Failovers), name)
+	b.add(frontendOpenFailuresDesc, float64(f.OpenFailures), name)
+	b.add(frontendInputDroppedDesc, float64(f.InputDropped), name)
+	b.add(frontendInputPendingDesc, float64(f.InputPending), name)
+	b.add(streamOffsetDesc, float64(st.Offset), name)
 
 	for i := range st.Backends {
-		b := &st.Backends[i]
-		e.counter(backendBytesDesc, b.BytesOut, name, b.Name, directionOut)
-		e.counter(backendBytesDesc, b.BytesIn, name, b.Name, directionIn)
-		e.counter(backendDroppedDesc, b.Dropped, name, b.Name)
-		e.counter(inputDiscardedDesc, b.Discarded, name, b.Name)
-		e.gauge(backendQueueDesc, float64(b.QueueBytes), name, b.Name)
-		e.gauge(backendLegsDesc, float64(b.Legs), name, b.Name)
+		bs := &st.Backends[i]
+		if !b.valid(backendLegsDesc, "backend", bs.Name) {
+			continue
+		}
+		b.add(backendBytesDesc, float64(bs.BytesOut), name, bs.Name, directionOut)
+		b.add(backendBytesDesc, float64(bs.BytesIn), name, bs.Name, directionIn)
+		b.add(backendDroppedDesc, float64(bs.Dropped), name, bs.Name)
+		b.add(inputDiscardedDesc, float64(bs.Discarded), name, bs.Name)
+		b.add(backendQueueDesc, float64(bs.QueueBytes), name, bs.Name)
+		b.add(backendLegsDesc, float64(bs.Legs), name, bs.Name)
 	}
 
-	collectSessions(e, st)
+	collectSessions(b, st)
 	for _, s := range st.Swaps {
-		e.counter(swapsDesc, s.Count, name, s.Kind, s.Result)
+		b.add(swapsDesc, float64(s.Count), name, s.Kind, s.Result)
 	}
 	// A histogram is 17 lines; a tee that never swapped (most of them,
 	// in a fleet) would carry 68 lines of zeros. Each kind's histogram
 	// appears with its first successful swap; chartee_swaps_total is
 	// always there for increase() to see that swap.
-	for _, h := range st.SwapDurations {
-		if h.Count > 0 {
-			e.histogram(swapDurationDesc, h, name, h.Kind)
+	for i := range st.SwapDurations {
+		if h := &st.SwapDurations[i]; h.Count > 0 {
+			b.addHistogram(swapDurationDesc, h, name, h.Kind)
 		}
 	}
 }
 
 // collectSessions counts the legs that carry a person, by backend and role.
-func collectSessions(e emitter, st *tee.Stats) {
-	counts := map[string]map[string]int{}
+func collectSessions(b *builder, st *tee.Stats) {
+	var counts map[string]map[string]int
 	var backends []string
 	for _, l := range st.Legs {
 		if l.User == "" {
 			continue
 		}
+		if counts == nil {
+			counts = map[string]map[string]int{}
+		}
 		if counts[l.Backend] == nil {
+			// A leg's backend is one of st.Backends: one that no
+			// label can carry is already reported there.
+			if !utf8.ValidString(l.Backend) {
+				continue
+			}
 			counts[l.Backend] = map[string]int{}
 			backends = append(backends, l.Backend)
 		}
 		counts[l.Backend][l.Role]++
 	}
-	for _, b := range backends {
+	for _, be := range backends {
 		for _, r := range sessionRoles {
-			e.gauge(sessionsDesc, float64(counts[b][r]), st.Name, b, r)
+			b.add(sessionsDesc, float64(counts[be][r]), st.Name, be, r)
 		}
 	}
-}
-
-// emitter builds const metrics and sends them. A label value Prometheus
-// cannot carry (a backend name that is not valid UTF-8) becomes a
-// collection error for that one series instead of a panic in the daemon.
-type emitter struct {
-	ch chan<- prometheus.Metric
-}
-
-func (e emitter) send(m prometheus.Metric, err error, desc *prometheus.Desc) {
-	if err != nil {
-		m = prometheus.NewInvalidMetric(desc, err)
-	}
-	e.ch <- m
-}
-
-func (e emitter) counter(desc *prometheus.Desc, v uint64, labels ...string) {
-	m, err := prometheus.NewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
-	e.send(m, err, desc)
-}
-
-func (e emitter) gauge(desc *prometheus.Desc, v float64, labels ...string) {
-	m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, v, labels...)
-	e.send(m, err, desc)
-}
-
-func (e emitter) histogram(desc *prometheus.Desc, h tee.Histogram, labels ...string) {
-	m, err := prometheus.NewConstHistogram(desc, h.Count, h.SumSeconds, h.Buckets, labels...)
-	e.send(m, err, desc)
 }
 
 func boolFloat(b bool) float64 {

@@ -12,22 +12,25 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"chartee/chardev"
 	"chartee/chardev/memdev"
 	"chartee/tee"
 )
 
-// registry returns a registry holding only a Collector over set, so tests
-// see exactly the engine's series.
-func registry(t testing.TB, set *teeSet) (*Collector, *prometheus.Registry) {
+// registry returns a Collector over set and the gatherer a scrape uses
+// for its series (Collector.Gather), so tests see exactly the engine's
+// series. The Collector is registered in a pedantic registry too, which
+// checks its descriptors.
+func registry(t testing.TB, set *teeSet) (*Collector, prometheus.Gatherer) {
 	t.Helper()
 	c := NewCollector(set, "test")
-	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(c); err != nil {
+	if err := prometheus.NewPedanticRegistry().Register(c); err != nil {
 		t.Fatal(err)
 	}
-	return c, reg
+	return c, c
 }
 
 // typeInto feeds p to a leg device as if its client typed it, and waits
@@ -792,4 +795,85 @@ func TestConcurrentScrapesWhileLegsComeAndGo(t *testing.T) {
 	if n := len(named(all, "chartee_backend_legs")); n != 2 {
 		t.Fatalf("%d backends exported after the temporary ones left, want 2", n)
 	}
+}
+
+// TestGatherMatchesRegistry: the families Collector.Gather builds directly
+// are what a pedantic prometheus.Registry returns for the same series
+// through Collect (its own sort, consistency and duplicate checks), on a
+// scrape with tees listed out of name order, backends whose names sort
+// differently from their attach order, people on a service backend, a
+// swap histogram, a duplicate tee name and a backend no label can carry.
+func TestGatherMatchesRegistry(t *testing.T) {
+	zeta, alpha, mid, dup := newRig(t, "zeta"), newRig(t, "alpha"), newRig(t, "Mid"), newRig(t, "alpha")
+	set := &teeSet{}
+	set.set(zeta.tee, alpha.tee, nil, mid.tee, dup.tee)
+	c := NewCollector(set, "test")
+	c.SetReload(ReloadState{Success: false, Time: time.Unix(1_700_000_000, 250_000_000)})
+	for i, r := range []*rig{zeta, alpha, mid} {
+		for _, name := range []string{"zz", "aa", "Mm", "b-1"} {
+			r.attach(name, tee.LegOptions{})
+		}
+		r.emit(pattern(100+i, i))
+	}
+	alpha.attach("bad\xff", tee.LegOptions{})
+	if _, err := zeta.tee.Swap(context.Background(), "aa", memdev.Opener(nil, memdev.New("aa2")), tee.SwapOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, role := range []chardev.Role{chardev.RoleView, chardev.RoleOperate, chardev.RoleOperate} {
+		user := fmt.Sprint("user", i)
+		d := personDev{memdev.New(user), chardev.NewIdentity(user, role)}
+		if _, err := mid.tee.Join("web", tee.LegOptions{Input: true}, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range []*rig{zeta, alpha, mid} {
+		eventually(t, "output written", func() bool {
+			st := r.tee.Stats()
+			for _, b := range st.Backends {
+				if b.Name != "web" && b.Name != "bad\xff" && b.BytesOut != st.Offset {
+					return false
+				}
+			}
+			return true
+		})
+	}
+
+	fast, fastErr := c.Gather()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	slow, slowErr := reg.Gather()
+	if fastErr == nil || slowErr == nil {
+		t.Fatalf("gather errors %v and %v, want the duplicate name and the bad backend in both", fastErr, slowErr)
+	}
+	for _, want := range []string{`two tees are named "alpha"`, `"bad\xff" is not valid UTF-8`} {
+		if !strings.Contains(fastErr.Error(), want) || !strings.Contains(slowErr.Error(), want) {
+			t.Errorf("gather errors %q and %q, want both to say %q", fastErr, slowErr, want)
+		}
+	}
+	if got, want := exposition(t, fast), exposition(t, slow); got != want {
+		t.Fatalf("Gather:\n%s\nregistry:\n%s", got, want)
+	}
+	all := flatten(fast)
+	if s, ok := find(all, "chartee_sessions", "tee", "Mid", "backend", "web", "role", "operate"); !ok || s.value() != 2 {
+		t.Errorf("sessions of Mid/web as operators: %v %v, want 2", s.metric, ok)
+	}
+	if _, ok := find(all, "chartee_backend_legs", "tee", "alpha", "backend", "Mm"); !ok {
+		t.Error("alpha/Mm missing")
+	}
+	if h := named(all, "chartee_swap_duration_seconds"); len(h) != 1 || h[0].labels["tee"] != "zeta" ||
+		h[0].metric.GetHistogram().GetSampleCount() != 1 || len(h[0].metric.GetHistogram().GetBucket()) == 0 {
+		t.Errorf("swap histograms %v, want zeta's one leg swap", h)
+	}
+}
+
+// exposition is mfs in the text format.
+func exposition(t *testing.T, mfs []*dto.MetricFamily) string {
+	t.Helper()
+	var b strings.Builder
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.String()
 }

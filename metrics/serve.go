@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/net/netutil"
 )
 
@@ -40,17 +41,64 @@ const (
 	maxInFlight = 8
 )
 
-// NewRegistry returns a registry with c and the standard Go runtime and
+// Registry is a prometheus.Registry holding the standard Go runtime and
+// process collectors (and whatever else is registered on it) whose Gather
+// adds the Collector's families, built by Collector.Gather rather than
+// collected series by series: the registry's per-series checks and sort
+// were most of the cost of a scrape of many tees. The Collector's
+// descriptors are registered, so a collector whose series would collide
+// with the engine's is refused by Register as before.
+type Registry struct {
+	*prometheus.Registry
+	c *Collector
+}
+
+var _ prometheus.Gatherer = (*Registry)(nil)
+
+// NewRegistry returns a Registry with c and the standard Go runtime and
 // process collectors.
-func NewRegistry(c *Collector) *prometheus.Registry {
+func NewRegistry(c *Collector) *Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		c,
+		describeOnly{c},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	return reg
+	return &Registry{Registry: reg, c: c}
 }
+
+// Gather returns the registered collectors' families and the Collector's,
+// merged in name order. Errors of both are returned together (a
+// prometheus.MultiError); the families that could be gathered are still
+// returned.
+func (r *Registry) Gather() ([]*dto.MetricFamily, error) {
+	var errs prometheus.MultiError
+	mfs, err := r.Registry.Gather()
+	errs.Append(err)
+	own, err := r.c.Gather()
+	errs.Append(err)
+	merged := make([]*dto.MetricFamily, 0, len(mfs)+len(own))
+	for len(mfs) > 0 && len(own) > 0 {
+		switch c := strings.Compare(mfs[0].GetName(), own[0].GetName()); {
+		case c < 0:
+			merged, mfs = append(merged, mfs[0]), mfs[1:]
+		case c > 0:
+			merged, own = append(merged, own[0]), own[1:]
+		default:
+			errs.Append(fmt.Errorf("metrics: family %s gathered twice; the engine's is not exported", own[0].GetName()))
+			own = own[1:]
+		}
+	}
+	merged = append(append(merged, mfs...), own...)
+	return merged, errs.MaybeUnwrap()
+}
+
+// describeOnly registers a Collector's descriptors, and collects nothing:
+// Registry.Gather adds its series.
+type describeOnly struct{ c *Collector }
+
+func (d describeOnly) Describe(ch chan<- *prometheus.Desc) { d.c.Describe(ch) }
+func (describeOnly) Collect(chan<- prometheus.Metric)      {}
 
 // Handler serves reg in the Prometheus exposition formats. Collection
 // errors are logged to logger (nil: slog.Default()) and counted in
@@ -58,18 +106,18 @@ func NewRegistry(c *Collector) *prometheus.Registry {
 // are still served. A scrape its client abandoned (hung up, timed out) is
 // logged at debug level only. Scrapes are counted in
 // promhttp_metric_handler_requests_total.
-func Handler(reg *prometheus.Registry, logger *slog.Logger) http.Handler {
+func Handler(reg *Registry, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:            handlerLog{logger},
 		ErrorHandling:       promhttp.ContinueOnError,
-		Registry:            reg,
+		Registry:            reg.Registry,
 		MaxRequestsInFlight: maxInFlight,
 		Timeout:             gatherTimeout,
 	})
-	return promhttp.InstrumentMetricHandler(reg, h)
+	return promhttp.InstrumentMetricHandler(reg.Registry, h)
 }
 
 // handlerLog is promhttp's error log. promhttp logs once per metric
