@@ -694,6 +694,13 @@ func newMemSource(addr string) *memSource {
 }
 
 func (s *memSource) Accept() (chardev.Chardev, error) {
+	// Closed first, as a real listener: a select with both cases ready
+	// picks one at random, and a closed source must not accept.
+	select {
+	case <-s.closed:
+		return nil, fmt.Errorf("accept %s: %w", s.addr, net.ErrClosed)
+	default:
+	}
 	select {
 	case d := <-s.ch:
 		return d, nil
