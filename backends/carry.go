@@ -30,9 +30,20 @@ package backends
 //     nor applies them again (the engine's replay of the line state after
 //     the handover finds them in force and sends nothing), and on a later
 //     reconnection replays them as before.
+//   - file (a capture, as a leg): the open capture file (carry_file.go):
+//     appending goes on at its end with the encoder's state (no second
+//     asciicast header, no extra line break, a UTF-8 character cut at the
+//     cut completed) and the size rotation counts.
+//   - null: nothing to carry; the new process's null is the same.
+//
+// Refused, naming the type and why (chardev.Factory.NotCarried; the
+// upgrade is refused and nothing changes): exec (its child process cannot
+// be re-parented), stdio (chartee's own stdin and stdout are not handed
+// over), demo (its simulated console lives in the old process's memory),
+// udp (not carried yet).
 //
 // Not carried: TLS, on a listener or a connection (its keys live in this
-// process; those close with a notice), udp. Telnet NAWS and TERMINAL-TYPE
+// process; those close with a notice). Telnet NAWS and TERMINAL-TYPE
 // are refused by chartee's telnet, so there is no window size or terminal
 // type to carry. A client whose protocol or escape key the new config
 // changed cannot continue as it was: a changed protocol closes it, a

@@ -18,6 +18,8 @@ func init() {
 		NewSpec: func() chardev.Spec { return NewDemoSpec() },
 		Open:    opener("demo", OpenDemo),
 		Input:   true,
+		// The simulated console lives in the process's memory.
+		NotCarried: "its simulated console lives in the old process's memory",
 	})
 }
 

@@ -24,6 +24,9 @@ func init() {
 		NewSpec: func() chardev.Spec { return NewExecSpec() },
 		Open:    opener("exec", StartExec),
 		Input:   true,
+		// A child process cannot change parents: it would be killed (or
+		// orphaned, its pty closed) when the old chartee exits.
+		NotCarried: "its child process cannot be re-parented to the new chartee",
 	})
 }
 

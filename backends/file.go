@@ -30,7 +30,8 @@ func init() {
 			}
 			return NewFile(*spec)
 		},
-		Input: false,
+		Inherit: fileInherit,
+		Input:   false,
 	})
 }
 
@@ -219,6 +220,10 @@ type File struct {
 
 	done      chan struct{} // closed by Close: wakes Read, refuses writes
 	closeOnce sync.Once
+
+	// gate and inherited are a process upgrade's (carry_file.go).
+	gate      freezeGate
+	inherited atomic.Bool
 }
 
 // NewFile validates spec and opens the capture file.
@@ -237,14 +242,7 @@ func fileOpen(spec FileSpec, now capture.Clock) (*File, error) {
 		sink: fileSink{path: spec.Path, rotate: spec.Rotate},
 		done: make(chan struct{}),
 	}
-	switch spec.Format {
-	case FileTimestamped:
-		f.enc = capture.NewTimestamped(&f.sink, capture.TimestampedOptions{Marks: spec.Direction == FileBoth, Clock: now})
-	case FileAsciicast:
-		f.enc = capture.NewAsciicast(&f.sink, capture.AsciicastOptions{Width: spec.Width, Height: spec.Height, Clock: now})
-	default:
-		f.enc = capture.Raw{W: &f.sink}
-	}
+	f.enc = fileEncoder(&f.sink, spec, now)
 	// Staged: opening has no effect on disk beyond creating a missing
 	// file, so a start that fails later can Discard it without a trace.
 	f.sink.stage = true
@@ -258,6 +256,18 @@ func fileOpen(spec FileSpec, now capture.Clock) (*File, error) {
 		}
 	}
 	return f, nil
+}
+
+// fileEncoder makes the encoder of spec's format, writing to w.
+func fileEncoder(w io.Writer, spec FileSpec, now capture.Clock) capture.Encoder {
+	switch spec.Format {
+	case FileTimestamped:
+		return capture.NewTimestamped(w, capture.TimestampedOptions{Marks: spec.Direction == FileBoth, Clock: now})
+	case FileAsciicast:
+		return capture.NewAsciicast(w, capture.AsciicastOptions{Width: spec.Width, Height: spec.Height, Clock: now})
+	default:
+		return capture.Raw{W: w}
+	}
 }
 
 // openFile opens the path and sets the encoder up for what the file holds.
@@ -429,8 +439,12 @@ func (f *File) errClosed(op string) error {
 // Read blocks until Close, then reports the device closed: a capture never
 // types into the frontend.
 func (f *File) Read(p []byte) (int, error) {
-	<-f.done
-	return 0, f.errClosed("read")
+	select {
+	case <-f.done:
+		return 0, f.errClosed("read")
+	case <-f.gate.frozen():
+		return 0, chardev.ErrFrozen
+	}
 }
 
 // Reopen closes the file and opens the path again, appending: after
@@ -459,6 +473,9 @@ func (f *File) Reopen() error {
 // header, no truncation (chardev.Discarder). Once anything was written it
 // is Close.
 func (f *File) Discard() error {
+	if f.inherited.Load() {
+		return f.release()
+	}
 	f.mu.Lock()
 	staged, created := f.sink.stage, f.sink.created
 	f.mu.Unlock()
@@ -488,6 +505,9 @@ func (f *File) Discard() error {
 // idempotent, wakes Read, and makes a Write stuck on a path that is a FIFO
 // or a terminal return.
 func (f *File) Close() error {
+	if f.inherited.Load() {
+		return f.release()
+	}
 	first := false
 	f.closeOnce.Do(func() {
 		close(f.done)

@@ -15,13 +15,17 @@ func init() {
 		Open: opener("null", func(context.Context, *NullSpec) (*Null, error) {
 			return NewNull(), nil
 		}),
-		Input: false,
+		// Nothing to carry: the new process's null is the same.
+		Inherit: func(chardev.Spec, chardev.Carried) (chardev.Chardev, error) { return NewNull(), nil },
+		Input:   false,
 	})
 }
 
 var (
 	_ chardev.Chardev   = (*Null)(nil)
 	_ chardev.Describer = (*Null)(nil)
+	_ chardev.Freezer   = (*Null)(nil)
+	_ chardev.Carrier   = (*Null)(nil)
 )
 
 // NullSpec configures a null device; it has no options.
@@ -37,6 +41,7 @@ type Null struct {
 	initOnce  sync.Once
 	closed    chan struct{}
 	closeOnce sync.Once
+	gate      freezeGate // a process upgrade's (carry.go)
 }
 
 // NewNull returns an open null device.
@@ -52,9 +57,22 @@ func (*Null) Describe() string { return "null" }
 
 // Read blocks until Close, then fails.
 func (n *Null) Read([]byte) (int, error) {
-	<-n.done()
-	return 0, fmt.Errorf("null: read: %w", os.ErrClosed)
+	select {
+	case <-n.done():
+		return 0, fmt.Errorf("null: read: %w", os.ErrClosed)
+	case <-n.gate.frozen():
+		return 0, chardev.ErrFrozen
+	}
 }
+
+// Freeze makes Read return chardev.ErrFrozen until Thaw.
+func (n *Null) Freeze() error { n.gate.freeze(); return nil }
+
+// Thaw undoes Freeze.
+func (n *Null) Thaw() error { n.gate.thaw(); return nil }
+
+// Carry hands over nothing: a null device has no state.
+func (n *Null) Carry() (chardev.Carried, error) { return chardev.Carried{State: []byte("{}")}, nil }
 
 // Write discards p.
 func (n *Null) Write(p []byte) (int, error) {

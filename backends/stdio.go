@@ -19,6 +19,9 @@ func init() {
 		NewSpec: func() chardev.Spec { return &StdioSpec{} },
 		Open:    opener("stdio", OpenStdio),
 		Input:   true,
+		// The new process's stdin and stdout are not the terminal the
+		// old one was started on (a daemon's are /dev/null or a log).
+		NotCarried: "chartee's own stdin and stdout are not handed to the new process",
 	})
 }
 

@@ -33,6 +33,10 @@ type Factory struct {
 	Inherit func(spec Spec, c Carried) (Chardev, error)
 	// InheritSource is Inherit for a leg source.
 	InheritSource func(spec Spec, c Carried) (Source, error)
+	// NotCarried says why a process upgrade cannot carry devices of
+	// this type (Inherit and InheritSource nil), for the refusal: "the
+	// child process cannot be re-parented".
+	NotCarried string
 	// Input is whether legs of this type may type into the frontend when
 	// the config does not say: true for interactive types, false for
 	// captures and ring buffers.

@@ -401,3 +401,30 @@ func (t *Tee) freezeIfFrozen(v any) {
 		chardev.Freeze(v)
 	}
 }
+
+// AdoptStream attaches dev, the device of single-stream backend name that
+// a tee in the process this one took over from carried, as that backend's
+// leg at the current offset: no replay (it had everything before the
+// cut), with options opts, its leg's counters continued from c. Like
+// Adopt, the device stays frozen until Thaw on a resumed tee.
+func (t *Tee) AdoptStream(name string, opts LegOptions, dev chardev.Chardev, c Counters) error {
+	b, err := t.reserve(name, opts)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	if err := t.attachableLocked(b, false); err != nil {
+		t.mu.Unlock()
+		t.unreserve(b)
+		return err
+	}
+	opts.Replay = 0
+	l := t.newLegLocked(b, dev, opts, false)
+	l.c.seed(c)
+	t.publishLocked()
+	t.mu.Unlock()
+	t.freezeIfFrozen(dev)
+	t.startLeg(l)
+	t.emit(l.attachEvent())
+	return nil
+}

@@ -48,7 +48,7 @@ tees:
 		t.Fatalf("ctl upgrade: exit %d, want %d\n%s%s", r.code, exitError, r.stdout, r.stderr)
 	}
 	mustContain(t, "ctl upgrade", r.stderr, "upgrade: refused, nothing changed",
-		"tee console: frontend demo cannot be carried yet")
+		"tee console: frontend demo (its simulated console lives in the old process's memory) cannot be carried yet")
 	p.cmd.Process.Signal(syscall.SIGUSR2)
 	waitFor(t, 5*time.Second, "the SIGUSR2 refusal in the log", func() bool {
 		return strings.Count(p.stderr.String(), "upgrade refused") == 2

@@ -632,6 +632,17 @@ func attachBackend(ctx context.Context, t *tee.Tee, b *config.Backend, pre *open
 	if pre != nil {
 		open = pre.dev
 		defer pre.dev.discard()
+		if pre.carried != nil {
+			dev, err := pre.dev.Open(ctx)
+			if err != nil {
+				return err
+			}
+			if err := t.AdoptStream(b.Name, b.Leg, dev, *pre.carried); err != nil {
+				dev.Close()
+				return err
+			}
+			return nil
+		}
 	}
 	return t.Attach(ctx, b.Name, b.Leg, open)
 }

@@ -209,6 +209,9 @@ type backendOp struct {
 type opened struct {
 	dev *primedOpener
 	src chardev.Source
+	// carried: dev was handed over by a process upgrade, with its
+	// leg's counters; it is adopted at the cut, not attached.
+	carried *tee.Counters
 }
 
 // take hands the listener over to its new owner.
@@ -364,14 +367,14 @@ func (p *plan) openBackends(ctx context.Context, freed map[string]bool) error {
 				continue
 			}
 			if o.op.kind == opAttach {
-				// A listener a process upgrade handed over.
-				src, err := p.inherit.source(o.tee, b)
+				// A listener or device a process upgrade handed over.
+				pre, err := p.inherit.opened(o.tee, b)
 				if err != nil {
 					return err
 				}
-				if src != nil {
-					o.op.pre = &opened{src: src}
-					p.opened = append(p.opened, o.op.pre)
+				if pre != nil {
+					o.op.pre = pre
+					p.opened = append(p.opened, pre)
 					continue
 				}
 			}

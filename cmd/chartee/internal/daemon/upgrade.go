@@ -38,7 +38,10 @@ type wireTee struct {
 }
 
 type wireBackend struct {
-	Name     string       `json:"name"`
+	Name string `json:"name"`
+	// Type is the backend's type: a carried device is only given back
+	// to a backend of the same type.
+	Type     string       `json:"type,omitempty"`
 	Source   *wireCarried `json:"source,omitempty"`
 	Seq      uint64       `json:"seq"`
 	Legs     []wireLeg    `json:"legs"`
@@ -63,14 +66,12 @@ func (d *Daemon) UpgradeBlockers() []string {
 		rt.mu.Lock()
 		var parts []string
 		if rt.cfg.Frontend.Factory.Inherit == nil {
-			parts = append(parts, "frontend "+rt.cfg.Frontend.Type)
+			f := rt.cfg.Frontend.Factory
+			parts = append(parts, "frontend "+rt.cfg.Frontend.Type+because(" (", f.NotCarried, ")"))
 		}
 		for _, b := range rt.cfg.Backends {
-			// Single-stream backends are not re-attached from what they
-			// carry yet (a tcp-connect leg would be redialed): only
-			// listeners and their clients are.
-			if !b.IsSource() || b.Factory.InheritSource == nil {
-				parts = append(parts, fmt.Sprintf("backend %s (%s)", b.Name, b.Type))
+			if b.IsSource() && b.Factory.InheritSource == nil || !b.IsSource() && b.Factory.Inherit == nil {
+				parts = append(parts, fmt.Sprintf("backend %s (%s%s)", b.Name, b.Type, because(": ", b.Factory.NotCarried, "")))
 			}
 		}
 		if len(rt.cfg.Watches) > 0 {
@@ -82,6 +83,15 @@ func (d *Daemon) UpgradeBlockers() []string {
 		}
 	}
 	return out
+}
+
+// because is a type's reason for not being carried, between pre and
+// post, or nothing when it gives none.
+func because(pre, reason, post string) string {
+	if reason == "" {
+		return ""
+	}
+	return pre + reason + post
 }
 
 func (d *Daemon) sortedTees() []*runningTee {
@@ -164,7 +174,10 @@ func (d *Daemon) Freeze(ctx context.Context) (*Frozen, error) {
 	}
 	for i, rt := range rts {
 		tf := tfs[i]
-		wt, err := carryTee(rt.name, tf, &fz.Files)
+		rt.mu.Lock()
+		types := backendTypes(rt.cfg)
+		rt.mu.Unlock()
+		wt, err := carryTee(rt.name, tf, types, &fz.Files)
 		if err != nil {
 			return fail(fmt.Errorf("tee %s: %w", rt.name, err))
 		}
@@ -212,14 +225,23 @@ func (e *BlockedError) Error() string {
 	return "upgrade: refused, nothing changed: " + strings.Join(e.Blockers, "; ")
 }
 
-func carryTee(name string, tf *tee.Frozen, files *[]*os.File) (wireTee, error) {
+// backendTypes maps tc's backends to their types.
+func backendTypes(tc *config.Tee) map[string]string {
+	m := map[string]string{}
+	for _, b := range tc.Backends {
+		m[b.Name] = b.Type
+	}
+	return m
+}
+
+func carryTee(name string, tf *tee.Frozen, types map[string]string, files *[]*os.File) (wireTee, error) {
 	wt := wireTee{Name: name, Offset: tf.Offset, Scrollback: tf.Scrollback, BytesOut: tf.BytesOut, BytesIn: tf.BytesIn}
 	var err error
 	if wt.Frontend, err = carry("frontend", tf.Frontend, files); err != nil {
 		return wt, err
 	}
 	for _, fb := range tf.Backends {
-		wb := wireBackend{Name: fb.Name, Seq: fb.Seq, Counters: fb.Counters}
+		wb := wireBackend{Name: fb.Name, Type: types[fb.Name], Seq: fb.Seq, Counters: fb.Counters}
 		if fb.Source != nil {
 			c, err := carry("backend "+fb.Name, fb.Source, files)
 			if err != nil {
@@ -337,6 +359,25 @@ func (in *Inheritance) source(teeName string, b *config.Backend) (chardev.Source
 	return src, nil
 }
 
+// stream rebuilds the device single-stream backend b of tee teeName had
+// in the old process, with its leg's counters, or returns nil when it had
+// none (its device had failed; it is opened afresh) or had another type.
+func (in *Inheritance) stream(teeName string, b *config.Backend) (chardev.Chardev, *tee.Counters, error) {
+	wb := in.backend(teeName, b.Name)
+	if wb == nil || wb.Source != nil || len(wb.Legs) != 1 || wb.Type != b.Type || b.IsSource() || b.Factory.Inherit == nil {
+		return nil, nil, nil
+	}
+	c, err := in.carried(wb.Legs[0].Dev)
+	if err != nil {
+		return nil, nil, err
+	}
+	dev, err := b.Factory.Inherit(b.Spec, c)
+	if err != nil {
+		return nil, nil, fmt.Errorf("daemon: tee %s: backend %s: %w", teeName, b.Name, err)
+	}
+	return dev, &wb.Legs[0].Counters, nil
+}
+
 // resume prepares the options of inherited tee tc: its stream continues
 // at the cut, its frontend is the inherited device first.
 func (in *Inheritance) resume(tc *config.Tee, opts *tee.Options) error {
@@ -430,4 +471,25 @@ func (d *Daemon) Activate(u Upgraded) {
 			Reason: fmt.Sprintf("from %s (pid %d) to %s; output paused %v; 0 bytes carried (every leg drained to the cut)",
 				u.OldVersion, u.OldPID, u.NewVersion, u.Pause.Round(time.Millisecond))})
 	}
+}
+
+// opened is what backend b of tee teeName was handed by a process
+// upgrade, ready to attach: its listener, or its device with its leg's
+// counters; nil when nothing was handed over for it.
+func (in *Inheritance) opened(teeName string, b *config.Backend) (*opened, error) {
+	if in == nil {
+		return nil, nil
+	}
+	if b.IsSource() {
+		src, err := in.source(teeName, b)
+		if src == nil || err != nil {
+			return nil, err
+		}
+		return &opened{src: src}, nil
+	}
+	dev, c, err := in.stream(teeName, b)
+	if dev == nil || err != nil {
+		return nil, err
+	}
+	return &opened{dev: &primedOpener{dev: dev, next: b.Opener()}, carried: c}, nil
 }

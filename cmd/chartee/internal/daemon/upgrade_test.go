@@ -14,13 +14,13 @@ import (
 // type, so a refused upgrade says exactly what it would have dropped.
 func TestUpgradeBlockers(t *testing.T) {
 	f := newFeeder(t)
-	d, _, _ := start(t, parse(t, teeYAML("console", f.addr(), indent(`- {name: rb, type: ringbuf, size: 4KiB}
+	d, _, _ := start(t, parse(t, teeYAML("console", f.addr(), indent(`- {name: run, type: exec, command: [cat]}
 - {name: raw, type: tcp-listen, listen: "127.0.0.1:0"}`))))
 	got := d.UpgradeBlockers()
 	if len(got) != 1 {
 		t.Fatalf("blockers %q, want one line for tee console", got)
 	}
-	for _, want := range []string{"tee console:", "backend rb (ringbuf)", "cannot be carried yet"} {
+	for _, want := range []string{"tee console:", "backend run (exec: its child process cannot be re-parented", "cannot be carried yet"} {
 		if !strings.Contains(got[0], want) {
 			t.Errorf("blocker %q lacks %q", got[0], want)
 		}
@@ -133,15 +133,16 @@ func TestInheritanceRoundTrip(t *testing.T) {
 	})
 }
 
-// TestUpgradeBlockersSingleStreamBackend: a tcp-connect backend (a leg
-// that dialed out) is not re-attached from what it carries yet, so it
-// blocks the upgrade rather than be redialed.
+// TestUpgradeBlockersSingleStreamBackend: single-stream backends that
+// carry their device (a tcp-connect leg that dialed out, a capture file)
+// do not block an upgrade: they are re-attached from what they carry,
+// not redialed or reopened.
 func TestUpgradeBlockersSingleStreamBackend(t *testing.T) {
 	f := newFeeder(t)
 	peer := newFeeder(t)
-	d, _, _ := start(t, parse(t, teeYAML("console", f.addr(), indent(`- {name: out, type: tcp-connect, address: "`+peer.addr()+`"}`))))
-	got := d.UpgradeBlockers()
-	if len(got) != 1 || !strings.Contains(got[0], "backend out (tcp-connect)") {
-		t.Fatalf("blockers %q, want backend out (tcp-connect)", got)
+	d, _, _ := start(t, parse(t, teeYAML("console", f.addr(), indent(`- {name: out, type: tcp-connect, address: "`+peer.addr()+`"}
+- {name: cap, type: file, path: "`+t.TempDir()+`/cap", format: timestamped}`))))
+	if got := d.UpgradeBlockers(); len(got) != 0 {
+		t.Fatalf("blockers %q, want none", got)
 	}
 }

@@ -1,0 +1,180 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"chartee/backends/capture"
+	"chartee/cmd/chartee/internal/config"
+)
+
+// handOver does in one process what `chartee ctl upgrade` does across
+// two: d stops at a cut and carries its tees, a new daemon for cfg is
+// started on duplicates of the carried files (as exec hands them to a
+// new process) and activated (the commit). d stays frozen, as an old
+// process that committed does until it exits; at the end of the test it
+// is thawed and shut down after the new daemon.
+func handOver(t *testing.T, d *Daemon, cfg *config.Config) *Daemon {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fz, err := d.Freeze(ctx)
+	if err != nil {
+		t.Fatalf("freeze: %v", err)
+	}
+	t.Cleanup(fz.Thaw)
+	var files []*os.File
+	for _, f := range fz.Files {
+		rc, err := f.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dup int
+		rc.Control(func(fd uintptr) { dup, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, os.NewFile(uintptr(dup), f.Name()))
+	}
+	fz.CloseFiles()
+	in, err := ParseInheritance(fz.State, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd, err := New(context.Background(), cfg, Options{
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Inherit: in,
+	})
+	if err != nil {
+		t.Fatalf("new daemon: %v", err)
+	}
+	t.Cleanup(func() {
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		nd.Shutdown(sctx)
+	})
+	nd.Activate(Upgraded{OldVersion: "old", NewVersion: "new"})
+	return nd
+}
+
+// peerReader reads everything a tcp-connect backend sends to the feeder
+// it dialed.
+type peerReader struct {
+	mu   sync.Mutex
+	got  bytes.Buffer
+	err  error
+	done chan struct{}
+}
+
+func readPeer(t *testing.T, c net.Conn) *peerReader {
+	p := &peerReader{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			p.mu.Lock()
+			p.got.Write(buf[:n])
+			p.err = err
+			p.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-p.done })
+	return p
+}
+
+func (p *peerReader) bytes() ([]byte, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return bytes.Clone(p.got.Bytes()), p.err
+}
+
+// TestUpgradeCarriesSingleStreams: across three handovers while the
+// console streams, a tcp-connect backend keeps its one connection (not
+// redialed) and, like a timestamped and an asciicast capture, gets every
+// byte exactly once; the captures keep one header and no extra line
+// break; the leg counters continue.
+func TestUpgradeCarriesSingleStreams(t *testing.T) {
+	front, peer := newFeeder(t), newFeeder(t)
+	dir := t.TempDir()
+	ts, cast := filepath.Join(dir, "cap.log"), filepath.Join(dir, "cap.cast")
+	cfg := parse(t, teeYAML("console", front.addr(), indent(`- {name: out, type: tcp-connect, address: "`+peer.addr()+`", on_overflow: block}
+- {name: ts, type: file, path: "`+ts+`", format: timestamped, on_overflow: block}
+- {name: cast, type: file, path: "`+cast+`", format: asciicast, on_overflow: block}`)))
+	d, _, _ := start(t, cfg)
+	out := readPeer(t, peer.conn(t))
+	c := front.conn(t)
+	const total = 3000
+	stop, wait := streamAsync(c, 0, total)
+	defer stop()
+	var lastOut uint64
+	for i := range 3 {
+		waitFor(t, "output to flow", func() bool {
+			b, _ := out.bytes()
+			return len(b) > (i+1)*300*lineLen
+		})
+		d = handOver(t, d, parse(t, teeYAML("console", front.addr(), indent(`- {name: out, type: tcp-connect, address: "`+peer.addr()+`", on_overflow: block}
+- {name: ts, type: file, path: "`+ts+`", format: timestamped, on_overflow: block}
+- {name: cast, type: file, path: "`+cast+`", format: asciicast, on_overflow: block}`))))
+		tt, ok := d.Tee("console")
+		if !ok {
+			t.Fatal("no tee after the handover")
+		}
+		for _, l := range tt.Stats().Legs {
+			if l.Name == "out" {
+				if l.BytesOut < lastOut {
+					t.Fatalf("handover %d: leg out counted %d bytes, %d before: the counter reset", i, l.BytesOut, lastOut)
+				}
+				lastOut = l.BytesOut
+			}
+		}
+	}
+	n := wait()
+	waitFor(t, "every line at the peer", func() bool {
+		b, _ := out.bytes()
+		return len(b) >= n*lineLen
+	})
+	b, err := out.bytes()
+	if err != nil {
+		t.Fatalf("the tcp-connect backend's connection was closed: %v", err)
+	}
+	checkLines(t, b, 0, n)
+	select {
+	case extra := <-peer.conns:
+		extra.Close()
+		t.Fatal("the tcp-connect backend dialed again instead of being carried")
+	default:
+	}
+	waitFor(t, "the captures", func() bool { return fileSize(ts) >= int64(n*lineLen) })
+	lines, err := capture.ParseTimestamped(readFile(t, ts), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for _, l := range lines {
+		got = append(got, l.Data...)
+	}
+	checkLines(t, got, 0, n)
+	waitFor(t, "the asciicast capture", func() bool {
+		_, events, err := capture.ParseAsciicast(bytes.NewReader(readFile(t, cast)))
+		return err == nil && len(capture.Stream(events, capture.CodeOutput)) >= n*lineLen
+	})
+	if h := bytes.Count(readFile(t, cast), []byte(`"version"`)); h != 1 {
+		t.Fatalf("the asciicast capture has %d headers, want 1", h)
+	}
+	_, events, _ := capture.ParseAsciicast(bytes.NewReader(readFile(t, cast)))
+	checkLines(t, capture.Stream(events, capture.CodeOutput), 0, n)
+}
