@@ -167,10 +167,11 @@ func TestResumeAdopt(t *testing.T) {
 	if tt.Offset() != 1004 {
 		t.Fatalf("offset %d, want 1004", tt.Offset())
 	}
-	st := tt.Stats()
-	if len(st.Legs) != 1 || st.Legs[0].Name != "raw#7" || st.Legs[0].BytesOut != 504 {
-		t.Fatalf("legs: %+v", st.Legs)
-	}
+	// The counter follows the write the client has already read.
+	eventually(t, "the adopted leg's counter to continue from 500", func() bool {
+		st := tt.Stats()
+		return len(st.Legs) == 1 && st.Legs[0].Name == "raw#7" && st.Legs[0].BytesOut == 504
+	})
 }
 
 type idleSource struct{ done chan struct{} }
@@ -196,4 +197,39 @@ func mustReserve(t *testing.T, tt *Tee, name string) *backend {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestResumeAdoptStream: a single-stream backend's carried device is
+// attached at the cut (no replay, whatever the backend's replay) under
+// the backend's name, its counters continued, frozen until Thaw: what
+// it types before then waits in the kernel.
+func TestResumeAdoptStream(t *testing.T) {
+	guest, frontEnd := loopPair(t)
+	client, legEnd := loopPair(t)
+	tt, err := New(Options{Name: "t", Hold: true, Resume: &Resume{Offset: 1000, Scrollback: []byte("old tail\n")},
+		Frontend: chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) { return freezable{frontEnd}, nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tt.Close()
+	if err := tt.AdoptStream("out", LegOptions{Replay: 100, Input: true}, freezable{legEnd}, Counters{Out: 500, In: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tt.AdoptStream("out", LegOptions{}, freezable{legEnd}, Counters{}); !errors.Is(err, ErrExists) {
+		t.Fatalf("a second adopt of one name: %v", err)
+	}
+	client.Write([]byte("typed before the commit\n"))
+	tt.Thaw()
+	tt.Start()
+	if got := readN(t, guest, 24); got != "typed before the commit\n" {
+		t.Fatalf("input after thaw %q", got)
+	}
+	guest.Write([]byte("new\n"))
+	if got := readN(t, client, 4); got != "new\n" {
+		t.Fatalf("adopted leg got %q (no replay expected)", got)
+	}
+	eventually(t, "the adopted leg's counters to continue", func() bool {
+		st := tt.Stats()
+		return len(st.Legs) == 1 && st.Legs[0].Name == "out" && st.Legs[0].BytesOut == 504 && st.Legs[0].BytesIn == 7+24
+	})
 }
