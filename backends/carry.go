@@ -34,6 +34,9 @@ package backends
 //     appending goes on at its end with the encoder's state (no second
 //     asciicast header, no extra line break, a UTF-8 character cut at the
 //     cut completed) and the size rotation counts.
+//   - pty (frontend or leg): the master and chartee's slave descriptor
+//     (carry_pty.go); the link stays, and a program on the slave (picocom,
+//     a cat) sees no hangup, no gap and no new device.
 //   - null: nothing to carry; the new process's null is the same.
 //
 // Refused, naming the type and why (chardev.Factory.NotCarried; the

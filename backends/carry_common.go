@@ -39,7 +39,10 @@ func decodeState(typ string, data []byte, v any) error {
 
 // dupFile duplicates f's descriptor (close-on-exec) without f.Fd(), which
 // would put a pollable f into blocking mode.
-func dupFile(f *os.File) (*os.File, error) {
+func dupFile(f *os.File) (*os.File, error) { return dupNamed(f, f.Name()) }
+
+// dupNamed is dupFile with the copy's name.
+func dupNamed(f *os.File, name string) (*os.File, error) {
 	fd := -1
 	err := tty.Control(f, func(orig int) error {
 		var err error
@@ -49,7 +52,7 @@ func dupFile(f *os.File) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dup %s: %w", f.Name(), err)
 	}
-	return os.NewFile(uintptr(fd), f.Name()), nil
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 // carriedFiles checks that a carried device came with want files.

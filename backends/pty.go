@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/creack/pty"
 
@@ -22,6 +23,7 @@ func init() {
 	chardev.Register("pty", chardev.Factory{
 		NewSpec: func() chardev.Spec { return &PtySpec{} },
 		Open:    opener("pty", OpenPty),
+		Inherit: ptyInherit,
 		Input:   true,
 	})
 }
@@ -98,6 +100,10 @@ type Pty struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// inherited: handed over by an upgrade not committed yet
+	// (carry_pty.go); Close leaves the link alone.
+	inherited atomic.Bool
 }
 
 // OpenPty creates the pseudo-terminal and, if asked, its link.
@@ -179,6 +185,10 @@ func (p *Pty) Describe() string {
 func (p *Pty) Read(b []byte) (int, error) {
 	n, err := p.master.Read(b)
 	if err != nil {
+		// Nothing but Freeze sets a read deadline.
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = chardev.ErrFrozen
+		}
 		err = fmt.Errorf("pty: read %s: %w", p.slave.Name(), err)
 	}
 	return n, err
@@ -198,7 +208,7 @@ func (p *Pty) Write(b []byte) (int, error) {
 func (p *Pty) Close() error {
 	p.closeOnce.Do(func() {
 		errs := []error{p.master.Close()}
-		if p.link != "" {
+		if p.link != "" && !p.inherited.Load() {
 			// Leave the link alone if someone else has taken it over.
 			if target, err := os.Readlink(p.link); err == nil && target == p.slave.Name() {
 				if err := os.Remove(p.link); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -89,7 +90,7 @@ func (f *feeder) conn(t *testing.T) net.Conn {
 // short pauses, so the frontend's output is continuous while the test
 // changes things. It returns when done or when stop is closed, with the
 // number of lines written.
-func stream(c net.Conn, first, n int, stop <-chan struct{}) int {
+func stream(c io.Writer, first, n int, stop <-chan struct{}) int {
 	var buf []byte
 	for i := 0; i < n; {
 		buf = buf[:0]
@@ -110,7 +111,7 @@ func stream(c net.Conn, first, n int, stop <-chan struct{}) int {
 }
 
 // streamAsync runs stream in a goroutine; wait returns the lines written.
-func streamAsync(c net.Conn, first, n int) (stop func(), wait func() int) {
+func streamAsync(c io.Writer, first, n int) (stop func(), wait func() int) {
 	done := make(chan int, 1)
 	quit := make(chan struct{})
 	go func() { done <- stream(c, first, n, quit) }()

@@ -289,6 +289,8 @@ type Inheritance struct {
 	used  map[int]bool
 	// srcs are the inherited listeners by tee and backend, once rebuilt.
 	srcs map[string]chardev.Source
+	// fronts are the inherited frontend devices, thawed by Activate.
+	fronts []chardev.Chardev
 }
 
 // ParseInheritance reads the state document Freeze made, with the files
@@ -396,6 +398,7 @@ func (in *Inheritance) resume(tc *config.Tee, opts *tee.Options) error {
 	if err != nil {
 		return fmt.Errorf("daemon: tee %s: frontend: %w", tc.Name, err)
 	}
+	in.fronts = append(in.fronts, dev)
 	opts.Frontend = &primedOpener{dev: dev, next: opts.Frontend}
 	opts.Resume = &tee.Resume{Offset: wt.Offset, Scrollback: wt.Scrollback, BytesOut: wt.BytesOut, BytesIn: wt.BytesIn}
 	return nil
@@ -463,6 +466,12 @@ func (d *Daemon) Activate(u Upgraded) {
 	d.mu.Unlock()
 	if in != nil {
 		in.closeUnused()
+		// The frontends are opened by Start, never frozen in this
+		// process: thaw them here, which tells a device it is this
+		// process's now (a pty's link is removed when it closes).
+		for _, dev := range in.fronts {
+			chardev.Thaw(dev)
+		}
 	}
 	for _, t := range pending {
 		t.Thaw()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -76,7 +75,7 @@ type peerReader struct {
 	done chan struct{}
 }
 
-func readPeer(t *testing.T, c net.Conn) *peerReader {
+func readPeer(t *testing.T, c io.ReadCloser) *peerReader {
 	p := &peerReader{done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
@@ -104,18 +103,25 @@ func (p *peerReader) bytes() ([]byte, error) {
 
 // TestUpgradeCarriesSingleStreams: across three handovers while the
 // console streams, a tcp-connect backend keeps its one connection (not
-// redialed) and, like a timestamped and an asciicast capture, gets every
-// byte exactly once; the captures keep one header and no extra line
-// break; the leg counters continue.
+// redialed) and, like a timestamped and an asciicast capture and a
+// program reading a pty leg, gets every byte exactly once; the captures
+// keep one header and no extra line break; the pty's reader never reads
+// a hangup; the leg counters continue.
 func TestUpgradeCarriesSingleStreams(t *testing.T) {
 	front, peer := newFeeder(t), newFeeder(t)
 	dir := t.TempDir()
-	ts, cast := filepath.Join(dir, "cap.log"), filepath.Join(dir, "cap.cast")
-	cfg := parse(t, teeYAML("console", front.addr(), indent(`- {name: out, type: tcp-connect, address: "`+peer.addr()+`", on_overflow: block}
-- {name: ts, type: file, path: "`+ts+`", format: timestamped, on_overflow: block}
-- {name: cast, type: file, path: "`+cast+`", format: asciicast, on_overflow: block}`)))
-	d, _, _ := start(t, cfg)
+	ts, cast, link := filepath.Join(dir, "cap.log"), filepath.Join(dir, "cap.cast"), filepath.Join(dir, "console")
+	backends := indent(`- {name: out, type: tcp-connect, address: "` + peer.addr() + `", on_overflow: block}
+- {name: ts, type: file, path: "` + ts + `", format: timestamped, on_overflow: block}
+- {name: cast, type: file, path: "` + cast + `", format: asciicast, on_overflow: block}
+- {name: pty, type: pty, link: "` + link + `", on_overflow: block}`)
+	d, _, _ := start(t, parse(t, teeYAML("console", front.addr(), backends)))
 	out := readPeer(t, peer.conn(t))
+	slave, err := os.OpenFile(link, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	picocom := readPeer(t, slave)
 	c := front.conn(t)
 	const total = 3000
 	stop, wait := streamAsync(c, 0, total)
@@ -126,9 +132,7 @@ func TestUpgradeCarriesSingleStreams(t *testing.T) {
 			b, _ := out.bytes()
 			return len(b) > (i+1)*300*lineLen
 		})
-		d = handOver(t, d, parse(t, teeYAML("console", front.addr(), indent(`- {name: out, type: tcp-connect, address: "`+peer.addr()+`", on_overflow: block}
-- {name: ts, type: file, path: "`+ts+`", format: timestamped, on_overflow: block}
-- {name: cast, type: file, path: "`+cast+`", format: asciicast, on_overflow: block}`))))
+		d = handOver(t, d, parse(t, teeYAML("console", front.addr(), backends)))
 		tt, ok := d.Tee("console")
 		if !ok {
 			t.Fatal("no tee after the handover")
@@ -150,6 +154,15 @@ func TestUpgradeCarriesSingleStreams(t *testing.T) {
 	b, err := out.bytes()
 	if err != nil {
 		t.Fatalf("the tcp-connect backend's connection was closed: %v", err)
+	}
+	checkLines(t, b, 0, n)
+	waitFor(t, "every line at the pty's reader", func() bool {
+		b, _ := picocom.bytes()
+		return len(b) >= n*lineLen
+	})
+	b, err = picocom.bytes()
+	if err != nil {
+		t.Fatalf("the pty's reader read a hangup: %v", err)
 	}
 	checkLines(t, b, 0, n)
 	select {
@@ -177,4 +190,55 @@ func TestUpgradeCarriesSingleStreams(t *testing.T) {
 	}
 	_, events, _ := capture.ParseAsciicast(bytes.NewReader(readFile(t, cast)))
 	checkLines(t, capture.Stream(events, capture.CodeOutput), 0, n)
+}
+
+// TestUpgradeCarriesPtyFrontend: a console on a pty (a program writing
+// to its slave) streams on across three handovers, byte-exact at a
+// tcp-connect backend, and a line typed after the last one reaches the
+// program.
+func TestUpgradeCarriesPtyFrontend(t *testing.T) {
+	peer := newFeeder(t)
+	link := filepath.Join(t.TempDir(), "guest")
+	cfg := `tees:
+  - name: console
+    drain_timeout: 2s
+    frontend: {type: pty, link: "` + link + `"}
+    backends:
+      - {name: out, type: tcp-connect, address: "` + peer.addr() + `", on_overflow: block}
+`
+	d, _, _ := start(t, parse(t, cfg))
+	pc := peer.conn(t)
+	out := readPeer(t, pc)
+	var guest *os.File
+	waitFor(t, "the frontend's link", func() bool {
+		var err error
+		guest, err = os.OpenFile(link, os.O_RDWR|unix.O_NOCTTY, 0)
+		return err == nil
+	})
+	defer guest.Close()
+	stop, wait := streamAsync(guest, 0, 3000)
+	defer stop()
+	for i := range 3 {
+		waitFor(t, "output to flow", func() bool {
+			b, _ := out.bytes()
+			return len(b) > (i+1)*300*lineLen
+		})
+		d = handOver(t, d, parse(t, cfg))
+	}
+	n := wait()
+	waitFor(t, "every line at the peer", func() bool {
+		b, _ := out.bytes()
+		return len(b) >= n*lineLen
+	})
+	b, err := out.bytes()
+	if err != nil {
+		t.Fatalf("the backend's connection was closed: %v", err)
+	}
+	checkLines(t, b, 0, n)
+	pc.Write([]byte("typed after the handovers\n"))
+	guest.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := make([]byte, 26)
+	if _, err := io.ReadFull(guest, got); err != nil || string(got) != "typed after the handovers\n" {
+		t.Fatalf("the program read %q, %v", got, err)
+	}
 }
