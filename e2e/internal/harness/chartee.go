@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +31,14 @@ var build struct {
 	dir             string
 	path, plainPath string
 	err, plainErr   error
+	versions        map[string]*built // VersionedBinary's, by version
+}
+
+// built is one build's outcome, once done is closed.
+type built struct {
+	done chan struct{}
+	path string
+	err  error
 }
 
 // SetBuildDir sets where Binary builds chartee; TestMain makes it a temp
@@ -62,7 +71,7 @@ func Binary(t testing.TB) string {
 	build.Lock()
 	defer build.Unlock()
 	if build.path == "" && build.err == nil {
-		build.path, build.err = buildChartee(build.dir, "chartee", true)
+		build.path, build.err = buildChartee(build.dir, "chartee", true, "")
 	}
 	if build.err != nil {
 		t.Fatal(build.err)
@@ -80,7 +89,7 @@ func PlainBinary(t testing.TB) string {
 	build.Lock()
 	defer build.Unlock()
 	if build.plainPath == "" && build.plainErr == nil {
-		build.plainPath, build.plainErr = buildChartee(build.dir, "chartee-plain", false)
+		build.plainPath, build.plainErr = buildChartee(build.dir, "chartee-plain", false, "")
 	}
 	if build.plainErr != nil {
 		t.Fatal(build.plainErr)
@@ -88,7 +97,52 @@ func PlainBinary(t testing.TB) string {
 	return build.plainPath
 }
 
-func buildChartee(dir, name string, race bool) (string, error) {
+// VersionedBinary is Binary stamped with version (what chartee_build_info
+// and an upgrade report say), built once per run and version: two of them
+// are two builds of chartee an upgrade can alternate between.
+func VersionedBinary(t testing.TB, version string) string {
+	t.Helper()
+	Begin(t)
+	b := versioned(version)
+	<-b.done
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+// StartVersionedBinary starts building VersionedBinary(version) in the
+// background (a test boots a VM meanwhile) unless it is built or being
+// built; VersionedBinary then waits for it.
+func StartVersionedBinary(t testing.TB, version string) {
+	t.Helper()
+	Begin(t)
+	versioned(version)
+}
+
+func versioned(version string) *built {
+	build.Lock()
+	defer build.Unlock()
+	if build.versions == nil {
+		build.versions = map[string]*built{}
+	}
+	b := build.versions[version]
+	if b == nil {
+		b = &built{done: make(chan struct{})}
+		build.versions[version] = b
+		dir := build.dir
+		go func() {
+			defer close(b.done)
+			b.path, b.err = buildChartee(dir, "chartee-"+version, true, version)
+		}()
+	}
+	return b
+}
+
+// versionVar is the variable -ldflags -X stamps the version into.
+const versionVar = "chartee/cmd/chartee/internal/cli.Version"
+
+func buildChartee(dir, name string, race bool, version string) (string, error) {
 	if dir == "" {
 		return "", fmt.Errorf("e2e: SetBuildDir was not called (TestMain)")
 	}
@@ -108,6 +162,9 @@ func buildChartee(dir, name string, race bool) (string, error) {
 	args := []string{"build", "-o", out}
 	if race {
 		args = append(args, "-race")
+	}
+	if version != "" {
+		args = append(args, "-ldflags", "-X "+versionVar+"="+version)
 	}
 	cmd := exec.Command(goBin, append(args, "./cmd/chartee")...)
 	cmd.Dir = modDir
@@ -162,6 +219,15 @@ type Chartee struct {
 	// Plain runs the daemon built without the race detector
 	// (PlainBinary); set it before Start.
 	Plain bool
+	// Bin is the binary Start runs (a VersionedBinary); empty: Binary
+	// (or PlainBinary). Set it before Start.
+	Bin string
+	// Upgradable prepares the daemon for process upgrades (see
+	// Upgrade); set it before Start.
+	Upgradable bool
+
+	log string       // the daemon's output file, when Upgradable
+	pid atomic.Int64 // the process serving now (it changes on upgrades)
 }
 
 // NewChartee prepares paths for a daemon in dir; write a config naming
@@ -196,23 +262,65 @@ func (c *Chartee) WriteConfig(t testing.TB, yaml string) {
 // Start runs `chartee run -c CONFIG` and waits until its control API
 // answers /healthz. At cleanup the daemon gets SIGTERM and must exit
 // cleanly within 20s; otherwise its group is killed and the test fails.
+// After upgrades, that is the process serving then: every generation is
+// in the first one's process group, so the group kill reaches them all.
 func (c *Chartee) Start(t testing.TB) {
 	t.Helper()
-	bin := Binary(t)
-	if c.Plain {
+	bin := c.Bin
+	if bin == "" && c.Plain {
 		bin = PlainBinary(t)
+	} else if bin == "" {
+		bin = Binary(t)
 	}
 	cmd := exec.Command(bin, "run", "-c", c.Config)
 	cmd.Dir = c.Dir
+	if c.Upgradable {
+		// A process an upgrade starts inherits the old one's stdout and
+		// stderr and outlives it. A pipe read by the old one's exec.Cmd
+		// would be closed under it when the old process is reaped (and
+		// its next log line would kill it with SIGPIPE): a file is
+		// handed down as it is.
+		c.log = filepath.Join(c.Dir, "chartee.log")
+		f, err := os.OpenFile(c.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cmd.Stdout, cmd.Stderr = f, f
+	}
 	c.Proc = StartCmd(t, "chartee", cmd)
+	c.pid.Store(int64(c.Proc.Pid()))
 	t.Cleanup(func() {
 		// Registered first, so it runs last: after the shutdown below,
 		// when a race found at exit has been reported too.
-		if r := RaceReport(c.Proc.Output()); r != "" {
+		if r := RaceReport(c.Output()); r != "" {
 			t.Errorf("e2e: the race detector found a data race in chartee:\n%s", r)
 		}
+		if c.log != "" && t.Failed() {
+			t.Logf("e2e: output of chartee (every generation):\n%s", c.Output())
+		}
 	})
-	t.Cleanup(func() {
+	t.Cleanup(func() { c.stop(t) })
+	deadline := time.Now().Add(timeoutShort)
+	for {
+		err := c.Health()
+		if err == nil {
+			return
+		}
+		if c.Proc.Exited() {
+			t.Fatalf("e2e: chartee exited before serving its control API (%v):\n%s", c.Proc.Wait(0), c.Output())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("e2e: chartee's control API did not answer within %v: %v\n%s", timeoutShort, err, c.Output())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM to the process serving now and waits for it to end.
+func (c *Chartee) stop(t testing.TB) {
+	pid := int(c.pid.Load())
+	if pid == c.Proc.Pid() {
 		if c.Proc.Exited() {
 			return
 		}
@@ -227,22 +335,33 @@ func (c *Chartee) Start(t testing.TB) {
 		if d := time.Since(start); d > 2*time.Second {
 			t.Logf("e2e: chartee took %v to shut down", d.Round(time.Millisecond))
 		}
-	})
-	deadline := time.Now().Add(timeoutShort)
-	for {
-		err := c.Health()
-		if err == nil {
-			return
-		}
-		if c.Proc.Exited() {
-			t.Fatalf("e2e: chartee exited before serving its control API (%v):\n%s", c.Proc.Wait(0), c.Proc.Output())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("e2e: chartee's control API did not answer within %v: %v\n%s", timeoutShort, err, c.Proc.Output())
-		}
-		time.Sleep(25 * time.Millisecond)
+		return
+	}
+	// A generation an upgrade started is not our child: its end is
+	// seen in /proc (gone, or a zombie its new parent has not reaped).
+	if !Running(pid) {
+		return
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	if !WaitGone(pid, 20*time.Second) {
+		syscall.Kill(pid, syscall.SIGQUIT)
+		WaitGone(pid, 5*time.Second)
+		t.Errorf("e2e: chartee (pid %d, after an upgrade) did not shut down within 20s of SIGTERM", pid)
 	}
 }
+
+// Output is what the daemon wrote to stdout and stderr so far: with
+// Upgradable, every generation's.
+func (c *Chartee) Output() string {
+	if c.log == "" {
+		return c.Proc.Output()
+	}
+	b, _ := os.ReadFile(c.log)
+	return string(b)
+}
+
+// PID is the process serving now (it changes on upgrades).
+func (c *Chartee) PID() int { return int(c.pid.Load()) }
 
 // Health asks GET /healthz.
 func (c *Chartee) Health() error {
@@ -368,11 +487,17 @@ func (c *Chartee) Request(method, path string, body, out any) error {
 // stderr and the exit status come back in err.
 func (c *Chartee) Ctl(t testing.TB, args ...string) (string, error) {
 	t.Helper()
+	return c.CtlWithin(t, timeoutShort, args...)
+}
+
+// CtlWithin is Ctl bounded by timeout instead of timeoutShort.
+func (c *Chartee) CtlWithin(t testing.TB, timeout time.Duration, args ...string) (string, error) {
+	t.Helper()
 	cmd := exec.Command(Binary(t), append([]string{"ctl", "--socket", c.Socket}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), timeoutShort)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	done := make(chan error, 1)
 	if err := cmd.Start(); err != nil {

@@ -3,6 +3,7 @@ package harness
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -58,4 +59,38 @@ func ProcessRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("e2e: no VmRSS for pid %d", pid)
+}
+
+// Scrape fetches the whole /metrics exposition at metricsAddr.
+func Scrape(metricsAddr string, timeout time.Duration) (string, error) {
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: timeout}
+	resp, err := c.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("e2e: reading %s/metrics: %w", metricsAddr, err)
+	}
+	return string(b), nil
+}
+
+// Sample finds the value of the one sample of series name whose labels
+// include every label given (`tee="vm"`) in an exposition.
+func Sample(exposition, name string, labels ...string) (float64, error) {
+next:
+	for _, l := range strings.Split(exposition, "\n") {
+		rest, ok := strings.CutPrefix(l, name)
+		if !ok || rest == "" || rest[0] != '{' && rest[0] != ' ' {
+			continue
+		}
+		for _, lb := range labels {
+			if !strings.Contains(rest, lb) {
+				continue next
+			}
+		}
+		return strconv.ParseFloat(strings.TrimSpace(rest[strings.LastIndexByte(rest, ' ')+1:]), 64)
+	}
+	return 0, fmt.Errorf("e2e: no sample %s%v", name, labels)
 }

@@ -1,0 +1,122 @@
+package harness
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// UpgradeReport is what `chartee ctl --json upgrade` prints on success.
+type UpgradeReport struct {
+	Binary     string            `json:"binary"`
+	OldVersion string            `json:"old_version"`
+	NewVersion string            `json:"new_version"`
+	OldPID     int               `json:"old_pid"`
+	NewPID     int               `json:"new_pid"`
+	Files      int               `json:"files"`
+	Elapsed    time.Duration     `json:"elapsed_ns"`
+	Pause      time.Duration     `json:"pause_ns"`
+	Cuts       map[string]uint64 `json:"cuts"`
+}
+
+// UpgradeTimeout is how long Upgrade gives a new binary to be ready when
+// the test does not say: far more than the daemon's default (10s), since
+// a race-detector build starting on a loaded machine can take seconds,
+// and a rollback there would be a false failure.
+const UpgradeTimeout = 40 * time.Second
+
+// Upgrade runs `chartee ctl --json upgrade --binary BINARY --timeout T`
+// (T 0: UpgradeTimeout). On success it checks that the old process ended
+// (with status 0 when it is the one Start ran) and that the new one
+// serves the control API, and from then on treats the new one as the
+// daemon. On failure the error carries ctl's stderr (why).
+func (c *Chartee) Upgrade(t testing.TB, binary string, timeout time.Duration) (UpgradeReport, error) {
+	t.Helper()
+	if timeout <= 0 {
+		timeout = UpgradeTimeout
+	}
+	args := []string{"--json", "upgrade", "--binary", binary, "--timeout", timeout.String()}
+	old := c.PID()
+	out, err := c.CtlWithin(t, timeout+timeoutShort, args...)
+	if err != nil {
+		return UpgradeReport{}, err
+	}
+	var rep UpgradeReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("e2e: ctl upgrade printed %q: %v", out, err)
+	}
+	if rep.OldPID != old || rep.NewPID <= 0 || rep.NewPID == old {
+		t.Fatalf("e2e: upgrade from pid %d reported old pid %d, new pid %d", old, rep.OldPID, rep.NewPID)
+	}
+	c.pid.Store(int64(rep.NewPID))
+	if old == c.Proc.Pid() {
+		if err := c.Proc.Wait(timeoutShort); err != nil {
+			t.Fatalf("e2e: the daemon Start ran did not exit cleanly after handing over: %v", err)
+		}
+	} else if !WaitGone(old, timeoutShort) {
+		t.Fatalf("e2e: the old daemon (pid %d) still runs %v after handing over to pid %d", old, timeoutShort, rep.NewPID)
+	}
+	if !Running(rep.NewPID) {
+		t.Fatalf("e2e: the new daemon (pid %d) is not running after the upgrade", rep.NewPID)
+	}
+	if err := c.Health(); err != nil {
+		t.Fatalf("e2e: the new daemon (pid %d) does not answer /healthz: %v", rep.NewPID, err)
+	}
+	return rep, nil
+}
+
+// Running reports whether process pid exists and has not ended (a zombie
+// has ended: a process an upgrade started is reparented away from the
+// test, and its new parent may reap it late or never).
+func Running(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// "PID (COMM) STATE ...": COMM may hold spaces and parentheses, the
+	// state follows the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return false
+	}
+	state := stat[i+2]
+	return state != 'Z' && state != 'X'
+}
+
+// WaitGone waits up to timeout for process pid to end.
+func WaitGone(pid int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for Running(pid) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// ExitScript writes an executable shell script to path that says why on
+// stderr and exits with status 1: a new "binary" that fails to start.
+func ExitScript(t testing.TB, path, why string) string {
+	t.Helper()
+	return script(t, path, fmt.Sprintf("echo %q >&2\nexit 1\n", why))
+}
+
+// HangScript writes an executable shell script to path that never
+// reports ready (it sleeps an hour): a new binary hung before ready.
+func HangScript(t testing.TB, path string) string {
+	t.Helper()
+	return script(t, path, "exec sleep 3600\n")
+}
+
+func script(t testing.TB, path, body string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

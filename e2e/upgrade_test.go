@@ -1,0 +1,401 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"chartee/e2e/internal/harness"
+)
+
+// upgradeV2 is the version string of the second build of chartee the
+// upgrades alternate with the first (the e2e tests' own build, whose
+// version is what Go's build information says).
+const upgradeV2 = "e2e-upgrade-2"
+
+// upgradeCount is how many upgrades the VM test makes (issue 16: 20).
+const upgradeCount = 20
+
+// upgradeRig is a VM's console served by a daemon that is upgraded in
+// place, with every kind of client the upgrade must carry attached from
+// the VM's first byte on.
+type upgradeRig struct {
+	c       *harness.Chartee
+	vm      *harness.VM
+	metrics string
+	v1      string            // the first build's version
+	bins    map[string]string // version -> binary
+	// typist is the raw client the test types with; ref records what it
+	// gets and is the reference every other copy is compared with.
+	typist net.Conn
+	ref    *harness.Recorder
+	// clients are every client's recorder, by name (ref included): none
+	// may end.
+	clients map[string]*harness.Recorder
+	// copies are every copy of the stream, by name (clients, and the
+	// captures and ring buffers read back).
+	copies map[string]func(t *testing.T) []byte
+	legs   int // how many legs the tee has throughout
+}
+
+// startUpgradeRig boots the VM (paused until everyone is attached), runs
+// the first build with the clients attached, and starts the guest's
+// counter.
+func startUpgradeRig(t *testing.T) *upgradeRig {
+	t.Helper()
+	// The second build links while the VM boots.
+	harness.StartVersionedBinary(t, upgradeV2)
+	r := &upgradeRig{
+		bins:    map[string]string{},
+		clients: map[string]*harness.Recorder{},
+		copies:  map[string]func(t *testing.T) []byte{},
+	}
+	dir := t.TempDir()
+	r.vm = harness.StartVM(t, dir, true)
+	r.c = harness.NewChartee(t, dir)
+	r.c.Upgradable = true
+	r.metrics = harness.FreeAddr(t)
+	rawUnix := filepath.Join(dir, "raw.sock")
+	r.c.WriteConfig(t, fmt.Sprintf(`
+control:
+  socket: %q
+metrics:
+  listen: %s
+tees:
+  - name: vm
+    input: shared
+    frontend:
+      type: unix-connect
+      path: %q
+      reconnect: {initial: 100ms, max: 1s}
+    backends:
+      - name: raw
+        type: tcp-listen
+        listen: 127.0.0.1:0
+        input: true
+        on_overflow: block
+      - name: raw-unix
+        type: unix-listen
+        path: %q
+`, r.c.Socket, r.metrics, r.vm.Socket, rawUnix))
+	r.c.Start(t)
+	r.v1 = r.version(t)
+	r.bins[r.v1] = harness.Binary(t)
+	waitFor(t, "the frontend to connect to QEMU's console socket", func() bool {
+		return r.c.Tee(t, "vm").Frontend.Up
+	})
+	addr := r.c.Addr(t, "vm", "raw")
+	r.typist = r.dial(t, "raw-typist", "tcp", addr)
+	r.ref = r.clients["raw-typist"]
+	r.dial(t, "raw-2", "tcp", addr)
+	r.dial(t, "raw-unix", "unix", rawUnix)
+	r.legs = 3
+	waitFor(t, "every client to be a leg", func() bool { return len(r.c.Tee(t, "vm").Legs) == r.legs })
+
+	start := time.Now()
+	r.vm.Resume(t)
+	at := r.ref.WaitFor(t, harness.VMReadyMarker, 0, bootTimeout)
+	r.ref.WaitFor(t, harness.VMPrompt, at, timeoutLong)
+	t.Logf("VM booted to a prompt %v after resume", time.Since(start).Round(time.Millisecond))
+	r.typeLine(t, harness.GuestCounter(10))
+	r.ref.WaitFor(t, harness.CounterLine(0), at, timeoutLong)
+	r.waitLines(t, 5)
+	r.bins[upgradeV2] = harness.VersionedBinary(t, upgradeV2)
+	if r.v1 == upgradeV2 {
+		t.Fatalf("the two builds have the same version %q", r.v1)
+	}
+	return r
+}
+
+// dial connects a raw client and records what it gets.
+func (r *upgradeRig) dial(t *testing.T, name, network, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := harness.Record(t, name, conn)
+	r.clients[name] = rec
+	r.copies[name] = func(*testing.T) []byte { return rec.Bytes() }
+	return conn
+}
+
+func (r *upgradeRig) typeLine(t *testing.T, line string) {
+	t.Helper()
+	if _, err := r.typist.Write([]byte(line)); err != nil {
+		t.Fatalf("typing %q: %v", line, err)
+	}
+}
+
+// waitLines waits until the reference has n more counter lines than it
+// has now: the counter runs and reaches the clients.
+func (r *upgradeRig) waitLines(t *testing.T, n int) {
+	t.Helper()
+	want := harness.LastCounterLine(r.ref.Bytes()) + n
+	r.ref.WaitFor(t, harness.CounterLine(want), 0, timeoutLong)
+}
+
+// ctlShow is `chartee ctl --json show vm`. (It prints the control API's
+// answer to GET /v1/tees/vm, which r.c.Tee reads without starting a
+// process: the test uses that between upgrades, ctl show around them.)
+func (r *upgradeRig) ctlShow(t *testing.T) harness.TeeStatus {
+	t.Helper()
+	out, err := r.c.Ctl(t, "--json", "show", "vm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st harness.TeeStatus
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("ctl show printed %q: %v", out, err)
+	}
+	return st
+}
+
+// version is what chartee_build_info says.
+func (r *upgradeRig) version(t *testing.T) string {
+	t.Helper()
+	m, err := harness.Scrape(r.metrics, timeoutLong)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(m, `chartee_build_info{`)
+	_, rest, ok2 := strings.Cut(rest, `version="`)
+	v, _, ok3 := strings.Cut(rest, `"`)
+	if !ok || !ok2 || !ok3 {
+		t.Fatalf("no chartee_build_info version in the scrape:\n%s", m)
+	}
+	return v
+}
+
+// checkAttached fails the test if any client's stream ended or the tee
+// lost a leg.
+func (r *upgradeRig) checkAttached(t *testing.T, st harness.TeeStatus, when string) {
+	t.Helper()
+	for name, rec := range r.clients {
+		if err := rec.Err(); err != nil {
+			t.Fatalf("%s: client %s was disconnected: %v", when, name, err)
+		}
+	}
+	if len(st.Legs) != r.legs {
+		t.Fatalf("%s: the tee has %d legs, want %d: %+v", when, len(st.Legs), r.legs, st.Legs)
+	}
+}
+
+// checkMonotonic fails the test if a counter of cur is below prev's: the
+// stream offset, the frontend's and every backend's and leg's byte
+// counts.
+func checkMonotonic(t *testing.T, when string, prev, cur harness.TeeStatus) {
+	t.Helper()
+	type counter struct {
+		name      string
+		prev, cur uint64
+	}
+	cs := []counter{
+		{"offset", prev.Offset, cur.Offset},
+		{"frontend bytes_out", prev.Frontend.BytesOut, cur.Frontend.BytesOut},
+		{"frontend bytes_in", prev.Frontend.BytesIn, cur.Frontend.BytesIn},
+	}
+	for _, pb := range prev.Backends {
+		for _, cb := range cur.Backends {
+			if cb.Name == pb.Name {
+				cs = append(cs, counter{"backend " + pb.Name + " bytes_out", pb.BytesOut, cb.BytesOut},
+					counter{"backend " + pb.Name + " bytes_in", pb.BytesIn, cb.BytesIn})
+			}
+		}
+	}
+	for _, pl := range prev.Legs {
+		for _, cl := range cur.Legs {
+			if cl.Name == pl.Name {
+				cs = append(cs, counter{"leg " + pl.Name + " bytes_out", pl.BytesOut, cl.BytesOut})
+			}
+		}
+	}
+	for _, c := range cs {
+		if c.cur < c.prev {
+			t.Errorf("%s: ctl show's %s went from %d to %d", when, c.name, c.prev, c.cur)
+		}
+	}
+	if cur.Offset <= prev.Offset {
+		t.Errorf("%s: the stream offset did not advance (%d, then %d) while the guest prints", when, prev.Offset, cur.Offset)
+	}
+	if len(cur.Backends) != len(prev.Backends) {
+		t.Errorf("%s: %d backends, then %d", when, len(prev.Backends), len(cur.Backends))
+	}
+}
+
+func legNames(st harness.TeeStatus) []string {
+	var names []string
+	for _, l := range st.Legs {
+		names = append(names, l.Backend+"/"+l.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// TestVMUpgrade is issue 16's end-to-end test. A real VM's serial console
+// (QEMU's chardev socket, chartee's unix-connect frontend) is served to
+// several clients while the guest prints a counter. First two failed
+// upgrades (a new binary that exits 1, one that hangs before it is
+// ready) roll back; then the daemon is upgraded 20 times in place,
+// alternating two builds with different version strings. Throughout, no
+// client is disconnected, the stream offset and the counters of `ctl
+// show` never go back, and the version changes with every upgrade; at the
+// end a command typed after the last upgrade runs in the guest, and every
+// client's stream is the same, byte for byte, and carries every line of
+// the guest's counter exactly once, in order.
+func TestVMUpgrade(t *testing.T) {
+	harness.Begin(t)
+	r := startUpgradeRig(t)
+	st := r.ctlShow(t)
+	first := st
+	r.checkAttached(t, st, "before the upgrades")
+	legs := legNames(st)
+	var cuts []uint64
+
+	t.Run("failed upgrades roll back", func(t *testing.T) {
+		dir := t.TempDir()
+		pid := r.c.PID()
+		for _, c := range []struct {
+			name, bin string
+			timeout   time.Duration
+			why       string
+		}{
+			{"exits 1", harness.ExitScript(t, filepath.Join(dir, "exit1"), "e2e: this new binary cannot start"), 0,
+				"the new process exited before it was ready: exit status 1"},
+			{"hangs before ready", harness.HangScript(t, filepath.Join(dir, "hang")), 2 * time.Second,
+				"the new process was not ready within 2s; killed it"},
+		} {
+			rep, err := r.c.Upgrade(t, c.bin, c.timeout)
+			if err == nil {
+				t.Fatalf("%s: the upgrade succeeded: %+v", c.name, rep)
+			}
+			// ctl upgrade says that nothing changed, and why.
+			for _, want := range []string{"rolled back, this daemon carries on", c.why} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("%s: ctl upgrade's error does not say %q: %v", c.name, want, err)
+				}
+			}
+			if r.c.PID() != pid || !harness.Running(pid) {
+				t.Fatalf("%s: the daemon (pid %d) does not run on", c.name, pid)
+			}
+			r.waitLines(t, 3)
+			cur := r.c.Tee(t, "vm")
+			r.checkAttached(t, cur, c.name)
+			checkMonotonic(t, c.name, st, cur)
+			st = cur
+			if v := r.version(t); v != r.v1 {
+				t.Errorf("%s: chartee_build_info says version %q after a rollback, want %q", c.name, v, r.v1)
+			}
+		}
+		// The failing binary's own words went to the daemon's log.
+		if !strings.Contains(r.c.Output(), "e2e: this new binary cannot start") {
+			t.Errorf("the failed binary's stderr is not in the daemon's log")
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("20 upgrades", func(t *testing.T) {
+		prevVersion := r.v1
+		var pauses []time.Duration
+		for i := range upgradeCount {
+			want := upgradeV2
+			if i%2 == 1 {
+				want = r.v1
+			}
+			when := fmt.Sprintf("upgrade %d (%s -> %s)", i+1, prevVersion, want)
+			rep, err := r.c.Upgrade(t, r.bins[want], 0)
+			if err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+			if rep.OldVersion != prevVersion || rep.NewVersion != want {
+				t.Errorf("%s: ctl upgrade reports %s -> %s", when, rep.OldVersion, rep.NewVersion)
+			}
+			cut := rep.Cuts["vm"]
+			if len(cuts) > 0 && cut <= cuts[len(cuts)-1] {
+				t.Errorf("%s: cut at %d, not past the last one at %d", when, cut, cuts[len(cuts)-1])
+			}
+			cuts = append(cuts, cut)
+			pauses = append(pauses, rep.Pause)
+			r.waitLines(t, 3)
+			var cur harness.TeeStatus
+			if i == upgradeCount/2 {
+				cur = r.ctlShow(t)
+			} else {
+				cur = r.c.Tee(t, "vm")
+			}
+			r.checkAttached(t, cur, when)
+			checkMonotonic(t, when, st, cur)
+			if got := legNames(cur); !slices.Equal(got, legs) {
+				t.Errorf("%s: the legs are %v, were %v", when, got, legs)
+			}
+			st = cur
+			if v := r.version(t); v != want {
+				t.Errorf("%s: chartee_build_info says version %q", when, v)
+			}
+			prevVersion = want
+		}
+		slices.Sort(pauses)
+		t.Logf("%d upgrades; output paused for %v (median), %v (longest)", upgradeCount,
+			pauses[len(pauses)/2].Round(time.Millisecond), pauses[len(pauses)-1].Round(time.Millisecond))
+	})
+	if t.Failed() {
+		return
+	}
+
+	// A command typed after the last upgrade runs in the guest: it stops
+	// the counter and prints what only the guest's shell computes.
+	typedAt := r.ref.Len()
+	n := rand.IntN(1 << 30)
+	r.typeLine(t, fmt.Sprintf("%s; echo marker-%d-$((6*7))\r", harness.StopGuestCounter, n))
+	r.ref.WaitFor(t, fmt.Sprintf("\nmarker-%d-42\r\n", n), typedAt, timeoutLong)
+	r.ref.WaitFor(t, harness.CounterEnd, typedAt, timeoutLong)
+
+	// Every copy reaches the stream's end and they are all the same.
+	var offset uint64
+	got := map[string][]byte{}
+	waitForState(t, "every copy of the stream to reach the tee's offset", func() (bool, string) {
+		offset = r.c.Tee(t, "vm").Offset
+		var state []string
+		ok := true
+		for name, read := range r.copies {
+			got[name] = read(t)
+			state = append(state, fmt.Sprintf("%s %d", name, len(got[name])))
+			ok = ok && uint64(len(got[name])) == offset
+		}
+		return ok, fmt.Sprintf("offset %d; %s", offset, strings.Join(state, ", "))
+	})
+	ref := got["raw-typist"]
+	for name, b := range got {
+		if !bytes.Equal(b, ref) {
+			t.Errorf("%s differs from what the typist got:\n%s", name, firstDiff(b, ref))
+		}
+	}
+	res, err := harness.CheckCounter(ref, typedAt)
+	if err != nil {
+		t.Fatalf("the guest's counter is not exact in the stream: %v", err)
+	}
+	if !res.Ended {
+		t.Errorf("the counter's end line is missing")
+	}
+	// Every cut fell while the counter ran: the stream was mid-counter at
+	// each upgrade, not quiet.
+	for i, cut := range cuts {
+		if cut <= uint64(res.Start) || cut >= uint64(res.Last) {
+			t.Errorf("upgrade %d cut the stream at %d, outside the counter (bytes %d to %d)", i+1, cut, res.Start, res.Last)
+		}
+	}
+	last := r.ctlShow(t)
+	r.checkAttached(t, last, "at the end")
+	checkMonotonic(t, "from the first ctl show to the last", first, last)
+	t.Logf("%d clients and copies each got %d bytes; the counter's %d lines arrived exactly once each, in order, across %d upgrades and 2 rollbacks",
+		len(got), len(ref), res.Lines, len(cuts))
+}
