@@ -241,9 +241,9 @@ func legNames(st harness.TeeStatus) []string {
 
 // TestVMUpgrade is issue 16's end-to-end test. A real VM's serial console
 // (QEMU's chardev socket, chartee's unix-connect frontend) is served to
-// several clients while the guest prints a counter. First two failed
-// upgrades (a new binary that exits 1, one that hangs before it is
-// ready) roll back; then the daemon is upgraded 20 times in place,
+// several clients while the guest prints a counter. First four failed
+// upgrades roll back (a new binary that exits 1 or hangs, at its start
+// and after the cut, when the daemon has stopped every tee); then the daemon is upgraded 20 times in place,
 // alternating two builds with different version strings. Throughout, no
 // client is disconnected, the stream offset and the counters of `ctl
 // show` never go back, and the version changes with every upgrade; at the
@@ -262,22 +262,29 @@ func TestVMUpgrade(t *testing.T) {
 	t.Run("failed upgrades roll back", func(t *testing.T) {
 		dir := t.TempDir()
 		pid := r.c.PID()
+		// Before the cut the daemon has frozen nothing; after it, it
+		// resumes every tee at its cut.
+		const before, after = "rolled back, this daemon carries on (nothing was frozen): ", "rolled back, this daemon carries on: "
 		for _, c := range []struct {
 			name, bin string
 			timeout   time.Duration
-			why       string
+			why       []string // what ctl upgrade's error says
 		}{
 			{"exits 1", harness.ExitScript(t, filepath.Join(dir, "exit1"), "e2e: this new binary cannot start"), 0,
-				"the new process exited before it was ready: exit status 1"},
-			{"hangs before ready", harness.HangScript(t, filepath.Join(dir, "hang")), 2 * time.Second,
-				"the new process was not ready within 2s; killed it"},
+				[]string{before, "the new process exited before it was prepared: exit status 1"}},
+			{"hangs at its start", harness.HangScript(t, filepath.Join(dir, "hang")), 2 * time.Second,
+				[]string{before, "the new process was not prepared within 2s; killed it"}},
+			{"exits 1 after the cut", harness.ExitAfterCutScript(t, filepath.Join(dir, "exit1-cut"), "e2e: this new binary fails after the cut"), 0,
+				[]string{after, "the new process exited before it was ready: exit status 1"}},
+			{"hangs after the cut", harness.HangAfterCutScript(t, filepath.Join(dir, "hang-cut")), 5 * time.Second,
+				[]string{after, "the new process was not ready within 5s; killed it"}},
 		} {
 			rep, err := r.c.Upgrade(t, c.bin, c.timeout)
 			if err == nil {
 				t.Fatalf("%s: the upgrade succeeded: %+v", c.name, rep)
 			}
 			// ctl upgrade says that nothing changed, and why.
-			for _, want := range []string{"rolled back, this daemon carries on", c.why} {
+			for _, want := range c.why {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("%s: ctl upgrade's error does not say %q: %v", c.name, want, err)
 				}
@@ -294,9 +301,11 @@ func TestVMUpgrade(t *testing.T) {
 				t.Errorf("%s: chartee_build_info says version %q after a rollback, want %q", c.name, v, r.v1)
 			}
 		}
-		// The failing binary's own words went to the daemon's log.
-		if !strings.Contains(r.c.Output(), "e2e: this new binary cannot start") {
-			t.Errorf("the failed binary's stderr is not in the daemon's log")
+		// The failing binaries' own words went to the daemon's log.
+		for _, words := range []string{"e2e: this new binary cannot start", "e2e: this new binary fails after the cut"} {
+			if !strings.Contains(r.c.Output(), words) {
+				t.Errorf("the failed binary's stderr %q is not in the daemon's log", words)
+			}
 		}
 	})
 	if t.Failed() {
@@ -396,6 +405,6 @@ func TestVMUpgrade(t *testing.T) {
 	last := r.ctlShow(t)
 	r.checkAttached(t, last, "at the end")
 	checkMonotonic(t, "from the first ctl show to the last", first, last)
-	t.Logf("%d clients and copies each got %d bytes; the counter's %d lines arrived exactly once each, in order, across %d upgrades and 2 rollbacks",
+	t.Logf("%d clients and copies each got %d bytes; the counter's %d lines arrived exactly once each, in order, across %d upgrades and 4 rollbacks",
 		len(got), len(ref), res.Lines, len(cuts))
 }

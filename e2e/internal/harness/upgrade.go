@@ -100,17 +100,39 @@ func WaitGone(pid int, timeout time.Duration) bool {
 }
 
 // ExitScript writes an executable shell script to path that says why on
-// stderr and exits with status 1: a new "binary" that fails to start.
+// stderr and exits with status 1 at once: a new "binary" that fails to
+// start (before the cut: the daemon freezes nothing).
 func ExitScript(t testing.TB, path, why string) string {
 	t.Helper()
 	return script(t, path, fmt.Sprintf("echo %q >&2\nexit 1\n", why))
 }
 
-// HangScript writes an executable shell script to path that never
-// reports ready (it sleeps an hour): a new binary hung before ready.
+// HangScript writes an executable shell script to path that never says
+// it is prepared (it sleeps an hour): a new binary hung at its start.
 func HangScript(t testing.TB, path string) string {
 	t.Helper()
 	return script(t, path, "exec sleep 3600\n")
+}
+
+// The handover protocol as far as a script speaks it (package handover):
+// the new process says "prepared INFO" on fd 3; the old one then stops
+// every tee at its cut and sends "state FILES BYTES", the files and the
+// state document, and waits for "ready".
+const scriptPrepared = "echo 'prepared e2e-script' >&3\nread -r header <&3\n"
+
+// ExitAfterCutScript writes a script that is prepared, takes the state
+// (the daemon's tees are frozen at their cuts by then), says why on
+// stderr and exits with status 1 instead of being ready.
+func ExitAfterCutScript(t testing.TB, path, why string) string {
+	t.Helper()
+	return script(t, path, scriptPrepared+fmt.Sprintf("echo %q >&2\nexit 1\n", why))
+}
+
+// HangAfterCutScript writes a script that is prepared, takes the state
+// and then never says it is ready.
+func HangAfterCutScript(t testing.TB, path string) string {
+	t.Helper()
+	return script(t, path, scriptPrepared+"exec sleep 3600\n")
 }
 
 func script(t testing.TB, path, body string) string {
