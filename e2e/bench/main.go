@@ -43,6 +43,7 @@ type config struct {
 	outAbs   string
 	keep     bool
 	rounds   int
+	upgrades int
 	work     map[string]bool
 }
 
@@ -61,7 +62,8 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&c.chartee, "chartee", "", "chartee binary (default: go build ./cmd/chartee into a scratch dir)")
 	flag.BoolVar(&c.profile, "profile", true, "also profile chartee: perf at N=8, strace syscall counts during the round trip (needs perf and strace)")
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds of the throughput and round-trip workloads; the table keeps each system's fastest throughput round and pools the round-trip keys of all rounds")
-	work := flag.String("workloads", "throughput,rtt,swap,idle", "workloads to run")
+	flag.IntVar(&c.upgrades, "upgrades", 50, "upgrades in the upgrade workload (with -idle idle clients and one streaming client)")
+	work := flag.String("workloads", "throughput,rtt,swap,idle,upgrade", "workloads to run")
 	flag.BoolVar(&c.keep, "keep", false, "keep the scratch directory (configs, server logs) and print its path")
 	flag.Parse()
 	if c.quick {
@@ -78,6 +80,9 @@ func parseFlags() (*config, error) {
 		}
 		if !set["idle"] {
 			c.idle = 200
+		}
+		if !set["upgrades"] {
+			c.upgrades = 10
 		}
 	}
 	for _, s := range strings.Split(*peers, ",") {
@@ -98,7 +103,7 @@ func parseFlags() (*config, error) {
 	for _, w := range strings.Split(*work, ",") {
 		w = strings.TrimSpace(w)
 		switch w {
-		case "throughput", "rtt", "swap", "idle":
+		case "throughput", "rtt", "swap", "idle", "upgrade":
 			c.work[w] = true
 		default:
 			return nil, fmt.Errorf("bench: -workloads: unknown workload %q", w)
@@ -276,6 +281,19 @@ func run() error {
 		r := runIdle(ctx, e, peerByID(id), cfg.idle)
 		logf("  rss %d kB -> %d kB, goroutines %d -> %d %s", r.RSS0KB, r.RSSKB, r.Goroutines0, r.Goroutines, r.Err)
 		res.idle = append(res.idle, r)
+	}
+	if cfg.work["upgrade"] && wants(cfg.peers, "chartee") && ctx.Err() == nil {
+		logf("%d upgrades with %d idle clients and one streaming client ...", cfg.upgrades, cfg.idle)
+		bins, versions, err := upgradeBuilds(root, dir)
+		var r upgradeResult
+		if err != nil {
+			r.Err = err.Error()
+		} else {
+			r = runUpgrades(ctx, e, bins, versions, cfg.upgrades, cfg.idle)
+		}
+		logf("  pause p50 %v p99 %v (chartee's own p50 %v), %d failed, stream exact %v, %d/%d idle clients attached %s",
+			pct(r.Pauses, 50), pct(r.Pauses, 99), pct(r.Reported, 50), r.Failed, r.StreamExact, r.IdleAlive, r.Idle, r.Err)
+		res.upgrade = &r
 	}
 	if cfg.profile && wants(cfg.peers, "chartee") && e.chartee != "" {
 		logf("perf profile of chartee at N=8 ...")

@@ -119,6 +119,7 @@ func stopAll() {
 	for _, p := range ps {
 		p.stop()
 	}
+	stopGroups()
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.

@@ -20,6 +20,7 @@ type results struct {
 	rtt                   []rttResult
 	swap                  *swapResult
 	idle                  []idleResult
+	upgrade               *upgradeResult
 	profile               string
 	straces               []string
 	buildErr              error
@@ -171,6 +172,9 @@ func (res *results) markdown(plot string) string {
 			p("| 0 bytes lost or reordered for block legs in every run | %s | %s |\n", m, verdict(len(bad) == 0))
 		}
 	}
+	if res.upgrade != nil {
+		p("%s", res.upgrade.targetRow())
+	}
 	for _, r := range res.idle {
 		if r.Peer == "chartee" {
 			if r.Err != "" {
@@ -308,6 +312,10 @@ func (res *results) markdown(plot string) string {
 			p("- %s\n", pr)
 		}
 		p("\n")
+	}
+
+	if res.upgrade != nil {
+		p("%s", res.upgrade.markdown())
 	}
 
 	if len(res.idle) > 0 {
