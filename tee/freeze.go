@@ -379,7 +379,8 @@ func (t *Tee) Adopt(backendName, legName string, seq uint64, dev chardev.Chardev
 	}
 	l.c.seed(c)
 	b.seq = max(b.seq, seq)
-	t.publishLocked()
+	// newLegLocked published the view with the leg appended (O(1));
+	// publishing again would copy every leg, O(N²) for N clients.
 	t.mu.Unlock()
 	t.freezeIfFrozen(dev)
 	t.startLeg(l)
