@@ -255,6 +255,10 @@ func upgradeBinary(path string) (string, error) {
 	return path, nil
 }
 
+// gcResume is how long after its tees run a new process turns the
+// garbage collector back on.
+const gcResume = time.Second
+
 // inheritance is what a process started by an upgrade was handed.
 type inheritance struct {
 	in    *handover.Inherited
@@ -371,7 +375,11 @@ func (h *inheritance) ready(log *slog.Logger, d *daemon.Daemon) {
 	h.step("running")
 	steps, _ := json.Marshal(h.steps)
 	h.in.Running(string(steps))
-	debug.SetGCPercent(h.gc)
+	// The collector comes back a little later: switched on now, it would
+	// start at once on what the build allocated and compete with the
+	// first bytes out.
+	gc := h.gc
+	time.AfterFunc(gcResume, func() { debug.SetGCPercent(gc) })
 	log.Info("upgrade: took over", "old_version", h.state.Version, "old_pid", h.state.PID, "version", version(),
 		"steps", formatSteps(h.steps))
 }

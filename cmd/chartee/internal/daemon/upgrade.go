@@ -10,9 +10,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"chartee/chardev"
@@ -419,14 +421,17 @@ func (in *Inheritance) adopt(t *tee.Tee) []error {
 		if !ok {
 			continue // closed with the unused files: the backend is gone
 		}
-		for _, l := range wb.Legs {
-			c, err := in.carried(l.Dev)
+		cs := make([]chardev.Carried, len(wb.Legs))
+		cerrs := make([]error, len(wb.Legs))
+		for i, l := range wb.Legs {
+			cs[i], cerrs[i] = in.carried(l.Dev)
+		}
+		devs, aerrs := adoptAll(ad, cs, cerrs)
+		for i, l := range wb.Legs {
+			err := aerrs[i]
 			if err == nil {
-				var dev chardev.Chardev
-				if dev, err = ad.Adopt(c); err == nil {
-					if err = t.Adopt(wb.Name, l.Name, wb.Seq, dev, l.Counters); err != nil {
-						dev.Close()
-					}
+				if err = t.Adopt(wb.Name, l.Name, wb.Seq, devs[i], l.Counters); err != nil {
+					devs[i].Close()
 				}
 			}
 			if err != nil {
@@ -435,6 +440,30 @@ func (in *Inheritance) adopt(t *tee.Tee) []error {
 		}
 	}
 	return errs
+}
+
+// adoptWorkers is how many clients are rebuilt at a time.
+const adoptWorkers = 4
+
+// adoptAll rebuilds the carried clients of one listener (those whose
+// carried[i] had no error, errs[i]), several at a time: each is a handful
+// of system calls (a duplicate, non-blocking mode, the poller, keepalive),
+// and with a thousand clients they are most of an upgrade's pause.
+func adoptAll(ad chardev.Adopter, cs []chardev.Carried, errs []error) ([]chardev.Chardev, []error) {
+	devs := make([]chardev.Chardev, len(cs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(len(cs), max(adoptWorkers, runtime.GOMAXPROCS(0))) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(cs); i = int(next.Add(1) - 1) {
+				if errs[i] == nil {
+					devs[i], errs[i] = ad.Adopt(cs[i])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return devs, errs
 }
 
 // inheritance is what this process was handed, until Activate.
