@@ -304,11 +304,25 @@ func (c *NetClient) Carry() (chardev.Carried, error) {
 	c.mu.Lock()
 	stream := c.stream
 	c.mu.Unlock()
-	st := netClientState{Peer: c.peer, Protocol: c.src.cfg.serve.protocol}
+	doc, err := netExportStream(stream, c.peer, c.src.cfg.serve.protocol)
+	if err != nil {
+		return chardev.Carried{}, fmt.Errorf("%s: %w", c.Describe(), err)
+	}
+	f, err := netFile(c.conn)
+	if err != nil {
+		return chardev.Carried{}, fmt.Errorf("%s: %w", c.Describe(), err)
+	}
+	return chardev.Carried{Files: []*os.File{f}, State: doc}, nil
+}
+
+// netExportStream is the state document of an accepted client's stream
+// (NetSource.resumeStream reads it back).
+func netExportStream(stream chardev.Chardev, peer, protocol string) ([]byte, error) {
+	st := netClientState{Peer: peer, Protocol: protocol}
 	if esc, ok := stream.(*escape.Conn); ok {
 		es, err := esc.Export()
 		if err != nil {
-			return chardev.Carried{}, fmt.Errorf("%s: %w", c.Describe(), err)
+			return nil, err
 		}
 		st.Escape, _ = json.Marshal(es)
 		stream = esc.Unwrap()
@@ -316,16 +330,11 @@ func (c *NetClient) Carry() (chardev.Carried, error) {
 	if sc, ok := stream.(*telnet.ServerConn); ok {
 		ts, err := sc.Export()
 		if err != nil {
-			return chardev.Carried{}, fmt.Errorf("%s: %w", c.Describe(), err)
+			return nil, err
 		}
 		st.Telnet, _ = json.Marshal(ts)
 	}
-	f, err := netFile(c.conn)
-	if err != nil {
-		return chardev.Carried{}, fmt.Errorf("%s: %w", c.Describe(), err)
-	}
-	doc, _ := json.Marshal(st)
-	return chardev.Carried{Files: []*os.File{f}, State: doc}, nil
+	return json.Marshal(st)
 }
 
 // Freeze makes Read return chardev.ErrFrozen until Thaw: for raw, a read
@@ -410,39 +419,51 @@ func parseNetConnState(doc []byte) (netConnCarry, error) {
 func (d *NetConn) Carry() (chardev.Carried, error) { return d.carry(netConnState{}) }
 
 func (d *NetConn) carry(st netConnState) (chardev.Carried, error) {
+	conn, doc, err := d.export(st)
+	if err != nil {
+		return chardev.Carried{}, fmt.Errorf("%s %s: %w", d.typ, d.addr, err)
+	}
+	f, err := netFile(conn)
+	if err != nil {
+		return chardev.Carried{}, fmt.Errorf("%s %s: %w", d.typ, d.addr, err)
+	}
+	return chardev.Carried{Files: []*os.File{f}, State: doc}, nil
+}
+
+// export returns the socket under the connection and its state document
+// (netResumeConn reads it back), st adding what NetSerialConn set.
+func (d *NetConn) export(st netConnState) (net.Conn, []byte, error) {
 	var conn net.Conn
 	st.Protocol = d.protocol
 	switch c := d.connected().(type) {
 	case *telnet.ClientConn:
 		ts, err := c.Export()
 		if err != nil {
-			return chardev.Carried{}, fmt.Errorf("%s %s: %w", d.typ, d.addr, err)
+			return nil, nil, err
 		}
 		st.Telnet, _ = json.Marshal(ts)
 		conn = c.NetConn()
 	case net.Conn:
 		conn = c
 	default:
-		return chardev.Carried{}, fmt.Errorf("%s %s: only a connected stream can be carried", d.typ, d.addr)
+		return nil, nil, errors.New("only a connected stream can be carried")
 	}
 	if _, ok := conn.(interface{ ConnectionState() tls.ConnectionState }); ok {
-		return chardev.Carried{}, fmt.Errorf("%s %s: TLS sessions cannot be carried", d.typ, d.addr)
+		return nil, nil, errors.New("TLS sessions cannot be carried")
 	}
-	f, err := netFile(conn)
-	if err != nil {
-		return chardev.Carried{}, fmt.Errorf("%s %s: %w", d.typ, d.addr, err)
-	}
-	doc, _ := json.Marshal(st)
-	return chardev.Carried{Files: []*os.File{f}, State: doc}, nil
+	doc, err := json.Marshal(st)
+	return conn, doc, err
+}
+
+// serialState is what a NetSerialConn adds to its state document.
+func (d *NetSerialConn) serialState() netConnState {
+	d.smu.Lock()
+	defer d.smu.Unlock()
+	return netConnState{Line: d.line, DTR: d.dtr, RTS: d.rts}
 }
 
 // Carry hands over the connection with what chartee set on the port.
-func (d *NetSerialConn) Carry() (chardev.Carried, error) {
-	d.smu.Lock()
-	st := netConnState{Line: d.line, DTR: d.dtr, RTS: d.rts}
-	d.smu.Unlock()
-	return d.carry(st)
-}
+func (d *NetSerialConn) Carry() (chardev.Carried, error) { return d.carry(d.serialState()) }
 
 // netInheritConn rebuilds a carried connection as the device
 // netOpenConn would have made, redialing with o's options once it is

@@ -361,7 +361,9 @@ func (c *ClientConn) serverMessage(m ComPortMsg) {
 	case ComSetBaudRate:
 		c.line.Baud = int(m.Value)
 	case ComSetDataSize:
-		c.line.DataBits = int(v)
+		if v >= 5 && v <= 8 {
+			c.line.DataBits = int(v)
+		}
 	case ComSetParity:
 		if p, ok := ParityFromCode(v); ok {
 			c.line.Parity = p
