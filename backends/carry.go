@@ -37,6 +37,10 @@ package backends
 //   - pty (frontend or leg): the master and chartee's slave descriptor
 //     (carry_pty.go); the link stays, and a program on the slave (picocom,
 //     a cat) sees no hangup, no gap and no new device.
+//   - ringbuf: its kept bytes in a memfd and its next offset
+//     (carry_ringbuf.go): the new process serves the same offsets, so a
+//     scrollback download or a follower resumes where it was (a smaller
+//     size in the new config keeps the newest bytes).
 //   - null: nothing to carry; the new process's null is the same.
 //
 // Refused, naming the type and why (chardev.Factory.NotCarried; the

@@ -20,7 +20,8 @@ func init() {
 			}
 			return NewRingbuf(*spec)
 		},
-		Input: false,
+		Inherit: ringbufInherit,
+		Input:   false,
 	})
 }
 
@@ -63,6 +64,7 @@ type Ringbuf struct {
 	buf       *ring.Buffer
 	done      chan struct{}
 	closeOnce sync.Once
+	gate      freezeGate // a process upgrade's (carry_ringbuf.go)
 }
 
 // NewRingbuf validates spec and allocates the buffer.
@@ -90,8 +92,12 @@ func (r *Ringbuf) Write(p []byte) (int, error) {
 
 // Read blocks until Close, then reports the device closed.
 func (r *Ringbuf) Read(p []byte) (int, error) {
-	<-r.done
-	return 0, fmt.Errorf("ringbuf: read: %w", os.ErrClosed)
+	select {
+	case <-r.done:
+		return 0, fmt.Errorf("ringbuf: read: %w", os.ErrClosed)
+	case <-r.gate.frozen():
+		return 0, chardev.ErrFrozen
+	}
 }
 
 // Close wakes Read and ends followers' Wait. It is idempotent.

@@ -17,6 +17,8 @@ package ring
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"sync"
 )
 
@@ -44,8 +46,11 @@ type Stats struct {
 // an empty buffer of DefaultSize bytes.
 type Buffer struct {
 	mu      sync.Mutex
-	data    []byte        // len(data) is the capacity; offset o lives at data[o%len]
-	written uint64        // bytes ever written
+	data    []byte // len(data) is the capacity; offset o lives at data[o%len]
+	written uint64 // bytes ever written
+	// floor is the offset of the first byte this buffer ever held: 0,
+	// or where a restored buffer's carried bytes began (Restore).
+	floor   uint64
 	changed chan struct{} // closed on the next Write or Close; nil until a Wait needs it
 	closed  bool
 }
@@ -102,9 +107,9 @@ func (b *Buffer) wake() {
 func (b *Buffer) oldest() uint64 {
 	size := uint64(len(b.data))
 	if b.written <= size {
-		return 0
+		return b.floor
 	}
-	return b.written - size
+	return max(b.floor, b.written-size)
 }
 
 // ReadAt copies kept bytes starting at offset off into p. It returns the
@@ -179,4 +184,57 @@ func (b *Buffer) Stats() Stats {
 	defer b.mu.Unlock()
 	b.init()
 	return Stats{Written: b.written, Oldest: b.oldest(), Size: len(b.data)}
+}
+
+// Carry writes the kept bytes, oldest first, to w and returns the offset
+// of the byte after the last one (Stats().Written): with Restore, how a
+// buffer outlives a process upgrade. w is memory (a memfd), so the lock
+// is held while it writes: writers wait, readers get a consistent copy.
+func (b *Buffer) Carry(w io.Writer) (written uint64, kept int64, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	oldest := b.oldest()
+	size := uint64(len(b.data))
+	start, end := int(oldest%size), int(b.written%size)
+	n := b.written - oldest
+	switch {
+	case n == 0:
+	case start < end:
+		_, err = w.Write(b.data[start:end])
+	default: // wrapped (or exactly full)
+		if _, err = w.Write(b.data[start:]); err == nil {
+			_, err = w.Write(b.data[:end])
+		}
+	}
+	return b.written, int64(n), err
+}
+
+// Restore returns a buffer of the given size that continues one that
+// Carry wrote n bytes of to r, ending at offset written: readers ask for
+// the same offsets as before. A smaller size keeps only the newest bytes.
+func Restore(size int, written uint64, r io.ReaderAt, n int64) (*Buffer, error) {
+	if n < 0 || uint64(n) > written {
+		return nil, fmt.Errorf("ring: restore: %d bytes kept up to offset %d", n, written)
+	}
+	b := New(size)
+	keep := min(n, int64(len(b.data)))
+	first := written - uint64(keep) // offset of the first byte kept
+	sz := uint64(len(b.data))
+	start := int(first % sz)
+	head := min(keep, int64(len(b.data)-start))
+	// Nothing to read when nothing is kept (some readers fail a read of
+	// nothing at their end).
+	if head > 0 {
+		if _, err := r.ReadAt(b.data[start:start+int(head)], n-keep); err != nil {
+			return nil, fmt.Errorf("ring: restore: %w", err)
+		}
+	}
+	if rest := keep - head; rest > 0 {
+		if _, err := r.ReadAt(b.data[:rest], n-keep+head); err != nil {
+			return nil, fmt.Errorf("ring: restore: %w", err)
+		}
+	}
+	b.written, b.floor = written, first
+	return b, nil
 }

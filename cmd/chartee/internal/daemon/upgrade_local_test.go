@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"chartee/backends/capture"
+	"chartee/chardev"
 	"chartee/cmd/chartee/internal/config"
 )
 
@@ -106,7 +107,8 @@ func (p *peerReader) bytes() ([]byte, error) {
 // redialed) and, like a timestamped and an asciicast capture and a
 // program reading a pty leg, gets every byte exactly once; the captures
 // keep one header and no extra line break; the pty's reader never reads
-// a hangup; the leg counters continue.
+// a hangup; a ring buffer serves the whole stream at its offsets; the
+// leg counters continue.
 func TestUpgradeCarriesSingleStreams(t *testing.T) {
 	front, peer := newFeeder(t), newFeeder(t)
 	dir := t.TempDir()
@@ -114,7 +116,8 @@ func TestUpgradeCarriesSingleStreams(t *testing.T) {
 	backends := indent(`- {name: out, type: tcp-connect, address: "` + peer.addr() + `", on_overflow: block}
 - {name: ts, type: file, path: "` + ts + `", format: timestamped, on_overflow: block}
 - {name: cast, type: file, path: "` + cast + `", format: asciicast, on_overflow: block}
-- {name: pty, type: pty, link: "` + link + `", on_overflow: block}`)
+- {name: pty, type: pty, link: "` + link + `", on_overflow: block}
+- {name: rb, type: ringbuf, size: 64KiB, on_overflow: block}`)
 	d, _, _ := start(t, parse(t, teeYAML("console", front.addr(), backends)))
 	out := readPeer(t, peer.conn(t))
 	slave, err := os.OpenFile(link, os.O_RDWR|unix.O_NOCTTY, 0)
@@ -190,6 +193,18 @@ func TestUpgradeCarriesSingleStreams(t *testing.T) {
 	}
 	_, events, _ := capture.ParseAsciicast(bytes.NewReader(readFile(t, cast)))
 	checkLines(t, capture.Stream(events, capture.CodeOutput), 0, n)
+	tt, _ := d.Tee("console")
+	dev, ok := tt.Device("rb")
+	if !ok {
+		t.Fatal("no ringbuf after the handovers")
+	}
+	sr := dev.(chardev.ScrollbackReader)
+	waitFor(t, "the ring buffer", func() bool { _, next := sr.Bounds(); return next >= uint64(n*lineLen) })
+	kept := make([]byte, n*lineLen)
+	if k, next, missed := sr.ReadAt(0, kept); k != len(kept) || missed != 0 || next != uint64(n*lineLen) {
+		t.Fatalf("ring buffer read %d bytes, next %d, missed %d", k, next, missed)
+	}
+	checkLines(t, kept, 0, n)
 }
 
 // TestUpgradeCarriesPtyFrontend: a console on a pty (a program writing
