@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -63,6 +64,8 @@ func startUpgradeRig(t *testing.T) *upgradeRig {
 	r.c.Upgradable = true
 	r.metrics = harness.FreeAddr(t)
 	rawUnix := filepath.Join(dir, "raw.sock")
+	ptyLink := filepath.Join(dir, "console.pty")
+	capture := filepath.Join(dir, "capture.log")
 	r.c.WriteConfig(t, fmt.Sprintf(`
 control:
   socket: %q
@@ -84,7 +87,16 @@ tees:
       - name: raw-unix
         type: unix-listen
         path: %q
-`, r.c.Socket, r.metrics, r.vm.Socket, rawUnix))
+      - name: pty
+        type: pty
+        link: %q
+        input: false
+      - name: capture
+        type: file
+        path: %q
+        format: timestamped
+        append: false
+`, r.c.Socket, r.metrics, r.vm.Socket, rawUnix, ptyLink, capture))
 	r.c.Start(t)
 	r.v1 = r.version(t)
 	r.bins[r.v1] = harness.Binary(t)
@@ -96,7 +108,29 @@ tees:
 	r.ref = r.clients["raw-typist"]
 	r.dial(t, "raw-2", "tcp", addr)
 	r.dial(t, "raw-unix", "unix", rawUnix)
-	r.legs = 3
+	// A reader on the pty leg's link, as a program on it would be.
+	pty := harness.Record(t, "pty", harness.OpenTTY(t, ptyLink))
+	r.clients["pty"] = pty
+	r.copies["pty"] = func(*testing.T) []byte { return pty.Bytes() }
+	// The capture, read back without its timestamps; their times must
+	// never go back, across every upgrade.
+	r.copies["capture"] = func(t *testing.T) []byte {
+		b, err := os.ReadFile(capture)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, times, err := harness.Unstamp(b)
+		if err != nil {
+			t.Fatalf("the capture: %v", err)
+		}
+		for i := 1; i < len(times); i++ {
+			if times[i].Before(times[i-1]) {
+				t.Fatalf("the capture's line %d is stamped %v, before the line above (%v)", i+1, times[i], times[i-1])
+			}
+		}
+		return data
+	}
+	r.legs = 5 // three clients, the pty, the capture
 	waitFor(t, "every client to be a leg", func() bool { return len(r.c.Tee(t, "vm").Legs) == r.legs })
 
 	start := time.Now()
