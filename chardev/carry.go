@@ -62,3 +62,37 @@ func Thaw(v any) {
 		f.Thaw()
 	}
 }
+
+// ErrNotCarried is wrapped by Carry's error for a device that can never be
+// carried (a TLS or SSH session: its keys live in this process). A process
+// upgrade does not refuse for it: the device gets every byte up to the
+// cut, a notice if it shows notices, and is closed; its client reconnects
+// to the new process.
+var ErrNotCarried = errors.New("cannot be carried to a new process (its session keys live in this one)")
+
+// WriteFreezer is implemented by devices whose Write in progress can be
+// cut short without losing count of a byte: FreezeWrite makes a Write in
+// progress, and every later one, return what it wrote so far with an
+// error wrapping ErrFrozen; ThawWrite undoes it. A process upgrade uses it
+// on a leg whose peer stopped reading: what the leg still owes at the cut
+// is carried to the new process, which writes it first.
+type WriteFreezer interface {
+	FreezeWrite() error
+	ThawWrite() error
+}
+
+// FreezeWrite freezes v's writes if it can, and says it cannot otherwise.
+func FreezeWrite(v any) error {
+	f, ok := v.(WriteFreezer)
+	if !ok {
+		return ErrUnsupported
+	}
+	return f.FreezeWrite()
+}
+
+// ThawWrite thaws v's writes if it is a WriteFreezer.
+func ThawWrite(v any) {
+	if f, ok := v.(WriteFreezer); ok {
+		f.ThawWrite()
+	}
+}

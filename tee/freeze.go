@@ -24,6 +24,10 @@ type freezeState struct {
 	thaw   chan struct{}
 	parked int
 	devs   map[any]bool // what Freeze froze, to thaw
+	// wdevs are the devices whose writes the cut froze (cutOwed), to
+	// thaw; cut says the legs' writers and the input writer stopped.
+	wdevs map[any]bool
+	cut   bool
 }
 
 // Frozen is a tee stopped at a cut: every device and source is frozen,
@@ -36,6 +40,28 @@ type Frozen struct {
 	Backends   []FrozenBackend
 	// BytesOut and BytesIn are the frontend's byte counters.
 	BytesOut, BytesIn uint64
+	// Input is typed input not yet written to the frontend when the
+	// drain bound expired; the new process writes it first.
+	Input []Input
+	// WriteLock is the write-lock holder (nil: none).
+	WriteLock *WriteLock
+	// Line is the line state to replay.
+	Line *LineState
+}
+
+// Carried is how many bytes the new process must write first: output
+// legs still owed at the cut, and typed input.
+func (fz *Frozen) Carried() uint64 {
+	var n uint64
+	for _, b := range fz.Backends {
+		for _, l := range b.Legs {
+			n += l.Owed.Bytes()
+		}
+	}
+	for _, in := range fz.Input {
+		n += uint64(len(in.Bytes))
+	}
+	return n
 }
 
 // FrozenBackend is one backend of a frozen tee.
@@ -73,6 +99,13 @@ type FrozenLeg struct {
 	Name     string
 	Dev      chardev.Chardev
 	Counters Counters
+	// Owed is what the leg had not written when the drain bound
+	// expired.
+	Owed Owed
+	// Frozen says the device stopped at the cut (it is a
+	// chardev.Freezer). One that is not (an SSH or browser session)
+	// cannot be carried: it is closed with a notice (CloseLegs).
+	Frozen bool
 }
 
 // Resume makes a new tee continue a stream a tee in another process
@@ -84,6 +117,18 @@ type Resume struct {
 	// BytesOut and BytesIn continue the frontend's byte counters, so
 	// that counters exported to Prometheus do not reset.
 	BytesOut, BytesIn uint64
+	// Legs is what each leg owed at the cut, by leg name: the leg of
+	// that name attached to this tee (Adopt, Attach) writes it first.
+	Legs map[string]Owed
+	// Counters continue the counters of backends created after the
+	// resume (a service backend such as ssh, on its first join).
+	Counters map[string]Counters
+	// Input is typed input to write to the frontend first, and
+	// WriteLock the holder to restore, both at Thaw.
+	Input     []Input
+	WriteLock *WriteLock
+	// Line is the line state to replay onto the frontend.
+	Line *LineState
 }
 
 // resumeAt seeds the stream offset and scrollback (New, before anything
@@ -107,6 +152,7 @@ func (t *Tee) resumeAt(r *Resume) {
 	t.front.bytesIn.Store(r.BytesIn)
 	t.offsetNext.Store(r.Offset)
 	t.publishedOffset.Store(r.Offset)
+	t.carryIn(r)
 }
 
 // park is called by a reader whose device returned chardev.ErrFrozen. It
@@ -129,12 +175,35 @@ func (t *Tee) park() bool {
 	return true
 }
 
+// waitThaw waits while the tee is frozen: true once thawed, false when it
+// closes (or the process exits after handing over).
+func (t *Tee) waitThaw() bool {
+	t.mu.Lock()
+	thaw := t.frz.thaw
+	frozen := t.frz.frozen
+	t.mu.Unlock()
+	if !frozen {
+		return true
+	}
+	select {
+	case <-thaw:
+		return true
+	case <-t.ctx.Done():
+		return false
+	}
+}
+
 // Freeze stops the tee at a cut for a process upgrade and returns what a
 // new process needs to continue it. Every device and source must be a
-// chardev.Freezer; the frontend must be up and no swap running. Legs must
-// drain to the cut and typed input reach the frontend within ctx (bound
-// it by the drain timeout): a leg that cannot is an error, and the tee is
-// thawed, never left half-frozen.
+// chardev.Freezer; the frontend must be up and no swap running. Legs
+// drain to the cut and typed input goes to the frontend until ctx's
+// deadline (the drain timeout); what a leg still owes then, and input not
+// yet written, is cut (a write in progress is stopped through
+// chardev.WriteFreezer) and carried in the Frozen for the new process to
+// write first. A leg whose device is not a Freezer (an SSH or browser
+// session) is not stopped: it cannot be carried, and is closed with a
+// notice once the new process has taken over (CloseLegs). On error the
+// tee is thawed, never left half-frozen.
 func (t *Tee) Freeze(ctx context.Context) (*Frozen, error) {
 	t.mu.Lock()
 	if t.closed {
@@ -156,28 +225,56 @@ func (t *Tee) Freeze(ctx context.Context) (*Frozen, error) {
 }
 
 func (t *Tee) freeze(ctx context.Context) (*Frozen, error) {
-	// Freeze everything, then wait until every reader has parked; a
-	// client accepted meanwhile is one more leg to freeze, so go round
-	// until nothing new appears.
-	for {
-		want, err := t.freezeAll()
-		if err != nil {
-			return nil, err
-		}
-		if err := t.waitParked(ctx, want); err != nil {
-			return nil, err
-		}
-		if again, _ := t.freezeAll(); again == want {
-			break
-		}
+	t.frozenIn.Store(true)
+	// Freeze everything, then wait until every reader has parked, typed
+	// input has reached the frontend and every leg has written all
+	// before the cut; a client accepted meanwhile is one more leg to
+	// freeze, so go round until nothing new appears.
+	err := t.settle(ctx, func() bool { return t.inputWritten() && t.legsDrained() })
+	if err == nil {
+		return t.export(), nil
 	}
-	if err := t.waitInputWritten(ctx); err != nil {
+	if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() == nil {
 		return nil, err
 	}
-	if err := t.waitLegsDrained(ctx); err != nil {
+	// The drain bound expired: cut what is still owed where it stands.
+	// That also frees a frontend reader waiting for room in a stalled
+	// block leg: the chunk it holds is owed like the rest.
+	cctx, cancel := context.WithTimeout(context.Background(), cutWait)
+	defer cancel()
+	if err := t.settle(cctx, t.cutOwed); err != nil {
 		return nil, err
 	}
 	return t.export(), nil
+}
+
+// settle freezes every device and source not frozen yet and waits until
+// all readers have parked and done reports true, again while new legs
+// appear.
+func (t *Tee) settle(ctx context.Context, done func() bool) error {
+	for {
+		want, err := t.freezeAll()
+		if err != nil {
+			return err
+		}
+		parked := 0
+		err = t.waitUntil(ctx, "waiting for the readers to stop at the cut", func() bool {
+			ok := done() // first: cutOwed must run every round
+			t.mu.Lock()
+			parked = t.frz.parked
+			t.mu.Unlock()
+			return ok && parked >= want
+		})
+		if err != nil {
+			if parked < want {
+				return fmt.Errorf("%d of %d readers (frontend, listeners, legs) stopped: %w", parked, want, err)
+			}
+			return err
+		}
+		if again, _ := t.freezeAll(); again == want {
+			return nil
+		}
+	}
 }
 
 // freezeAll freezes every device and source not frozen yet and returns
@@ -206,10 +303,17 @@ func (t *Tee) freezeAll() (int, error) {
 	for _, l := range t.legs {
 		l.mu.Lock()
 		busy := l.held || l.swapping || l.overlap
+		failed := l.failed != nil
 		l.mu.Unlock()
 		if busy {
 			t.mu.Unlock()
 			return 0, fmt.Errorf("leg %s: a swap is running; try again when it is done", l.name)
+		}
+		if _, ok := l.dev.(chardev.Freezer); !ok || failed {
+			// Not stopped: a session that cannot be carried (its
+			// input waits for Thaw in acceptInput), or a leg on its
+			// way out.
+			continue
 		}
 		items = append(items, struct {
 			what string
@@ -266,47 +370,85 @@ func (t *Tee) waitUntil(ctx context.Context, what string, done func() bool) erro
 	return nil
 }
 
-func (t *Tee) waitParked(ctx context.Context, want int) error {
-	parked := 0
-	err := t.waitUntil(ctx, "waiting for the readers to stop at the cut", func() bool {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		parked = t.frz.parked
-		return parked >= want
-	})
-	if err != nil {
-		return fmt.Errorf("%d of %d readers (frontend, listeners, legs) stopped: %w", parked, want, err)
-	}
-	return nil
-}
-
-func (t *Tee) waitInputWritten(ctx context.Context) error {
+func (t *Tee) inputWritten() bool {
 	m := &t.input
-	return t.waitUntil(ctx, "waiting for typed input to reach the frontend", func() bool {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		return m.q.len() == 0 && !m.writing
-	})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.q.len() == 0 && !m.writing
 }
 
-func (t *Tee) waitLegsDrained(ctx context.Context) error {
+func (t *Tee) legsDrained() bool {
 	t.mu.Lock()
-	legs := append([]*leg(nil), t.legs...)
+	legs := t.legs
 	t.mu.Unlock()
 	for _, l := range legs {
-		err := t.waitUntil(ctx, "leg "+l.name+" draining to the cut", func() bool {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			return l.failed != nil || (l.q.len() == 0 && l.batch == 0 && len(l.notices) == 0 && len(l.records) == 0)
-		})
-		if err != nil {
-			return err
-		}
-		if l.failure() != nil {
-			return fmt.Errorf("leg %s failed during the freeze: %w", l.name, l.failure())
+		l.mu.Lock()
+		done := l.failed != nil || (l.q.len() == 0 && l.batch == 0 && len(l.notices) == 0 && len(l.records) == 0)
+		l.mu.Unlock()
+		if !done {
+			return false
 		}
 	}
-	return nil
+	return true
+}
+
+// cutWait bounds how long, once the drain bound has expired, the writes
+// cut short by FreezeWrite (or writers between two writes) and a
+// frontend reader waiting for room take to stop.
+var cutWait = 5 * time.Second
+
+// cutOwed stops the input writer and the writers of the legs being
+// carried where they are: a write in progress is cut short through
+// chardev.WriteFreezer, and what is left queued is what export carries.
+// It reports whether all have stopped; called until they have. A write
+// that cannot be cut (the device has no WriteFreezer) and does not
+// return fails the freeze: its bytes are neither written nor carriable.
+func (t *Tee) cutOwed() bool {
+	t.mu.Lock()
+	if t.frz.wdevs == nil {
+		t.frz.wdevs = map[any]bool{}
+	}
+	legs := t.legs
+	t.mu.Unlock()
+	m := &t.input
+	m.mu.Lock()
+	m.cut = true
+	writing := m.writing
+	m.mu.Unlock()
+	if writing {
+		t.freezeWrite(t.frontDev())
+	}
+	stopped := !writing
+	for _, l := range legs {
+		if _, ok := l.dev.(chardev.Freezer); !ok {
+			continue // closed, not carried: it may go on draining
+		}
+		l.mu.Lock()
+		if !l.wfrozen {
+			l.wfrozen = true
+			l.spaceFree.Broadcast() // a reader waiting for room queues past it
+		}
+		busy := l.writerOn && l.failed == nil
+		l.mu.Unlock()
+		if busy {
+			t.freezeWrite(l.dev)
+			stopped = false
+		}
+	}
+	return stopped
+}
+
+// freezeWrite cuts v's write in progress, once, noting it for Thaw.
+func (t *Tee) freezeWrite(v any) {
+	t.mu.Lock()
+	done := v == nil || t.frz.wdevs[v]
+	t.mu.Unlock()
+	if done || chardev.FreezeWrite(v) != nil {
+		return // cutOwed waits for the write to return by itself
+	}
+	t.mu.Lock()
+	t.frz.wdevs[v] = true
+	t.mu.Unlock()
 }
 
 // export describes the frozen tee.
@@ -321,10 +463,23 @@ func (t *Tee) export() *Frozen {
 	for _, b := range t.backends {
 		fb := FrozenBackend{Name: b.name, Source: b.source, Seq: b.seq, Counters: b.c.export()}
 		for _, l := range b.legs {
-			fb.Legs = append(fb.Legs, FrozenLeg{Name: l.name, Dev: l.dev, Counters: l.c.export()})
+			l.mu.Lock()
+			if l.failed != nil {
+				l.mu.Unlock()
+				continue // leaving: its client hung up
+			}
+			fl := FrozenLeg{Name: l.name, Dev: l.dev, Counters: l.c.export()}
+			if _, ok := l.dev.(chardev.Freezer); ok {
+				fl.Frozen, fl.Owed = true, l.exportOwedLocked()
+			}
+			l.mu.Unlock()
+			fb.Legs = append(fb.Legs, fl)
 		}
 		fz.Backends = append(fz.Backends, fb)
 	}
+	fz.Input = t.exportInput()
+	fz.WriteLock = t.exportLock()
+	fz.Line = t.exportLine()
 	return fz
 }
 
@@ -336,10 +491,29 @@ func (t *Tee) Thaw() {
 		t.mu.Unlock()
 		return
 	}
-	devs := t.frz.devs
+	devs, wdevs := t.frz.devs, t.frz.wdevs
 	thaw := t.frz.thaw
 	t.frz = freezeState{}
+	t.carryOutLocked()
+	legs := append([]*leg(nil), t.legs...)
 	t.mu.Unlock()
+	for v := range wdevs {
+		chardev.ThawWrite(v)
+	}
+	m := &t.input
+	m.mu.Lock()
+	m.cut = false
+	m.ready.Broadcast()
+	m.mu.Unlock()
+	for _, l := range legs {
+		l.mu.Lock()
+		l.wfrozen = false
+		if l.hasWorkLocked() {
+			l.wakeLocked()
+		}
+		l.mu.Unlock()
+	}
+	t.frozenIn.Store(false)
 	for v := range devs {
 		chardev.Thaw(v)
 	}
@@ -378,6 +552,7 @@ func (t *Tee) Adopt(backendName, legName string, seq uint64, dev chardev.Chardev
 		l.name = legName
 	}
 	l.c.seed(c)
+	t.takeOwedLocked(l)
 	b.seq = max(b.seq, seq)
 	// newLegLocked published the view with the leg appended (O(1));
 	// publishing again would copy every leg, O(N²) for N clients.
@@ -428,4 +603,64 @@ func (t *Tee) AdoptStream(name string, opts LegOptions, dev chardev.Chardev, c C
 	t.startLeg(l)
 	t.emit(l.attachEvent())
 	return nil
+}
+
+// CloseLegs closes the named legs of a frozen tee, which the process it
+// was handed over to did not take (sessions that cannot be carried): each
+// first writes everything it owes up to the cut, then notice if it shows
+// notices, then its device is closed. It returns once all are closed, or
+// bound has passed (those left are closed then anyway). Called by the old
+// process after the commit, just before it exits.
+func (t *Tee) CloseLegs(names []string, notice string, bound time.Duration) {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	t.mu.Lock()
+	var legs []*leg
+	for _, l := range t.legs {
+		if want[l.name] {
+			legs = append(legs, l)
+		}
+	}
+	wdevs := t.frz.wdevs
+	t.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	for _, l := range legs {
+		if wdevs[l.dev] {
+			chardev.ThawWrite(l.dev)
+		}
+		l.mu.Lock()
+		l.wfrozen = false
+		l.wakeLocked()
+		l.mu.Unlock()
+	}
+	t.waitUntil(ctx, "closing legs", func() bool { return legsIdle(legs) })
+	for _, l := range legs {
+		l.notice(notice)
+	}
+	t.waitUntil(ctx, "closing legs", func() bool { return legsIdle(legs) })
+	for _, l := range legs {
+		l.fail(errLeft)
+	}
+	for _, l := range legs {
+		select {
+		case <-l.devClosed:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// legsIdle reports whether every leg has written all it has queued.
+func legsIdle(legs []*leg) bool {
+	for _, l := range legs {
+		l.mu.Lock()
+		idle := l.failed != nil || (l.q.len() == 0 && len(l.notices) == 0 && !l.writerOn)
+		l.mu.Unlock()
+		if !idle {
+			return false
+		}
+	}
+	return true
 }

@@ -111,9 +111,12 @@ func TestFreezeThaw(t *testing.T) {
 	}
 }
 
-// TestFreezeRefusesWhatCannotFreeze: a device without Freezer makes
-// Freeze fail, naming it, and the tee runs on.
-func TestFreezeRefusesWhatCannotFreeze(t *testing.T) {
+// TestFreezeLeavesWhatCannotFreeze: a leg device without Freezer (a
+// session that cannot be carried) does not stop the freeze: it is
+// reported as not frozen, and CloseLegs closes it after everything up to
+// the cut. A frontend without Freezer makes Freeze fail, naming it, and
+// the tee runs on.
+func TestFreezeLeavesWhatCannotFreeze(t *testing.T) {
 	guest, frontEnd := loopPair(t)
 	client, legEnd := loopPair(t)
 	tt, err := New(Options{Name: "t", Frontend: chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) {
@@ -130,13 +133,33 @@ func TestFreezeRefusesWhatCannotFreeze(t *testing.T) {
 	readN(t, client, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if _, err := tt.Freeze(ctx); err == nil || !strings.Contains(err.Error(), "leg plain") {
-		t.Fatalf("Freeze = %v, want a refusal naming leg plain", err)
+	fz, err := tt.Freeze(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	guest.Write([]byte("still running\n"))
-	if got := readN(t, client, len("still running\n")); got != "still running\n" {
-		t.Fatalf("after a refused freeze: %q", got)
+	if l := fz.Backends[0].Legs[0]; l.Name != "plain" || l.Frozen {
+		t.Fatalf("leg %s frozen %v, want plain not frozen", l.Name, l.Frozen)
 	}
+	guest.Write([]byte("after the cut\n"))
+	tt.CloseLegs([]string{"plain"}, "upgrading", wait)
+	client.SetReadDeadline(time.Now().Add(wait))
+	if rest, err := io.ReadAll(client); err != nil || len(rest) != 0 {
+		t.Fatalf("after the cut the left leg got %q (%v), want a close", rest, err)
+	}
+	tt.Thaw()
+
+	g2, f2 := loopPair(t)
+	plain, err := New(Options{Name: "p", Frontend: chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) { return f2, nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	eventually(t, "the frontend up", func() bool { return plain.Stats().Frontend.Up })
+	if _, err := plain.Freeze(ctx); err == nil || !strings.Contains(err.Error(), "frontend") {
+		t.Fatalf("Freeze = %v, want a refusal naming the frontend", err)
+	}
+	g2.Write([]byte("still running\n"))
+	eventually(t, "output after a refused freeze", func() bool { return plain.Offset() == uint64(len("still running\n")) })
 }
 
 // TestResumeAdopt: a tee resumed at an offset numbers its stream from

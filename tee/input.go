@@ -1,6 +1,7 @@
 package tee
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -24,6 +25,9 @@ type inputMerge struct {
 	// have other capacities).
 	poolSize int
 	writing  bool // the writer is writing the head chunk
+	// cut: a process upgrade stopped the writer (freeze.go); what is
+	// queued is carried, or written after Thaw.
+	cut bool
 	// recorded is how many bytes of the head chunk have been handed to
 	// input recorders: a chunk written in several parts, or merged into
 	// between two writes, is recorded once and in full.
@@ -96,6 +100,14 @@ func (m *inputMerge) legGone(l *leg) {
 // rights, from anyone but the holder in exclusive mode, or beyond the
 // buffer bound is discarded and counted.
 func (t *Tee) acceptInput(l *leg, c *chunk) {
+	if t.frozenIn.Load() && !t.waitThaw() {
+		// Typed by a session the upgrade could not stop, after the
+		// cut: it goes with the session.
+		l.c.discarded.Add(uint64(len(c.b)))
+		l.backend.c.discarded.Add(uint64(len(c.b)))
+		t.inChunks.release(c)
+		return
+	}
 	m := &t.input
 	n := uint64(len(c.b))
 	if !l.mayType() {
@@ -196,7 +208,7 @@ func (t *Tee) frontendWriteLoop() {
 	m := &t.input
 	for {
 		m.mu.Lock()
-		for m.q.len() == 0 && !m.closed {
+		for (m.q.len() == 0 || m.cut) && !m.closed {
 			m.ready.Wait()
 		}
 		if m.closed {
@@ -232,6 +244,9 @@ func (t *Tee) frontendWriteLoop() {
 
 		m.mu.Lock()
 		m.writing = false
+		if m.cut && errors.Is(err, chardev.ErrFrozen) {
+			err = nil // cut by a process upgrade: the rest is carried
+		}
 		if n > 0 {
 			s := m.q.front()
 			s.skip += n

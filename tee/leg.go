@@ -56,6 +56,7 @@ type leg struct {
 	// reader waited for room) is owed to it.
 	successor *leg
 	held      bool   // writer paused: new leg of a handover waiting for the old
+	wfrozen   bool   // writer stopped at a process upgrade's cut (freeze.go)
 	swapping  bool   // a swap owns this leg's end of life
 	finishing bool   // its own writer owns its end of life: a swap must not take it
 	overlapAt uint64 // overlap swap: cut as soon as idle at or past this offset
@@ -180,7 +181,9 @@ func (l *leg) offer(c *chunk) (mustWait, inline bool) {
 // the meantime still counts c as owed when c.off is before the cut.
 func (l *leg) pushBlocking(c *chunk) {
 	l.mu.Lock()
-	for l.failed == nil && c.off < l.end && l.fullLocked(c, l.opts.Load().queueLimit()) {
+	for l.failed == nil && c.off < l.end && !l.wfrozen && l.fullLocked(c, l.opts.Load().queueLimit()) {
+		// (A process upgrade's cut takes c past the bound: it is owed
+		// like the rest of the queue.)
 		l.spaceFree.Wait()
 	}
 	switch {
@@ -384,6 +387,13 @@ func (l *leg) hasWorkLocked() bool {
 func (l *leg) legWriteLoop() (final bool) {
 	for {
 		l.mu.Lock()
+		if l.wfrozen && l.failed == nil {
+			// Cut by a process upgrade: what is queued is carried
+			// (or, on a rollback, Thaw wakes a writer again).
+			l.writerOn = false
+			l.mu.Unlock()
+			return false
+		}
 		if l.failed == nil && l.deliverRecordLocked() {
 			l.mu.Unlock()
 			continue
@@ -416,7 +426,7 @@ func (l *leg) legWriteLoop() (final bool) {
 		clear(l.wbacking[:l.batch]) // keep no written buffer alive
 		l.batch = 0
 		l.consumeLocked(int(n))
-		if err != nil {
+		if err != nil && !(l.wfrozen && errors.Is(err, chardev.ErrFrozen)) {
 			l.failLocked(fmt.Errorf("write: %w", err))
 		}
 		l.mu.Unlock()
@@ -429,7 +439,7 @@ func (l *leg) legWriteLoop() (final bool) {
 // nothing else (a cut, a record, a notice, an offset to tell) needs the
 // writer's care. It then takes the write side (writerOn).
 func (l *leg) inlineOKLocked() bool {
-	if l.nbw == nil || l.writerOn || !l.started || l.held || l.q.len() > 0 || l.failed != nil ||
+	if l.nbw == nil || l.writerOn || !l.started || l.held || l.wfrozen || l.q.len() > 0 || l.failed != nil ||
 		l.tracker != nil || l.overlap || l.end != math.MaxUint64 || len(l.records) > 0 || len(l.notices) > 0 {
 		return false
 	}

@@ -144,6 +144,12 @@ type Tee struct {
 	swapTimes [swapKinds]durationHistogram
 	// frz is the freeze of a process upgrade (freeze.go), under mu.
 	frz freezeState
+	// frozenIn is frz.frozen for acceptInput, read without the lock:
+	// input a session that is not stopped types waits for Thaw.
+	frozenIn atomic.Bool
+	// carried is what a resumed tee still has to hand to legs and
+	// backends as they come (carry.go), under mu; nil once thawed.
+	carried *carriedState
 }
 
 // New starts a tee. The frontend is opened in the background: a device
@@ -460,6 +466,7 @@ func (t *Tee) Join(name string, opts LegOptions, dev chardev.Chardev) (string, e
 	if !ok {
 		b = &backend{name: name, opts: opts, service: true}
 		t.backends[name] = b
+		t.seedCarriedLocked(b)
 	}
 	l := t.newLegLocked(b, dev, opts, true)
 	t.mu.Unlock()
@@ -471,6 +478,13 @@ func (t *Tee) Join(name string, opts LegOptions, dev chardev.Chardev) (string, e
 // newLegLocked builds a leg starting at the current offset (minus replay)
 // and links it in; the caller starts it after releasing the tee lock.
 func (t *Tee) newLegLocked(b *backend, dev chardev.Chardev, opts LegOptions, fromSource bool) *leg {
+	if t.carried != nil && !fromSource {
+		if _, owed := t.carried.legs[b.name]; owed {
+			// A single-stream leg the old process carried: it has
+			// had everything before what it owes, so no replay.
+			opts.Replay = 0
+		}
+	}
 	replay := t.replayLocked(dev, opts)
 	start := t.offset - uint64(len(replay))
 	l := newLeg(t, b, dev, opts, start)
@@ -488,6 +502,9 @@ func (t *Tee) newLegLocked(b *backend, dev chardev.Chardev, opts LegOptions, fro
 		c := newChunk(start, replay)
 		l.pushLocked(c)
 		c.refs.Add(-1) // newChunk's own reference; the queue holds one
+	}
+	if !fromSource {
+		t.takeOwedLocked(l)
 	}
 	t.legs = append(t.legs, l)
 	b.legs = append(b.legs, l)

@@ -248,9 +248,31 @@ func (v *viewer) stop() {
 }
 
 // Close implements chardev.Chardev: the engine is done with this leg.
+// Notices not sent yet go first (the last one may say why the leg is
+// closed: a process upgrade, and the page reconnects by itself).
 func (v *viewer) Close() error {
+	v.flushNotices()
 	v.stop()
 	return v.conn.Close(websocket.StatusGoingAway, "leg closed")
+}
+
+// flushNotices sends the notices still queued, unless the page is gone.
+func (v *viewer) flushNotices() {
+	select {
+	case <-v.ready:
+	default:
+		return // no hello yet: the page would not show them
+	}
+	for {
+		select {
+		case text := <-v.notices:
+			if v.sendJSON(noticeMsg{T: "notice", Text: text}) != nil {
+				return
+			}
+		default:
+			return
+		}
+	}
 }
 
 // Notice implements chardev.Noticer: a line for the person, shown on the

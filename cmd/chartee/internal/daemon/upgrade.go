@@ -8,6 +8,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -37,6 +38,11 @@ type wireTee struct {
 	BytesIn    uint64        `json:"bytes_in"`
 	Frontend   wireCarried   `json:"frontend"`
 	Backends   []wireBackend `json:"backends"`
+	// Input is typed input not yet written to the frontend at the cut,
+	// WriteLock the holder, Line the line state (tee/carry.go).
+	Input     []tee.Input    `json:"input,omitempty"`
+	WriteLock *tee.WriteLock `json:"write_lock,omitempty"`
+	Line      *tee.LineState `json:"line,omitempty"`
 }
 
 type wireBackend struct {
@@ -54,6 +60,8 @@ type wireLeg struct {
 	Name     string       `json:"name"`
 	Dev      wireCarried  `json:"dev"`
 	Counters tee.Counters `json:"counters"`
+	// Owed is what the leg had not written at the cut.
+	Owed tee.Owed `json:"owed"`
 }
 
 // UpgradeBlockers lists what a process upgrade cannot carry to the new
@@ -116,7 +124,38 @@ type Frozen struct {
 	Files []*os.File
 	// Offsets is each tee's cut.
 	Offsets map[string]uint64
-	thaw    func()
+	// Carried is how many bytes the new process writes first: output
+	// legs owed at the cut and typed input, over every tee.
+	Carried uint64
+	// left are the legs that cannot be carried (TLS, SSH and browser
+	// sessions), by tee: CloseLeft closes them after the commit.
+	left map[*tee.Tee][]string
+	thaw func()
+}
+
+// Left is how many sessions cannot be carried and are closed with a
+// notice once the new process has taken over.
+func (f *Frozen) Left() int {
+	n := 0
+	for _, names := range f.left {
+		n += len(names)
+	}
+	return n
+}
+
+// CloseLeft is the old process's last act after a commit: every session
+// that could not be carried gets what it is owed up to the cut, then
+// notice ("upgrading, reconnect"), and is closed, within bound.
+func (f *Frozen) CloseLeft(notice string, bound time.Duration) {
+	var wg sync.WaitGroup
+	for t, names := range f.left {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.CloseLegs(names, notice, bound)
+		}()
+	}
+	wg.Wait()
 }
 
 // Thaw resumes every tee where it stopped and closes the duplicated
@@ -152,7 +191,7 @@ func (d *Daemon) Freeze(ctx context.Context) (*Frozen, error) {
 		}
 		d.opMu.Unlock()
 	}
-	fz := &Frozen{Offsets: map[string]uint64{}}
+	fz := &Frozen{Offsets: map[string]uint64{}, left: map[*tee.Tee][]string{}}
 	var wire []wireTee
 	fail := func(err error) (*Frozen, error) {
 		fz.CloseFiles()
@@ -179,12 +218,16 @@ func (d *Daemon) Freeze(ctx context.Context) (*Frozen, error) {
 		rt.mu.Lock()
 		types := backendTypes(rt.cfg)
 		rt.mu.Unlock()
-		wt, err := carryTee(rt.name, tf, types, &fz.Files)
+		wt, left, err := carryTee(rt.name, tf, types, &fz.Files)
 		if err != nil {
 			return fail(fmt.Errorf("tee %s: %w", rt.name, err))
 		}
 		wire = append(wire, wt)
 		fz.Offsets[rt.name] = tf.Offset
+		fz.Carried += tf.Carried()
+		if len(left) > 0 {
+			fz.left[rt.t] = left
+		}
 	}
 	state, err := json.Marshal(wire)
 	if err != nil {
@@ -236,31 +279,43 @@ func backendTypes(tc *config.Tee) map[string]string {
 	return m
 }
 
-func carryTee(name string, tf *tee.Frozen, types map[string]string, files *[]*os.File) (wireTee, error) {
-	wt := wireTee{Name: name, Offset: tf.Offset, Scrollback: tf.Scrollback, BytesOut: tf.BytesOut, BytesIn: tf.BytesIn}
-	var err error
+// carryTee describes frozen tee tf for the new process, adding the files
+// to carry to files. It returns the legs that cannot be carried (their
+// device is not frozen, or says chardev.ErrNotCarried): they are closed
+// with a notice after the commit.
+func carryTee(name string, tf *tee.Frozen, types map[string]string, files *[]*os.File) (wt wireTee, left []string, err error) {
+	wt = wireTee{Name: name, Offset: tf.Offset, Scrollback: tf.Scrollback, BytesOut: tf.BytesOut, BytesIn: tf.BytesIn,
+		Input: tf.Input, WriteLock: tf.WriteLock, Line: tf.Line}
 	if wt.Frontend, err = carry("frontend", tf.Frontend, files); err != nil {
-		return wt, err
+		return wt, nil, err
 	}
 	for _, fb := range tf.Backends {
 		wb := wireBackend{Name: fb.Name, Type: types[fb.Name], Seq: fb.Seq, Counters: fb.Counters}
 		if fb.Source != nil {
 			c, err := carry("backend "+fb.Name, fb.Source, files)
 			if err != nil {
-				return wt, err
+				return wt, nil, err
 			}
 			wb.Source = &c
 		}
 		for _, l := range fb.Legs {
-			c, err := carry("leg "+l.Name, l.Dev, files)
-			if err != nil {
-				return wt, err
+			if !l.Frozen {
+				left = append(left, l.Name)
+				continue
 			}
-			wb.Legs = append(wb.Legs, wireLeg{Name: l.Name, Dev: c, Counters: l.Counters})
+			c, err := carry("leg "+l.Name, l.Dev, files)
+			if errors.Is(err, chardev.ErrNotCarried) {
+				left = append(left, l.Name)
+				continue
+			}
+			if err != nil {
+				return wt, nil, err
+			}
+			wb.Legs = append(wb.Legs, wireLeg{Name: l.Name, Dev: c, Counters: l.Counters, Owed: l.Owed})
 		}
 		wt.Backends = append(wt.Backends, wb)
 	}
-	return wt, nil
+	return wt, left, nil
 }
 
 func carry(what string, v any, files *[]*os.File) (wireCarried, error) {
@@ -304,7 +359,14 @@ func ParseInheritance(state []byte, files []*os.File) (*Inheritance, error) {
 	}
 	in := &Inheritance{tees: map[string]*wireTee{}, files: files, used: map[int]bool{}, srcs: map[string]chardev.Source{}}
 	for i := range wire {
-		in.tees[wire[i].Name] = &wire[i]
+		wt := &wire[i]
+		if in.tees[wt.Name] != nil {
+			return nil, fmt.Errorf("upgrade: tee %q appears twice in the state", wt.Name)
+		}
+		if err := wt.resume().Validate(); err != nil {
+			return nil, fmt.Errorf("upgrade: tee %s: %w", wt.Name, err)
+		}
+		in.tees[wt.Name] = wt
 	}
 	return in, nil
 }
@@ -402,8 +464,36 @@ func (in *Inheritance) resume(tc *config.Tee, opts *tee.Options) error {
 	}
 	in.fronts = append(in.fronts, dev)
 	opts.Frontend = &primedOpener{dev: dev, next: opts.Frontend}
-	opts.Resume = &tee.Resume{Offset: wt.Offset, Scrollback: wt.Scrollback, BytesOut: wt.BytesOut, BytesIn: wt.BytesIn}
+	opts.Resume = wt.resume()
 	return nil
+}
+
+// resume is what tee.New needs to continue wt's stream.
+func (wt *wireTee) resume() *tee.Resume {
+	r := &tee.Resume{Offset: wt.Offset, Scrollback: wt.Scrollback, BytesOut: wt.BytesOut, BytesIn: wt.BytesIn,
+		Legs: map[string]tee.Owed{}, Counters: map[string]tee.Counters{},
+		Input: wt.Input, WriteLock: wt.WriteLock, Line: wt.Line}
+	for _, b := range wt.Backends {
+		r.Counters[b.Name] = b.Counters
+		for _, l := range b.Legs {
+			r.Legs[l.Name] = l.Owed
+		}
+	}
+	return r
+}
+
+// carried is how many bytes wt's legs and input carry.
+func (wt *wireTee) carried() uint64 {
+	var n uint64
+	for _, b := range wt.Backends {
+		for _, l := range b.Legs {
+			n += l.Owed.Bytes()
+		}
+	}
+	for _, in := range wt.Input {
+		n += uint64(len(in.Bytes))
+	}
+	return n
 }
 
 // adopt attaches the clients the old process's listeners had, as legs of
@@ -503,11 +593,19 @@ func (d *Daemon) Activate(u Upgraded) {
 		}
 	}
 	for _, t := range pending {
+		var carried uint64
+		if in != nil && in.tees[t.Name()] != nil {
+			carried = in.tees[t.Name()].carried()
+		}
 		t.Thaw()
 		t.Start()
+		what := "every leg drained to the cut"
+		if carried > 0 {
+			what = "owed by legs or typed, written first"
+		}
 		d.forward(tee.Event{Time: time.Now(), Tee: t.Name(), Kind: tee.EventUpgrade, Offset: t.Offset(),
-			Reason: fmt.Sprintf("from %s (pid %d) to %s; output paused %v; 0 bytes carried (every leg drained to the cut)",
-				u.OldVersion, u.OldPID, u.NewVersion, u.Pause.Round(time.Millisecond))})
+			Reason: fmt.Sprintf("from %s (pid %d) to %s; output paused %v; %d bytes carried (%s)",
+				u.OldVersion, u.OldPID, u.NewVersion, u.Pause.Round(time.Millisecond), carried, what)})
 	}
 }
 
