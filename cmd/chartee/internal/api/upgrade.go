@@ -58,6 +58,13 @@ type UpgradeReport struct {
 	// Cuts is each tee's stream offset at the cut; the new process
 	// continues every stream from there.
 	Cuts map[string]uint64 `json:"cuts,omitempty"`
+	// Carried is how many bytes the new process writes first: output
+	// legs had not written when the drain bound expired, typed input.
+	Carried uint64 `json:"bytes_carried"`
+	// Closed is how many sessions could not be carried (TLS, SSH,
+	// browser): they got everything up to the cut and a notice, and
+	// reconnect to the new process.
+	Closed int `json:"sessions_closed"`
 }
 
 // UpgradeStep is one step of an upgrade's pause.

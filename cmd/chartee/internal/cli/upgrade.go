@@ -154,18 +154,30 @@ func (u *upgrader) upgrade(ctx context.Context, req api.UpgradeRequest) (api.Upg
 		Binary: binary, OldVersion: version(), NewVersion: newVersion,
 		OldPID: os.Getpid(), NewPID: child.Pid(), Files: len(all), Elapsed: time.Since(start),
 		Prepare: prepare, Pause: time.Since(cut), Steps: steps.list, Cuts: fz.Offsets,
+		Carried: fz.Carried, Closed: fz.Left(),
 	}
 	u.log.Info("upgrade", "old_version", rep.OldVersion, "new_version", rep.NewVersion,
 		"new_pid", rep.NewPID, "prepare", rep.Prepare, "pause", rep.Pause, "steps", formatSteps(rep.Steps),
-		"files", rep.Files, "cuts", rep.Cuts, "bytes_carried", 0)
+		"files", rep.Files, "cuts", rep.Cuts, "bytes_carried", rep.Carried,
+		"sessions_closed", rep.Closed)
 	// Exit without closing anything (a Close would unlink the control
 	// socket). systemd follows the new process (Type=notify, see
 	// sdNotify).
 	if err := sdNotify(fmt.Sprintf("MAINPID=%d", rep.NewPID)); err != nil {
 		u.log.Warn("systemd notification failed", "err", err)
 	}
-	return rep, func() { os.Exit(exitOK) }, nil
+	return rep, func() {
+		// Sessions that cannot be carried (their keys live in this
+		// process) get everything up to the cut, then the notice,
+		// then a close; their clients reconnect to the new process.
+		fz.CloseLeft(fmt.Sprintf("chartee: upgrading to %s, reconnect", rep.NewVersion), leaveBound)
+		os.Exit(exitOK)
+	}, nil
 }
+
+// leaveBound bounds how long the old process, after the commit, gives
+// the sessions it could not carry their last bytes and notice.
+const leaveBound = 2 * time.Second
 
 // state builds the state document and the files to hand over: the
 // listeners', then the tees'. closeFiles closes this process's
@@ -411,8 +423,9 @@ func (r *ctlRun) upgrade(ctx context.Context) error {
 	if r.f.json {
 		return r.printJSON(rep)
 	}
-	fmt.Fprintf(r.out, "upgraded %s -> %s: pid %d -> %d, %d files handed over, output paused %v (%s)\n",
-		rep.OldVersion, rep.NewVersion, rep.OldPID, rep.NewPID, rep.Files, roundStep(rep.Pause), rep.Binary)
+	fmt.Fprintf(r.out, "upgraded %s -> %s: pid %d -> %d, %d files handed over, output paused %v, %d bytes carried, %d sessions closed to reconnect (%s)\n",
+		rep.OldVersion, rep.NewVersion, rep.OldPID, rep.NewPID, rep.Files, roundStep(rep.Pause),
+		rep.Carried, rep.Closed, rep.Binary)
 	fmt.Fprintf(r.out, "  the new binary started and checked the config in %v before the cut; from the cut: %s\n",
 		roundStep(rep.Prepare), formatSteps(rep.Steps))
 	return nil

@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
+
+	"chartee/tee"
 )
 
 // TestUpgradeBlockers: a tee names the devices that cannot be carried, by
@@ -93,13 +97,35 @@ func TestInheritanceRoundTrip(t *testing.T) {
 			return w
 		}
 		for i := range n {
-			wt := wireTee{Name: fmt.Sprintf("t%d", i), Offset: rapid.Uint64().Draw(rt, "offset"),
-				Scrollback: []byte(rapid.String().Draw(rt, "scroll")), Frontend: ref()}
+			scroll := []byte(rapid.String().Draw(rt, "scroll"))
+			wt := wireTee{Name: fmt.Sprintf("t%d", i), Offset: uint64(len(scroll)) + rapid.Uint64Range(0, 1<<40).Draw(rt, "offset"),
+				Scrollback: scroll, Frontend: ref()}
+			for range rapid.IntRange(0, 2).Draw(rt, "inputs") {
+				b := rapid.SliceOfN(rapid.Byte(), 1, 64).Draw(rt, "input")
+				wt.Input = append(wt.Input, tee.Input{Leg: "b0#0", Bytes: b, Recorded: rapid.IntRange(0, len(b)).Draw(rt, "recorded")})
+			}
+			if rapid.Bool().Draw(rt, "locked") {
+				wt.WriteLock = &tee.WriteLock{Leg: "b0#0", Idle: time.Duration(rapid.Int64Range(0, 1e12).Draw(rt, "idle"))}
+			}
 			for j := range rapid.IntRange(0, 3).Draw(rt, "backends") {
 				src := ref()
 				wb := wireBackend{Name: fmt.Sprintf("b%d", j), Source: &src, Seq: rapid.Uint64().Draw(rt, "seq")}
 				for k := range rapid.IntRange(0, 3).Draw(rt, "legs") {
-					wb.Legs = append(wb.Legs, wireLeg{Name: fmt.Sprintf("b%d#%d", j, k), Dev: ref()})
+					wl := wireLeg{Name: fmt.Sprintf("b%d#%d", j, k), Dev: ref()}
+					// Owed spans: in order, ending at or before the cut.
+					end := wt.Offset
+					var spans []tee.Span
+					for range rapid.IntRange(0, 3).Draw(rt, "spans") {
+						b := rapid.SliceOfN(rapid.Byte(), 1, 32).Draw(rt, "owed")
+						if uint64(len(b)) > end {
+							break
+						}
+						gap := rapid.Uint64Range(0, min(end-uint64(len(b)), 8)).Draw(rt, "gap")
+						end -= uint64(len(b)) + gap
+						spans = append([]tee.Span{{Off: end + gap, Bytes: b}}, spans...)
+					}
+					wl.Owed = tee.Owed{Spans: spans}
+					wb.Legs = append(wb.Legs, wl)
 				}
 				wt.Backends = append(wt.Backends, wb)
 			}
@@ -121,6 +147,9 @@ func TestInheritanceRoundTrip(t *testing.T) {
 			if got == nil || got.Offset != wt.Offset || string(got.Scrollback) != string(wt.Scrollback) || len(got.Backends) != len(wt.Backends) {
 				rt.Fatalf("tee %s came back as %+v", wt.Name, got)
 			}
+			if !reflect.DeepEqual(got.resume(), wt.resume()) {
+				rt.Fatalf("tee %s: resume state %+v, want %+v", wt.Name, got.resume(), wt.resume())
+			}
 			if _, err := in.carried(got.Frontend); err != nil {
 				rt.Fatal(err)
 			}
@@ -129,6 +158,23 @@ func TestInheritanceRoundTrip(t *testing.T) {
 					rt.Fatal("a file was handed out twice")
 				}
 			}
+		}
+	})
+}
+
+// TestInheritanceRefusesOwedPastTheCut: a state whose owed bytes do not
+// end before the cut, or overlap, is refused rather than resumed into a
+// wrong stream (a property over random documents).
+func TestInheritanceRefusesOwedPastTheCut(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		off := rapid.Uint64Range(0, 1<<20).Draw(rt, "offset")
+		b := rapid.SliceOfN(rapid.Byte(), 1, 32).Draw(rt, "owed")
+		at := off - min(off, uint64(len(b))) + rapid.Uint64Range(1, 64).Draw(rt, "past")
+		wire := []wireTee{{Name: "t", Offset: off, Backends: []wireBackend{{Name: "b",
+			Legs: []wireLeg{{Name: "b#1", Owed: tee.Owed{Spans: []tee.Span{{Off: at, Bytes: b}}}}}}}}}
+		doc, _ := json.Marshal(wire)
+		if _, err := ParseInheritance(doc, nil); err == nil || !strings.Contains(err.Error(), "before the cut") {
+			rt.Fatalf("owed %d bytes at %d past the cut %d: %v", len(b), at, off, err)
 		}
 	})
 }
