@@ -336,6 +336,24 @@ func (f *File) Describe() string {
 	return fmt.Sprintf("file %s (%s, %s)", f.spec.Path, f.spec.Format, f.spec.Direction)
 }
 
+var _ chardev.Coalescer = (*File)(nil)
+
+// rawCoalesceDelay is how long the engine may hold output for a raw
+// capture to write it in batches (chardev.Coalescer). Timestamped and
+// asciicast captures stamp each write with the time it happens, so they
+// are written at once.
+const rawCoalesceDelay = 2 * time.Millisecond
+
+// CoalesceDelay lets the engine batch a raw capture's writes: a capture
+// beside a console's clients costs one writev per batch instead of a
+// thread wake-up and a write per chunk.
+func (f *File) CoalesceDelay() time.Duration {
+	if f.spec.Format == FileRaw {
+		return rawCoalesceDelay
+	}
+	return 0
+}
+
 // Write records output from the frontend. A direction:in capture accepts
 // and drops it. An error (disk full, file gone) fails the leg and names the
 // file and the cause.

@@ -43,14 +43,20 @@ type leg struct {
 	started   bool                      // startLeg has run: the device may be written
 	runWriter func()                    // the writer goroutine's body, made once (see wakeLocked)
 	nbw       chardev.NonBlockingWriter // nil unless the device can try a write without waiting
-	spaceFree sync.Cond                 // a blocked frontend read waits for room
-	q         spanQueue
-	queued    int    // bytes in q
-	charged   int    // memory q keeps alive: the sum of its chunks' charge, held against the queue limit
-	batch     int    // spans at the head of q the writer is writing now (not to be appended to)
-	next      uint64 // stream offset of the next byte to write (with q empty: every byte before it was written or dropped)
-	end       uint64 // bytes at or past end are not for this leg
-	dropEnd   uint64 // end offset of the last chunk dropped for this leg
+	// coalesce is how long new output may wait for the writer (a
+	// chardev.Coalescer; 0: woken at once); flush is its timer, armed
+	// while flushArmed (see wakeOutputLocked).
+	coalesce   time.Duration
+	flush      *time.Timer
+	flushArmed bool
+	spaceFree  sync.Cond // a blocked frontend read waits for room
+	q          spanQueue
+	queued     int    // bytes in q
+	charged    int    // memory q keeps alive: the sum of its chunks' charge, held against the queue limit
+	batch      int    // spans at the head of q the writer is writing now (not to be appended to)
+	next       uint64 // stream offset of the next byte to write (with q empty: every byte before it was written or dropped)
+	end        uint64 // bytes at or past end are not for this leg
+	dropEnd    uint64 // end offset of the last chunk dropped for this leg
 	// successor is the new leg of a handover swap: a chunk before the cut
 	// that this leg can no longer take (it failed while the frontend
 	// reader waited for room) is owed to it.
@@ -135,6 +141,9 @@ func newLeg(t *Tee, b *backend, dev chardev.Chardev, opts LegOptions, at uint64)
 	}
 	if w, ok := dev.(chardev.NonBlockingWriter); ok {
 		l.nbw = w
+	}
+	if c, ok := dev.(chardev.Coalescer); ok {
+		l.coalesce = min(c.CoalesceDelay(), maxCoalesceDelay)
 	}
 	l.c.first.Store(at)
 	l.c.next.Store(at)
@@ -300,7 +309,49 @@ func (l *leg) pushLocked(c *chunk) {
 	l.charged += extra
 	l.queued += len(c.b)
 	l.c.queued.Store(int64(l.queued))
-	l.wakeLocked()
+	l.wakeOutputLocked()
+}
+
+// maxCoalesceDelay bounds what a device may ask for as CoalesceDelay.
+const maxCoalesceDelay = 50 * time.Millisecond
+
+// coalesceBatch is how much output a coalescing leg queues before its
+// writer is woken at once, timer or not: a batch's worth, and never more
+// than a quarter of the queue, so a block leg's queue never fills while
+// waiting.
+const coalesceBatch = 64 << 10
+
+// wakeOutputLocked wakes the writer for output just queued: at once,
+// unless the device coalesces (chardev.Coalescer) and the leg is in its
+// plain streaming state, in which case the writer is woken when a batch
+// has queued up or the device's delay has passed, whichever is first.
+// Everything else that needs the writer (a failure, a cut, a swap, input
+// records, notices) still wakes it at once.
+func (l *leg) wakeOutputLocked() {
+	if l.coalesce <= 0 || l.writerOn || !l.started || l.end != math.MaxUint64 || l.overlap ||
+		l.queued >= min(coalesceBatch, l.opts.Load().queueLimit()/4) {
+		l.wakeLocked()
+		return
+	}
+	if l.flushArmed {
+		return
+	}
+	l.flushArmed = true
+	if l.flush == nil {
+		l.flush = time.AfterFunc(l.coalesce, l.flushFired)
+		return
+	}
+	l.flush.Reset(l.coalesce)
+}
+
+// flushFired is the coalescing timer: the output held back is due.
+func (l *leg) flushFired() {
+	l.mu.Lock()
+	l.flushArmed = false
+	if l.hasWorkLocked() {
+		l.wakeLocked()
+	}
+	l.mu.Unlock()
 }
 
 // popLocked removes the head span and releases its chunk.
@@ -556,6 +607,11 @@ func (l *leg) takeOwed() ([]span, uint64) {
 
 // releaseQueue drops every queued chunk reference.
 func (l *leg) releaseQueue() {
+	l.mu.Lock()
+	if l.flush != nil {
+		l.flush.Stop()
+	}
+	l.mu.Unlock()
 	spans, _ := l.takeOwed()
 	for _, s := range spans {
 		s.c.release()
