@@ -40,6 +40,7 @@ type upgradeRig struct {
 	// clients are every client's recorder, by name (ref included): none
 	// may end.
 	clients map[string]*harness.Recorder
+	telnets map[string]*harness.Terminal
 	// copies are every copy of the stream, by name (clients, and the
 	// captures and ring buffers read back).
 	copies map[string]func(t *testing.T) []byte
@@ -56,6 +57,7 @@ func startUpgradeRig(t *testing.T) *upgradeRig {
 	r := &upgradeRig{
 		bins:    map[string]string{},
 		clients: map[string]*harness.Recorder{},
+		telnets: map[string]*harness.Terminal{},
 		copies:  map[string]func(t *testing.T) []byte{},
 	}
 	dir := t.TempDir()
@@ -84,6 +86,11 @@ tees:
         listen: 127.0.0.1:0
         input: true
         on_overflow: block
+      - name: telnet
+        type: tcp-listen
+        listen: 127.0.0.1:0
+        protocol: telnet
+        input: true
       - name: raw-unix
         type: unix-listen
         path: %q
@@ -96,6 +103,9 @@ tees:
         path: %q
         format: timestamped
         append: false
+      - name: ring
+        type: ringbuf
+        size: 4MiB
 `, r.c.Socket, r.metrics, r.vm.Socket, rawUnix, ptyLink, capture))
 	r.c.Start(t)
 	r.v1 = r.version(t)
@@ -108,6 +118,15 @@ tees:
 	r.ref = r.clients["raw-typist"]
 	r.dial(t, "raw-2", "tcp", addr)
 	r.dial(t, "raw-unix", "unix", rawUnix)
+	// Two real telnet programs, in ptys; what each shows after its own
+	// greeting is what the server sent.
+	telnetAddr := r.c.Addr(t, "vm", "telnet")
+	for _, name := range []string{"telnet-alice", "telnet-bob"} {
+		term, at := harness.Telnet(t, name, telnetAddr)
+		r.telnets[name] = term
+		r.clients[name] = term.Screen
+		r.copies[name] = func(*testing.T) []byte { return term.Screen.Bytes()[at:] }
+	}
 	// A reader on the pty leg's link, as a program on it would be.
 	pty := harness.Record(t, "pty", harness.OpenTTY(t, ptyLink))
 	r.clients["pty"] = pty
@@ -130,7 +149,15 @@ tees:
 		}
 		return data
 	}
-	r.legs = 5 // three clients, the pty, the capture
+	// The ring buffer, as `ctl tail` prints it.
+	r.copies["ring"] = func(t *testing.T) []byte {
+		out, err := r.c.Ctl(t, "tail", "vm", "ring")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []byte(out)
+	}
+	r.legs = 8 // five clients, the pty, the capture, the ring
 	waitFor(t, "every client to be a leg", func() bool { return len(r.c.Tee(t, "vm").Legs) == r.legs })
 
 	start := time.Now()
@@ -275,15 +302,19 @@ func legNames(st harness.TeeStatus) []string {
 
 // TestVMUpgrade is issue 16's end-to-end test. A real VM's serial console
 // (QEMU's chardev socket, chartee's unix-connect frontend) is served to
-// several clients while the guest prints a counter. First four failed
+// two telnet programs, two raw TCP clients, a raw unix-socket client, a
+// reader on a pty leg's link, a timestamped capture file and a ring
+// buffer, all attached before the guest's first byte, while the guest
+// prints a counter. First four failed
 // upgrades roll back (a new binary that exits 1 or hangs, at its start
 // and after the cut, when the daemon has stopped every tee); then the daemon is upgraded 20 times in place,
 // alternating two builds with different version strings. Throughout, no
 // client is disconnected, the stream offset and the counters of `ctl
 // show` never go back, and the version changes with every upgrade; at the
-// end a command typed after the last upgrade runs in the guest, and every
-// client's stream is the same, byte for byte, and carries every line of
-// the guest's counter exactly once, in order.
+// end a command typed (in a telnet client) after the last upgrade runs in
+// the guest, and every client's stream, the capture and the ring are the
+// same, byte for byte, and carry every line of the guest's counter
+// exactly once, in order.
 func TestVMUpgrade(t *testing.T) {
 	harness.Begin(t)
 	r := startUpgradeRig(t)
@@ -396,9 +427,11 @@ func TestVMUpgrade(t *testing.T) {
 
 	// A command typed after the last upgrade runs in the guest: it stops
 	// the counter and prints what only the guest's shell computes.
+	// It is typed in a telnet client, whose session (and telnet state)
+	// every upgrade carried.
 	typedAt := r.ref.Len()
 	n := rand.IntN(1 << 30)
-	r.typeLine(t, fmt.Sprintf("%s; echo marker-%d-$((6*7))\r", harness.StopGuestCounter, n))
+	r.telnets["telnet-alice"].Type(t, fmt.Sprintf("%s; echo marker-%d-$((6*7))\r", harness.StopGuestCounter, n))
 	r.ref.WaitFor(t, fmt.Sprintf("\nmarker-%d-42\r\n", n), typedAt, timeoutLong)
 	r.ref.WaitFor(t, harness.CounterEnd, typedAt, timeoutLong)
 
