@@ -81,9 +81,12 @@ var (
 	_ chardev.Freezer = (*NetClient)(nil)
 	_ chardev.Carrier = (*NetClient)(nil)
 	_ chardev.Freezer = (*NetConn)(nil)
-	_ chardev.Carrier = (*NetConn)(nil)
-	_ chardev.Carrier = (*NetSerialConn)(nil)
-	_ chardev.Freezer = (*telnet.ClientConn)(nil)
+
+	_ chardev.WriteFreezer = (*NetClient)(nil)
+	_ chardev.WriteFreezer = (*NetConn)(nil)
+	_ chardev.Carrier      = (*NetConn)(nil)
+	_ chardev.Carrier      = (*NetSerialConn)(nil)
+	_ chardev.Freezer      = (*telnet.ClientConn)(nil)
 )
 
 // netPast is the deadline that freezes: any time in the past.
@@ -124,11 +127,10 @@ type netSourceState struct {
 	NextID uint64 `json:"next_id"`
 }
 
-// Carry hands over the listening socket.
+// Carry hands over the listening socket. A TLS listener is carried too
+// (the new process loads its certificate from the spec); its sessions are
+// not (see NetClient.Carry).
 func (s *NetSource) Carry() (chardev.Carried, error) {
-	if s.cfg.tls != nil {
-		return chardev.Carried{}, fmt.Errorf("%s %s: TLS sessions cannot be carried", s.cfg.typ, s.addr)
-	}
 	f, err := netFile(s.ln)
 	if err != nil {
 		return chardev.Carried{}, fmt.Errorf("%s %s: %w", s.cfg.typ, s.addr, err)
@@ -294,12 +296,34 @@ func (c *NetClient) Freeze() error { return c.conn.SetReadDeadline(netPast) }
 // Thaw undoes Freeze.
 func (c *NetClient) Thaw() error { return c.conn.SetReadDeadline(time.Time{}) }
 
+// FreezeWrite cuts a write in progress short (a write deadline in the
+// past), for a raw client only: through TLS or telnet a write cut short
+// leaves the peer with part of a record or an escape, so those say
+// ErrUnsupported (the upgrade waits for the write, or closes the client).
+func (c *NetClient) FreezeWrite() error {
+	if !c.ready.Load() || c.raw == nil {
+		return fmt.Errorf("%s: freeze writes: %w", c.Describe(), chardev.ErrUnsupported)
+	}
+	c.wfrozen.Store(true)
+	return c.conn.SetWriteDeadline(netPast)
+}
+
+// ThawWrite undoes FreezeWrite.
+func (c *NetClient) ThawWrite() error {
+	if !c.wfrozen.Swap(false) {
+		return nil
+	}
+	return c.conn.SetWriteDeadline(time.Time{})
+}
+
 // Carry hands over the client's connection with its protocol and escape
 // state.
 func (c *NetClient) Carry() (chardev.Carried, error) {
 	switch {
 	case c.src.cfg.tls != nil:
-		return chardev.Carried{}, fmt.Errorf("%s: TLS sessions cannot be carried", c.Describe())
+		// Closed with a notice after the handover; the client
+		// reconnects to the carried listener.
+		return chardev.Carried{}, fmt.Errorf("%s: TLS session: %w", c.Describe(), chardev.ErrNotCarried)
 	case c.src.cfg.wrapConn != nil:
 		return chardev.Carried{}, fmt.Errorf("%s: cannot be carried", c.Describe())
 	case !c.ready.Load():
@@ -417,6 +441,31 @@ func parseNetConnState(doc []byte) (netConnCarry, error) {
 		cc.telnet = &ts
 	}
 	return cc, nil
+}
+
+// FreezeWrite cuts a write in progress short, for a raw connection only
+// (see NetClient.FreezeWrite).
+func (d *NetConn) FreezeWrite() error {
+	c, _ := d.connected().(net.Conn)
+	if c == nil || d.protocol != "" && d.protocol != ProtocolRaw {
+		return fmt.Errorf("%s %s: freeze writes: %w", d.typ, d.addr, chardev.ErrUnsupported)
+	}
+	if _, ok := c.(*tls.Conn); ok {
+		return fmt.Errorf("%s %s: freeze writes: TLS: %w", d.typ, d.addr, chardev.ErrUnsupported)
+	}
+	d.wfrozen.Store(true)
+	return c.SetWriteDeadline(netPast)
+}
+
+// ThawWrite undoes FreezeWrite.
+func (d *NetConn) ThawWrite() error {
+	if !d.wfrozen.Swap(false) {
+		return nil
+	}
+	if c, _ := d.connected().(net.Conn); c != nil {
+		return c.SetWriteDeadline(time.Time{})
+	}
+	return nil
 }
 
 // Carry hands over the connection, with its protocol state.

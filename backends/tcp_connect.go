@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"chartee/chardev"
@@ -207,6 +208,8 @@ func (d *NetTelnetConn) Break(dur time.Duration) error {
 // send on the old connection is sent on the new. Without reconnect a lost
 // connection fails the device, for the engine to reopen or drop.
 type NetConn struct {
+	// wfrozen: a process upgrade cut writes short (carry.go).
+	wfrozen   atomic.Bool
 	typ, addr string
 	protocol  string
 	dial      func(context.Context) (net.Conn, error)
@@ -364,6 +367,9 @@ func (d *NetConn) Write(p []byte) (int, error) {
 		}
 		n, err := c.Write(p[written:])
 		written += n
+		if err != nil && d.wfrozen.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+			return written, fmt.Errorf("%s %s: write: %w", d.typ, d.addr, chardev.ErrFrozen)
+		}
 		if err != nil {
 			d.lost(gen, err)
 		}

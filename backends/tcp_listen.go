@@ -377,9 +377,11 @@ func netNow() int64 { return int64(time.Since(netEpoch)) }
 // When the source closes a client itself (kick-oldest, idle timeout), Read
 // and Write return an error that says why, so the engine drops the leg.
 type NetClient struct {
-	src  *NetSource
-	conn net.Conn // the accepted connection, TLS-wrapped when configured
-	peer string
+	// wfrozen: a process upgrade cut writes short (carry.go).
+	wfrozen atomic.Bool
+	src     *NetSource
+	conn    net.Conn // the accepted connection, TLS-wrapped when configured
+	peer    string
 
 	startOnce sync.Once
 	startErr  error
@@ -486,6 +488,9 @@ func (c *NetClient) Write(p []byte) (int, error) {
 	n, err := stream.Write(p)
 	if n > 0 {
 		c.touch()
+	}
+	if err != nil && c.wfrozen.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, fmt.Errorf("%s: client %s: write: %w", c.src.cfg.typ, c.peer, chardev.ErrFrozen)
 	}
 	if err != nil {
 		err = c.streamError(err)

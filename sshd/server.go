@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,6 +86,10 @@ type Options struct {
 	// Audit receives what happens before a session is on a tee (refused
 	// logins, refused sessions); may be nil.
 	Audit func(audit.Record)
+	// Listener, when not nil, is the socket to serve, already bound on
+	// cfg.Listen (handed over by the process a chartee upgrade took
+	// over from); otherwise New binds one.
+	Listener net.Listener
 }
 
 // Server is a running SSH service.
@@ -116,9 +121,11 @@ func New(cfg Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("sshd: %w", err)
+	ln := opts.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("sshd: %w", err)
+		}
 	}
 	s := &Server{opts: opts, log: opts.Logger, signer: signer, ln: ln,
 		pwSem: make(chan struct{}, 1), conns: map[*ssh.ServerConn]struct{}{}}
@@ -134,6 +141,18 @@ func New(cfg Config, opts Options) (*Server, error) {
 	s.wg.Add(1)
 	go s.acceptLoop()
 	return s, nil
+}
+
+// File returns a duplicate of the listening socket, to hand to the
+// process a chartee upgrade starts. Sessions are not carried: their keys
+// live in this process (they are closed with a notice after the handover
+// and reconnect to the new process, on the same socket).
+func (s *Server) File() (*os.File, error) {
+	tl, ok := s.ln.(*net.TCPListener)
+	if !ok {
+		return nil, fmt.Errorf("sshd: listener %T has no file", s.ln)
+	}
+	return tl.File()
 }
 
 // Fingerprint is the host key's SHA256 fingerprint, as ssh shows it.

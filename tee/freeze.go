@@ -28,6 +28,7 @@ type freezeState struct {
 	// thaw; cut says the legs' writers and the input writer stopped.
 	wdevs map[any]bool
 	cut   bool
+	cutAt time.Time // when the drain bound expired
 }
 
 // Frozen is a tee stopped at a cut: every device and source is frozen,
@@ -102,9 +103,11 @@ type FrozenLeg struct {
 	// Owed is what the leg had not written when the drain bound
 	// expired.
 	Owed Owed
-	// Frozen says the device stopped at the cut (it is a
-	// chardev.Freezer). One that is not (an SSH or browser session)
-	// cannot be carried: it is closed with a notice (CloseLegs).
+	// Frozen says the leg stopped exactly at the cut and can be
+	// carried: its device is a chardev.Freezer, and a write in progress
+	// when the drain bound expired could be cut short. One that is not
+	// (an SSH or browser session, a stalled telnet client) is closed
+	// with a notice after the handover instead (CloseLegs).
 	Frozen bool
 }
 
@@ -407,7 +410,9 @@ func (t *Tee) cutOwed() bool {
 	t.mu.Lock()
 	if t.frz.wdevs == nil {
 		t.frz.wdevs = map[any]bool{}
+		t.frz.cutAt = time.Now()
 	}
+	grace := time.Since(t.frz.cutAt) > cutGrace
 	legs := t.legs
 	t.mu.Unlock()
 	m := &t.input
@@ -428,27 +433,46 @@ func (t *Tee) cutOwed() bool {
 			l.wfrozen = true
 			l.spaceFree.Broadcast() // a reader waiting for room queues past it
 		}
-		busy := l.writerOn && l.failed == nil
+		busy := l.writerOn && l.failed == nil && !l.uncut
 		l.mu.Unlock()
-		if busy {
-			t.freezeWrite(l.dev)
-			stopped = false
+		if !busy || t.freezeWrite(l.dev) {
+			stopped = stopped && !busy
+			continue
 		}
+		if !grace {
+			stopped = false
+			continue
+		}
+		// A write its device cannot cut, still going: what the peer
+		// got of it is unknown, so the leg cannot be carried. It is
+		// closed with a notice after the handover instead.
+		l.mu.Lock()
+		l.uncut = true
+		l.mu.Unlock()
 	}
 	return stopped
 }
 
-// freezeWrite cuts v's write in progress, once, noting it for Thaw.
-func (t *Tee) freezeWrite(v any) {
+// cutGrace is how long cutOwed waits for a write its device cannot cut
+// before it gives up carrying the leg.
+var cutGrace = 250 * time.Millisecond
+
+// freezeWrite cuts v's write in progress, once, noting it for Thaw, and
+// reports whether v's writes are cut (false: v cannot cut a write).
+func (t *Tee) freezeWrite(v any) bool {
 	t.mu.Lock()
-	done := v == nil || t.frz.wdevs[v]
+	done := v != nil && t.frz.wdevs[v]
 	t.mu.Unlock()
-	if done || chardev.FreezeWrite(v) != nil {
-		return // cutOwed waits for the write to return by itself
+	if done {
+		return true
+	}
+	if v == nil || chardev.FreezeWrite(v) != nil {
+		return false
 	}
 	t.mu.Lock()
 	t.frz.wdevs[v] = true
 	t.mu.Unlock()
+	return true
 }
 
 // export describes the frozen tee.
@@ -469,7 +493,7 @@ func (t *Tee) export() *Frozen {
 				continue // leaving: its client hung up
 			}
 			fl := FrozenLeg{Name: l.name, Dev: l.dev, Counters: l.c.export()}
-			if _, ok := l.dev.(chardev.Freezer); ok {
+			if _, ok := l.dev.(chardev.Freezer); ok && !l.uncut {
 				fl.Frozen, fl.Owed = true, l.exportOwedLocked()
 			}
 			l.mu.Unlock()
@@ -507,7 +531,7 @@ func (t *Tee) Thaw() {
 	m.mu.Unlock()
 	for _, l := range legs {
 		l.mu.Lock()
-		l.wfrozen = false
+		l.wfrozen, l.uncut = false, false
 		if l.hasWorkLocked() {
 			l.wakeLocked()
 		}

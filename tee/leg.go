@@ -63,6 +63,7 @@ type leg struct {
 	successor *leg
 	held      bool   // writer paused: new leg of a handover waiting for the old
 	wfrozen   bool   // writer stopped at a process upgrade's cut (freeze.go)
+	uncut     bool   // its write at the cut could not be cut: not carried
 	swapping  bool   // a swap owns this leg's end of life
 	finishing bool   // its own writer owns its end of life: a swap must not take it
 	overlapAt uint64 // overlap swap: cut as soon as idle at or past this offset

@@ -201,6 +201,7 @@ func (a *app) serve(cfg *config.Config, path string, demo *demoSetup, inh *inher
 		Logger:       log,
 		WatchMetrics: watchMetrics,
 		Inherit:      inh.daemonInheritance(),
+		Listener:     inh.listener,
 		OnReload: func(ok bool, at time.Time, _ error) {
 			collector.SetReload(metrics.ReloadState{Success: ok, Time: at})
 		},

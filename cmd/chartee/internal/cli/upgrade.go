@@ -198,6 +198,14 @@ func (u *upgrader) state(fz *daemon.Frozen, cut time.Time) (doc []byte, all []*o
 		st.Listeners = append(st.Listeners, carriedListener{Name: l.name, Addr: l.addr, File: len(files)})
 		files = append(files, f)
 	}
+	// The SSH service's socket (its sessions are closed with a notice
+	// and reconnect to it at once).
+	if addr, f, err := u.d.SSHListener(); err != nil {
+		return nil, nil, closeFiles, fmt.Errorf("upgrade: ssh: %w", err)
+	} else if f != nil {
+		st.Listeners = append(st.Listeners, carriedListener{Name: daemon.CarrySSH, Addr: addr, File: len(files)})
+		files = append(files, f)
+	}
 	st.Tees, st.TeeFiles = fz.State, len(files)
 	doc, err = json.Marshal(st)
 	if err != nil {
@@ -351,6 +359,16 @@ func (h *inheritance) take(name, addr string) *os.File {
 	f := h.files[name]
 	delete(h.files, name)
 	return f
+}
+
+// listener is the daemon's Options.Listener: the socket handed over
+// under name if it listened on addr, or nil.
+func (h *inheritance) listener(name, addr string) (net.Listener, error) {
+	f := h.take(name, addr)
+	if f == nil {
+		return nil, nil
+	}
+	return inheritedListener(f)
 }
 
 // fail tells the old process why this one cannot take over.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"sync"
 
 	"chartee/access"
@@ -170,8 +171,15 @@ func (d *Daemon) applySSH(sc config.SSH) ([]string, error) {
 	if sc.Listen == "" {
 		return warn, nil
 	}
-	srv, err := sshd.New(cfg, sshd.Options{Gate: d.Gate(), Consoles: d, Logger: d.log.With("service", "ssh"),
-		Audit: d.AuditRecord})
+	opts := sshd.Options{Gate: d.Gate(), Consoles: d, Logger: d.log.With("service", "ssh"), Audit: d.AuditRecord}
+	if d.listener != nil {
+		ln, err := d.listener(CarrySSH, sc.Listen)
+		if err != nil {
+			return warn, fmt.Errorf("ssh: %w", err)
+		}
+		opts.Listener = ln
+	}
+	srv, err := sshd.New(cfg, opts)
 	if err != nil {
 		return warn, err
 	}
@@ -185,6 +193,24 @@ func sshConfig(sc config.SSH) sshd.Config {
 	return sshd.Config{Listen: sc.Listen, HostKey: sc.HostKey, Escape: sc.Escape, Leg: sc.Leg,
 		MaxAuthTries: sc.MaxAuthTries, MaxStartups: sc.MaxStartups, HandshakeTimeout: sc.HandshakeTimeout,
 		Keepalive: sc.Keepalive, KeepaliveCount: sc.KeepaliveCount, Password: sc.Password}
+}
+
+// CarrySSH is the name the SSH service's listening socket is handed over
+// under in a process upgrade.
+const CarrySSH = "ssh"
+
+// SSHListener is the SSH service's address as configured and a duplicate
+// of its listening socket, for a process upgrade to hand over (f is nil
+// without an SSH service).
+func (d *Daemon) SSHListener() (addr string, f *os.File, err error) {
+	d.acc.mu.Lock()
+	srv, addr := d.acc.ssh, d.acc.sshCfg.Listen
+	d.acc.mu.Unlock()
+	if srv == nil {
+		return "", nil, nil
+	}
+	f, err = srv.File()
+	return addr, f, err
 }
 
 // SSH is the running SSH service, or nil.

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -45,6 +46,9 @@ type Options struct {
 	// Inherit is what a process upgrade handed this process (nil: a
 	// normal start). Its tees start frozen at the cut; Activate runs them.
 	Inherit *Inheritance
+	// Listener returns the listening socket a process upgrade handed
+	// over under name for addr, or nil (the SSH service's, "ssh").
+	Listener func(name, addr string) (net.Listener, error)
 }
 
 // Daemon runs the tees of a configuration. Create it with New; stop it
@@ -54,6 +58,9 @@ type Daemon struct {
 	onReload func(ok bool, at time.Time, err error)
 
 	watchMetrics *watch.Metrics
+	// listener gives a socket handed over by a process upgrade (nil:
+	// none); see Options.
+	listener func(name, addr string) (net.Listener, error)
 
 	// opMu serializes reloads (and Shutdown's start) with each other.
 	// Operations on one tee take that tee's own lock, so a slow swap on
@@ -117,6 +124,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Daemon, error)
 
 		watchMetrics: opts.WatchMetrics,
 		inherit:      opts.Inherit,
+		listener:     opts.Listener,
 		tees:         map[string]*runningTee{},
 		subs:         map[chan tee.Event]struct{}{},
 	}
