@@ -37,6 +37,10 @@ package backends
 //   - pty (frontend or leg): the master and chartee's slave descriptor
 //     (carry_pty.go); the link stays, and a program on the slave (picocom,
 //     a cat) sees no hangup, no gap and no new device.
+//   - serial (frontend): the port's descriptor (carry_serial.go), never
+//     closed and reopened (which could drop DTR through HUPCL and lose
+//     input); the termios and line settings in force continue, and what
+//     the device sends during the pause waits in the tty's input queue.
 //   - ringbuf: its kept bytes in a memfd and its next offset
 //     (carry_ringbuf.go): the new process serves the same offsets, so a
 //     scrollback download or a follower resumes where it was (a smaller

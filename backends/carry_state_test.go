@@ -8,6 +8,7 @@ import (
 	"pgregory.net/rapid"
 
 	"chartee/backends/capture"
+	"chartee/chardev"
 )
 
 // TestCarryStateDecoders: every carried-state decoder reads back what
@@ -37,6 +38,14 @@ func TestCarryStateDecoders(t *testing.T) {
 		})},
 		{"pty", func(b []byte) (any, error) { return decodePtyState(b) }, rapid.Custom(func(t *rapid.T) any {
 			return ptyState{Slave: "/dev/pts/" + str.Draw(t, "n"), Link: str.Draw(t, "link")}
+		})},
+		{"serial", func(b []byte) (any, error) { return decodeSerialState(b) }, rapid.Custom(func(t *rapid.T) any {
+			return serialState{Path: "/dev/" + str.Draw(t, "path"), Resolved: str.Draw(t, "resolved"), Line: chardev.LineSettings{
+				Baud: rapid.IntRange(1, 4000000).Draw(t, "baud"), DataBits: rapid.IntRange(5, 8).Draw(t, "bits"),
+				Parity:   rapid.SampledFrom([]chardev.Parity{chardev.ParityNone, chardev.ParityOdd, chardev.ParityEven, chardev.ParityMark, chardev.ParitySpace}).Draw(t, "parity"),
+				StopBits: rapid.SampledFrom([]chardev.StopBits{chardev.StopBits1, chardev.StopBits2}).Draw(t, "stop"),
+				Flow:     rapid.SampledFrom([]chardev.Flow{chardev.FlowNone, chardev.FlowRTSCTS, chardev.FlowXONXOFF}).Draw(t, "flow"),
+			}}
 		})},
 		{"ringbuf", func(b []byte) (any, error) { return decodeRingbufState(b) }, rapid.Custom(func(t *rapid.T) any {
 			kept := rapid.Int64Range(0, ringbufMaxSize).Draw(t, "kept")

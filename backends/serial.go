@@ -22,6 +22,7 @@ func init() {
 	chardev.Register("serial", chardev.Factory{
 		NewSpec: func() chardev.Spec { return NewSerialSpec() },
 		Open:    opener("serial", OpenSerial),
+		Inherit: serialInherit,
 		Input:   true,
 	})
 }
@@ -153,8 +154,8 @@ func (s *SerialSpec) LineSettings() (chardev.LineSettings, error) {
 // misbehaves silently.
 type Serial struct {
 	path     string
-	resolved string // path with symlinks resolved, for status
-	port     serial.Port
+	resolved string        // path with symlinks resolved, for status
+	port     serial.Port   // nil for a port inherited by an upgrade
 	f        *os.File      // pollable duplicate of the port's descriptor
 	done     chan struct{} // closed by Close; cuts a Break short
 
@@ -272,6 +273,9 @@ func (s *Serial) Read(p []byte) (int, error) {
 	n, err := s.f.Read(p)
 	if err != nil {
 		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Nothing but Freeze sets a read deadline.
+			err = fmt.Errorf("serial: read %s: %w", s.path, chardev.ErrFrozen)
 		case err == io.EOF:
 			err = fmt.Errorf("serial: read %s: device disconnected (hangup)", s.path)
 		case tty.IsHangup(err):
@@ -302,8 +306,11 @@ func (s *Serial) Close() error {
 		if s.f != nil {
 			errs = append(errs, s.f.Close())
 		}
-		// Closing the library's port releases TIOCEXCL and its descriptor.
-		errs = append(errs, s.port.Close())
+		// Closing the library's port releases TIOCEXCL and its
+		// descriptor; an inherited port has none (carry_serial.go).
+		if s.port != nil {
+			errs = append(errs, s.port.Close())
+		}
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("serial: close %s: %w", s.path, err)
 		}

@@ -621,7 +621,6 @@ func (t *Tee) AdoptStream(name string, opts LegOptions, dev chardev.Chardev, c C
 	opts.Replay = 0
 	l := t.newLegLocked(b, dev, opts, false)
 	l.c.seed(c)
-	t.publishLocked()
 	t.mu.Unlock()
 	t.freezeIfFrozen(dev)
 	t.startLeg(l)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
 	"chartee/backends/capture"
@@ -255,5 +256,64 @@ func TestUpgradeCarriesPtyFrontend(t *testing.T) {
 	got := make([]byte, 26)
 	if _, err := io.ReadFull(guest, got); err != nil || string(got) != "typed after the handovers\n" {
 		t.Fatalf("the program read %q, %v", got, err)
+	}
+}
+
+// TestUpgradeCarriesSerialFrontend: a serial port (here a pty's slave,
+// the device at the pty's master) streams on across three handovers,
+// byte-exact at a tcp-connect backend, its descriptor never closed, and
+// a line typed after the last one reaches the device.
+func TestUpgradeCarriesSerialFrontend(t *testing.T) {
+	m, s, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// A pollable far end, so a read can time out.
+	rc, _ := m.SyscallConn()
+	var fd int
+	rc.Control(func(f uintptr) { fd, err = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0) })
+	m.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.SetNonblock(fd, true)
+	device := os.NewFile(uintptr(fd), "device")
+	defer device.Close()
+	peer := newFeeder(t)
+	cfg := `tees:
+  - name: console
+    drain_timeout: 2s
+    frontend: {type: serial, path: "` + s.Name() + `", baud: 9600}
+    backends:
+      - {name: out, type: tcp-connect, address: "` + peer.addr() + `", on_overflow: block}
+`
+	d, _, _ := start(t, parse(t, cfg))
+	pc := peer.conn(t)
+	out := readPeer(t, pc)
+	stop, wait := streamAsync(device, 0, 3000)
+	defer stop()
+	for i := range 3 {
+		waitFor(t, "output to flow", func() bool {
+			b, _ := out.bytes()
+			return len(b) > (i+1)*300*lineLen
+		})
+		d = handOver(t, d, parse(t, cfg))
+	}
+	n := wait()
+	waitFor(t, "every line at the peer", func() bool {
+		b, _ := out.bytes()
+		return len(b) >= n*lineLen
+	})
+	b, err := out.bytes()
+	if err != nil {
+		t.Fatalf("the backend's connection was closed: %v", err)
+	}
+	checkLines(t, b, 0, n)
+	pc.Write([]byte("typed after the handovers\n"))
+	device.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := make([]byte, 26)
+	if _, err := io.ReadFull(device, got); err != nil || string(got) != "typed after the handovers\n" {
+		t.Fatalf("the device read %q, %v", got, err)
 	}
 }
