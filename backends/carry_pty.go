@@ -30,6 +30,8 @@ var (
 	_ chardev.Freezer   = (*Pty)(nil)
 	_ chardev.Carrier   = (*Pty)(nil)
 	_ chardev.Discarder = (*Pty)(nil)
+
+	_ chardev.WriteFreezer = (*Pty)(nil)
 )
 
 // ptyState is a carried pty's state document: the master and slave are
@@ -68,6 +70,19 @@ func (p *Pty) Thaw() error {
 	p.inherited.Store(false)
 	return p.master.SetReadDeadline(time.Time{})
 }
+
+// FreezeWrite cuts a Write in progress short (nobody reads the slave and
+// its queue is full): it returns what it wrote, and the tee carries the
+// rest to the new process.
+func (p *Pty) FreezeWrite() error {
+	if err := p.master.SetWriteDeadline(netPast); err != nil {
+		return fmt.Errorf("pty: freeze %s: %w", p.slave.Name(), err)
+	}
+	return nil
+}
+
+// ThawWrite undoes FreezeWrite.
+func (p *Pty) ThawWrite() error { return p.master.SetWriteDeadline(time.Time{}) }
 
 // Carry hands over the master and the slave.
 func (p *Pty) Carry() (chardev.Carried, error) {

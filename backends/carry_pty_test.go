@@ -150,3 +150,58 @@ func FuzzPtyCarryState(f *testing.F) {
 		}
 	})
 }
+
+// TestPtyFreezeWrite: a Write blocked because nobody reads the slave is
+// cut short by FreezeWrite, saying how much it wrote; the new process
+// writes the rest, and a program that attaches later reads every byte
+// once, in order.
+func TestPtyFreezeWrite(t *testing.T) {
+	old, err := OpenPty(context.Background(), &PtySpec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 256<<10)
+	for i := range big {
+		big[i] = byte('a' + i%26)
+	}
+	done := make(chan struct{})
+	var n int
+	var werr error
+	go func() {
+		defer close(done)
+		n, werr = old.Write(big)
+	}()
+	old.Freeze()
+	if err := old.FreezeWrite(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if !errors.Is(werr, chardev.ErrFrozen) || n >= len(big) {
+		t.Fatalf("cut write: %d bytes, %v; want fewer than %d and ErrFrozen", n, werr, len(big))
+	}
+	c, err := old.Carry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := ptyInherit(&PtySpec{}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	np := dev.(*Pty)
+	defer np.Close()
+	np.Thaw()
+	old.master.Close()
+	old.slave.Close()
+	client := ptyTestClient(t, np.Name())
+	wdone := make(chan error, 1)
+	go func() {
+		_, err := np.Write(big[n:])
+		wdone <- err
+	}()
+	if got := ptyReadExactly(t, client, len(big)); got != string(big) {
+		t.Fatal("the program read a different stream than was written across the cut")
+	}
+	if err := <-wdone; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -32,6 +32,8 @@ import (
 var (
 	_ chardev.Freezer = (*Serial)(nil)
 	_ chardev.Carrier = (*Serial)(nil)
+
+	_ chardev.WriteFreezer = (*Serial)(nil)
 )
 
 // serialState is a carried port's state document.
@@ -70,6 +72,18 @@ func (s *Serial) Freeze() error {
 
 // Thaw undoes Freeze.
 func (s *Serial) Thaw() error { return s.f.SetReadDeadline(time.Time{}) }
+
+// FreezeWrite cuts a Write in progress short (flow control holds the
+// line): it returns what it wrote, and the tee carries the rest.
+func (s *Serial) FreezeWrite() error {
+	if err := s.f.SetWriteDeadline(netPast); err != nil {
+		return fmt.Errorf("serial: freeze %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// ThawWrite undoes FreezeWrite.
+func (s *Serial) ThawWrite() error { return s.f.SetWriteDeadline(time.Time{}) }
 
 // Carry hands over the port's descriptor and the mode in force.
 func (s *Serial) Carry() (chardev.Carried, error) {

@@ -198,6 +198,10 @@ func (p *Pty) Read(b []byte) (int, error) {
 func (p *Pty) Write(b []byte) (int, error) {
 	n, err := p.master.Write(b)
 	if err != nil {
+		// Nothing but FreezeWrite sets a write deadline.
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = chardev.ErrFrozen
+		}
 		err = fmt.Errorf("pty: write %s: %w", p.slave.Name(), err)
 	}
 	return n, err

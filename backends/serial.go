@@ -292,6 +292,10 @@ func (s *Serial) Read(p []byte) (int, error) {
 func (s *Serial) Write(p []byte) (int, error) {
 	n, err := s.f.Write(p)
 	if err != nil {
+		// Nothing but FreezeWrite sets a write deadline.
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = chardev.ErrFrozen
+		}
 		err = fmt.Errorf("serial: write %s: %w", s.path, err)
 	}
 	return n, err

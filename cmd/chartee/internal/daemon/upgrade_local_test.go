@@ -108,8 +108,9 @@ func (p *peerReader) bytes() ([]byte, error) {
 // redialed) and, like a timestamped and an asciicast capture and a
 // program reading a pty leg, gets every byte exactly once; the captures
 // keep one header and no extra line break; the pty's reader never reads
-// a hangup; a ring buffer serves the whole stream at its offsets; the
-// leg counters continue.
+// a hangup; a ring buffer serves the whole stream at its offsets; a pty
+// leg nobody reads (its writes blocked) is carried too; the leg counters
+// continue.
 func TestUpgradeCarriesSingleStreams(t *testing.T) {
 	front, peer := newFeeder(t), newFeeder(t)
 	dir := t.TempDir()
@@ -118,7 +119,8 @@ func TestUpgradeCarriesSingleStreams(t *testing.T) {
 - {name: ts, type: file, path: "` + ts + `", format: timestamped, on_overflow: block}
 - {name: cast, type: file, path: "` + cast + `", format: asciicast, on_overflow: block}
 - {name: pty, type: pty, link: "` + link + `", on_overflow: block}
-- {name: rb, type: ringbuf, size: 64KiB, on_overflow: block}`)
+- {name: rb, type: ringbuf, size: 64KiB, on_overflow: block}
+- {name: idle, type: pty, link: "` + link + `-idle"}`)
 	d, _, _ := start(t, parse(t, teeYAML("console", front.addr(), backends)))
 	out := readPeer(t, peer.conn(t))
 	slave, err := os.OpenFile(link, os.O_RDWR|unix.O_NOCTTY, 0)
@@ -195,6 +197,12 @@ func TestUpgradeCarriesSingleStreams(t *testing.T) {
 	_, events, _ := capture.ParseAsciicast(bytes.NewReader(readFile(t, cast)))
 	checkLines(t, capture.Stream(events, capture.CodeOutput), 0, n)
 	tt, _ := d.Tee("console")
+	if _, ok := tt.Device("idle"); !ok {
+		t.Fatal("the pty leg nobody reads did not survive the handovers")
+	}
+	if _, err := os.Stat(link + "-idle"); err != nil {
+		t.Fatalf("its link: %v", err)
+	}
 	dev, ok := tt.Device("rb")
 	if !ok {
 		t.Fatal("no ringbuf after the handovers")
