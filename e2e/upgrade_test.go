@@ -45,6 +45,8 @@ type upgradeRig struct {
 	// captures and ring buffers read back).
 	copies map[string]func(t *testing.T) []byte
 	legs   int // how many legs the tee has throughout
+	// frontendOut is the last scrape's frontend byte counter.
+	frontendOut float64
 }
 
 // startUpgradeRig boots the VM (paused until everyone is attached), runs
@@ -219,13 +221,23 @@ func (r *upgradeRig) ctlShow(t *testing.T) harness.TeeStatus {
 	return st
 }
 
-// version is what chartee_build_info says.
+// version is what chartee_build_info says. It also checks that the
+// frontend's Prometheus byte counter never went back since the last
+// scrape: an upgrade carries it, a new process does not start from 0.
 func (r *upgradeRig) version(t *testing.T) string {
 	t.Helper()
 	m, err := harness.Scrape(r.metrics, timeoutLong)
 	if err != nil {
 		t.Fatal(err)
 	}
+	out, err := harness.Sample(m, "chartee_frontend_bytes_total", `direction="out"`, `tee="vm"`)
+	if err != nil {
+		t.Fatalf("%v in the scrape:\n%s", err, m)
+	}
+	if out < r.frontendOut {
+		t.Errorf("chartee_frontend_bytes_total{direction=\"out\"} went from %v to %v: the counter was reset", r.frontendOut, out)
+	}
+	r.frontendOut = out
 	_, rest, ok := strings.Cut(m, `chartee_build_info{`)
 	_, rest, ok2 := strings.Cut(rest, `version="`)
 	v, _, ok3 := strings.Cut(rest, `"`)
@@ -380,6 +392,7 @@ func TestVMUpgrade(t *testing.T) {
 	t.Run("20 upgrades", func(t *testing.T) {
 		prevVersion := r.v1
 		var pauses []time.Duration
+		var events []string // the upgrade event each new process must log
 		for i := range upgradeCount {
 			want := upgradeV2
 			if i%2 == 1 {
@@ -399,6 +412,7 @@ func TestVMUpgrade(t *testing.T) {
 			}
 			cuts = append(cuts, cut)
 			pauses = append(pauses, rep.Pause)
+			events = append(events, fmt.Sprintf("from %s (pid %d) to %s; output paused ", rep.OldVersion, rep.OldPID, rep.NewVersion))
 			r.waitLines(t, 3)
 			var cur harness.TeeStatus
 			if i == upgradeCount/2 {
@@ -417,6 +431,18 @@ func TestVMUpgrade(t *testing.T) {
 			}
 			prevVersion = want
 		}
+		// Each new process logged the tee's upgrade event, naming both
+		// versions and the old pid (every generation logs to the same
+		// file).
+		waitForState(t, "an upgrade event per upgrade in the daemon's log", func() (bool, string) {
+			log := r.c.Output()
+			for i, e := range events {
+				if !strings.Contains(log, e) {
+					return false, fmt.Sprintf("no event %q of upgrade %d", e, i+1)
+				}
+			}
+			return true, ""
+		})
 		slices.Sort(pauses)
 		t.Logf("%d upgrades; output paused for %v (median), %v (longest)", upgradeCount,
 			pauses[len(pauses)/2].Round(time.Millisecond), pauses[len(pauses)-1].Round(time.Millisecond))
