@@ -6,6 +6,7 @@ package daemon
 // devices, and Activate lets them run once the old process has committed.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -298,35 +299,71 @@ func carryTee(name string, tf *tee.Frozen, types map[string]string, files *[]*os
 			}
 			wb.Source = &c
 		}
-		for _, l := range fb.Legs {
-			if !l.Frozen {
+		cds, errs := carryLegs(fb.Legs)
+		// Every file carried goes into files, also on an error: the
+		// caller closes them.
+		var failed error
+		for i, l := range fb.Legs {
+			switch {
+			case !l.Frozen || errors.Is(errs[i], chardev.ErrNotCarried):
 				left = append(left, l.Name)
-				continue
+			case errs[i] != nil:
+				failed = cmp.Or(failed, errs[i])
+			default:
+				wb.Legs = append(wb.Legs, wireLeg{Name: l.Name, Dev: place(cds[i], files), Counters: l.Counters, Owed: l.Owed})
 			}
-			c, err := carry("leg "+l.Name, l.Dev, files)
-			if errors.Is(err, chardev.ErrNotCarried) {
-				left = append(left, l.Name)
-				continue
-			}
-			if err != nil {
-				return wt, nil, err
-			}
-			wb.Legs = append(wb.Legs, wireLeg{Name: l.Name, Dev: c, Counters: l.Counters, Owed: l.Owed})
+		}
+		if failed != nil {
+			return wt, nil, failed
 		}
 		wt.Backends = append(wt.Backends, wb)
 	}
 	return wt, left, nil
 }
 
+// carryLegs carries the legs' devices, several at a time: each is a
+// duplicated descriptor or two, and with a thousand clients they are a
+// good part of an upgrade's pause.
+func carryLegs(legs []tee.FrozenLeg) ([]chardev.Carried, []error) {
+	cds := make([]chardev.Carried, len(legs))
+	errs := make([]error, len(legs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(len(legs), max(adoptWorkers, runtime.GOMAXPROCS(0))) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(legs); i = int(next.Add(1) - 1) {
+				if legs[i].Frozen {
+					cds[i], errs[i] = carryOne("leg "+legs[i].Name, legs[i].Dev)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return cds, errs
+}
+
 func carry(what string, v any, files *[]*os.File) (wireCarried, error) {
+	cd, err := carryOne(what, v)
+	if err != nil {
+		return wireCarried{}, err
+	}
+	return place(cd, files), nil
+}
+
+func carryOne(what string, v any) (chardev.Carried, error) {
 	c, ok := v.(chardev.Carrier)
 	if !ok {
-		return wireCarried{}, fmt.Errorf("%s: %s cannot be carried", what, chardev.Describe(v))
+		return chardev.Carried{}, fmt.Errorf("%s: %s cannot be carried", what, chardev.Describe(v))
 	}
 	cd, err := c.Carry()
 	if err != nil {
-		return wireCarried{}, fmt.Errorf("%s: %w", what, err)
+		return chardev.Carried{}, fmt.Errorf("%s: %w", what, err)
 	}
+	return cd, nil
+}
+
+// place adds cd's files to files and returns cd for the state document.
+func place(cd chardev.Carried, files *[]*os.File) wireCarried {
 	w := wireCarried{State: cd.State}
 	for _, f := range cd.Files {
 		w.Files = append(w.Files, len(*files))
@@ -335,7 +372,7 @@ func carry(what string, v any, files *[]*os.File) (wireCarried, error) {
 	if w.State == nil {
 		w.State = json.RawMessage("null")
 	}
-	return w, nil
+	return w
 }
 
 // Inheritance is what a process started by an upgrade was handed for its
