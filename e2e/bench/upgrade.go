@@ -604,7 +604,7 @@ func (r *upgradeResult) markdown() string {
 		ms(pct(r.Pauses, 50)), ms(pct(r.Pauses, 99)), ms(pct(r.Pauses, 100)), ms(pct(r.Reported, 50)), ms(pct(r.Reported, 99)),
 		ms(pct(r.Prepares, 50)), ms(pct(r.Prepares, 99)), exact, r.StreamBytes, r.IdleAlive, r.Idle)
 	if n > 0 && n < 100 {
-		p("With %d upgrades, p99 is the largest but one at most (index ⌊n·0.99⌋ of the sorted pauses).\n\n", n)
+		p("With %d upgrades, p99 is entry ⌊%d·0.99⌋ = %d (from 0) of the sorted pauses: the largest but %d.\n\n", n, n, n*99/100, n-1-n*99/100)
 	}
 	for _, e := range r.Errors {
 		p("- upgrade error: %s\n", e)

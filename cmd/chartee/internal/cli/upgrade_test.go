@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -59,4 +60,94 @@ tees:
 	if r := runBinary(t, bin, "ctl", "--socket", sock, "list"); r.code != exitOK {
 		t.Fatalf("ctl list after the refusal: exit %d\n%s", r.code, r.stderr)
 	}
+}
+
+// TestUpgradePreparesBeforeTheCut: while a new binary starts (here: one
+// that never says it is prepared), the running daemon has not stopped at
+// any cut: its clients keep receiving output during the upgrade call,
+// which then fails saying nothing was frozen.
+func TestUpgradePreparesBeforeTheCut(t *testing.T) {
+	f := startCarryFixture(t)
+	hang := filepath.Join(shortTempDir(t), "hang")
+	writeFile(t, hang, "#!/bin/sh\nexec sleep 60\n")
+	os.Chmod(hang, 0o755)
+	a := newReader(t, f.raw)
+	waitGrowth(t, a, 900)
+	done := make(chan ctlResult, 1)
+	go func() { done <- f.upgrade(t, "--binary", hang, "--timeout", "8s") }()
+	// The new binary is running (not prepared, never will be): wait for
+	// it, then for more output while the call is still in flight.
+	waitFor(t, 15*time.Second, "the new binary to start", func() bool {
+		return strings.Contains(f.p.stderr.String(), "upgrade: starting the new binary")
+	})
+	s, _ := a.snapshot()
+	grew := make(chan struct{})
+	go func() {
+		defer close(grew)
+		waitUntil(15*time.Second, func() bool { s2, _ := a.snapshot(); return len(s2) >= len(s)+900 })
+	}()
+	select {
+	case <-grew:
+		if s2, _ := a.snapshot(); len(s2) < len(s)+900 {
+			t.Fatalf("no output for 15s while the new binary prepared")
+		}
+	case r := <-done:
+		t.Fatalf("the upgrade call ended before more output came: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r := <-done
+	if r.code != exitError {
+		t.Fatalf("upgrade: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	mustContain(t, "ctl upgrade", r.stderr, "rolled back, this daemon carries on (nothing was frozen)",
+		"was not prepared within 8s")
+	s, err := a.snapshot()
+	if err != nil {
+		t.Fatalf("the client was disconnected: %v", err)
+	}
+	checkCounter(t, "client", s)
+}
+
+// TestUpgradeReportsThePause: `ctl upgrade` says how long the output
+// paused, how long the new binary took to prepare before the cut, and
+// where the pause went, step by step in both processes.
+func TestUpgradeReportsThePause(t *testing.T) {
+	f := startCarryFixture(t)
+	a := newReader(t, f.raw)
+	waitGrowth(t, a, 900)
+	r := runBinary(t, f.bin, "ctl", "--socket", f.sock, "upgrade", "--binary", f.bin)
+	if r.code != exitOK {
+		t.Fatalf("upgrade: exit %d\n%s%s\ndaemon log:\n%s", r.code, r.stdout, r.stderr, f.p.stderr.String())
+	}
+	pid := 0
+	if _, rest, ok := strings.Cut(r.stdout, " -> "); ok {
+		if _, rest, ok = strings.Cut(rest, " -> "); ok {
+			fmt.Sscanf(rest, "%d", &pid)
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no new pid in %q", r.stdout)
+	}
+	killByPID(t, pid)
+	mustContain(t, "ctl upgrade", r.stdout, "output paused ", "the new binary started and checked the config in ",
+		"before the cut; from the cut: frozen +")
+	// Every step, in the order they happen (the new process's steps are
+	// read off the same clock).
+	last := -1
+	for _, step := range []string{"frozen", "state", "received", "built", "ready", "committed", "running"} {
+		i := strings.Index(r.stdout, " "+step+" +")
+		if i < 0 {
+			t.Fatalf("step %s missing from %q", step, r.stdout)
+		}
+		if i < last {
+			t.Errorf("step %s out of order in %q", step, r.stdout)
+		}
+		last = i
+	}
+	s, _ := a.snapshot()
+	waitGrowth(t, a, len(s)+900)
+	s, err := a.snapshot()
+	if err != nil {
+		t.Fatalf("the client was disconnected: %v", err)
+	}
+	checkCounter(t, "client", s)
 }
