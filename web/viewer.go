@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -35,6 +37,9 @@ type viewer struct {
 	ctl       chardev.Control
 
 	notices chan string // for the page, sent by the status pusher
+	// noticesQueued and noticesSent count notices, so that Close can
+	// wait for one the pusher is sending.
+	noticesQueued, noticesSent atomic.Int64
 	// revoked carries the reason access was withdrawn (a reload).
 	revoked chan string
 
@@ -249,14 +254,18 @@ func (v *viewer) stop() {
 
 // Close implements chardev.Chardev: the engine is done with this leg.
 // Notices not sent yet go first (the last one may say why the leg is
-// closed: a process upgrade, and the page reconnects by itself).
+// closed: a process upgrade, and the page reconnects by itself), then the
+// close frame; only then is the viewer stopped (a cancelled read would
+// drop the connection without its close frame).
 func (v *viewer) Close() error {
 	v.flushNotices()
+	err := v.conn.Close(websocket.StatusGoingAway, "leg closed")
 	v.stop()
-	return v.conn.Close(websocket.StatusGoingAway, "leg closed")
+	return err
 }
 
-// flushNotices sends the notices still queued, unless the page is gone.
+// flushNotices sends the notices still queued, unless the page is gone,
+// and waits (briefly) for one the status pusher is sending.
 func (v *viewer) flushNotices() {
 	select {
 	case <-v.ready:
@@ -266,13 +275,25 @@ func (v *viewer) flushNotices() {
 	for {
 		select {
 		case text := <-v.notices:
-			if v.sendJSON(noticeMsg{T: "notice", Text: text}) != nil {
-				return
-			}
+			v.sendNotice(text)
+			continue
 		default:
-			return
 		}
+		break
 	}
+	deadline := time.Now().Add(noticeFlushWait)
+	for v.noticesSent.Load() < v.noticesQueued.Load() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// noticeFlushWait bounds how long Close waits for a notice in flight.
+const noticeFlushWait = time.Second
+
+// sendNotice sends one queued notice (counted, sent or not).
+func (v *viewer) sendNotice(text string) error {
+	defer v.noticesSent.Add(1)
+	return v.sendJSON(noticeMsg{T: "notice", Text: text})
 }
 
 // Notice implements chardev.Noticer: a line for the person, shown on the
@@ -281,6 +302,7 @@ func (v *viewer) flushNotices() {
 func (v *viewer) Notice(text string) {
 	select {
 	case v.notices <- text:
+		v.noticesQueued.Add(1)
 	default:
 	}
 }

@@ -250,7 +250,7 @@ func (s *Server) pushStatus(t *tee.Tee, v *viewer) {
 		case <-v.ctx.Done():
 			return
 		case text := <-v.notices:
-			if v.sendJSON(noticeMsg{T: "notice", Text: text}) != nil {
+			if v.sendNotice(text) != nil {
 				return
 			}
 		case <-tick.C:

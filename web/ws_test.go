@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"net/http"
@@ -207,4 +208,60 @@ func TestNoticeOfRefusedInput(t *testing.T) {
 	if n := e.front.WrittenLen(); n != 0 {
 		t.Fatalf("%d refused bytes reached the device", n)
 	}
+}
+
+// TestUpgradeClosesPageWithNotice: a browser leg cannot be carried to the
+// process a chartee upgrade hands over to. After the commit the page has
+// every byte up to the cut, then the notice, then the socket closes (going
+// away: the page reconnects); the page that reconnects resumes from its
+// offset, with no gap and nothing twice.
+func TestUpgradeClosesPageWithNotice(t *testing.T) {
+	e := newEnv(t, tee.Options{Scrollback: 4096}, Options{})
+	c := e.login("alice")
+	w := e.open(c, streamPos{})
+	e.emit([]byte("before the cut\r\n"))
+	w.waitOffset(e.tee.Offset())
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	fz, err := e.tee.Freeze(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, b := range fz.Backends {
+		for _, l := range b.Legs {
+			if !l.Frozen {
+				left = append(left, l.Name)
+			}
+		}
+	}
+	if len(left) != 1 {
+		t.Fatalf("legs left behind: %q, want the page's", left)
+	}
+	e.front.Feed([]byte("after the cut\r\n"))
+	e.tee.CloseLegs(left, "chartee: upgrading to v2, reconnect", wait)
+	if m := w.waitCtl("notice", ""); m["text"] != "chartee: upgrading to v2, reconnect" {
+		t.Fatalf("notice %v", m)
+	}
+	<-w.done
+	if websocket.CloseStatus(w.err) != websocket.StatusGoingAway {
+		t.Fatalf("page closed with %v, want going away (reconnect)", w.err)
+	}
+	pos := w.position()
+	if pos.next != fz.Offset || string(w.data) != "before the cut\r\n" {
+		t.Fatalf("page at %d with %q; the cut is %d", pos.next, w.data, fz.Offset)
+	}
+	e.tee.Thaw() // the stream goes on from the cut (in the new process: the same offsets)
+	w2 := e.open(c, pos)
+	if w2.hi.Lost != 0 || w2.hi.Offset != fz.Offset {
+		t.Fatalf("resumed at %d with %d lost, want %d and none", w2.hi.Offset, w2.hi.Lost, fz.Offset)
+	}
+	w2.waitOffset(fz.Offset + uint64(len("after the cut\r\n")))
+	w2.mu.Lock()
+	got := string(w2.data)
+	w2.mu.Unlock()
+	if got != "after the cut\r\n" {
+		t.Fatalf("the resumed page got %q", got)
+	}
+	w2.close()
 }

@@ -40,6 +40,7 @@ type Device struct {
 	out      bytes.Buffer
 	closed   bool
 	stalled  bool
+	frozen   bool // a process upgrade's freeze: Read returns ErrFrozen
 	writeErr error
 	readErr  error
 	maxWrite int
@@ -67,12 +68,14 @@ func (d *Device) Describe() string { return "memdev " + d.Name }
 func (d *Device) Read(p []byte) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for len(d.in) == 0 && !d.inEOF && !d.closed && d.readErr == nil {
+	for len(d.in) == 0 && !d.inEOF && !d.closed && d.readErr == nil && !d.frozen {
 		d.cond.Wait()
 	}
 	switch {
 	case d.closed:
 		return 0, ErrClosed
+	case d.frozen:
+		return 0, chardev.ErrFrozen
 	case d.readErr != nil:
 		return 0, d.readErr
 	case len(d.in) == 0:
@@ -136,6 +139,25 @@ func (d *Device) Reads() []int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return slices.Clone(d.reads)
+}
+
+// Freeze implements chardev.Freezer: Read returns chardev.ErrFrozen, and
+// what is fed waits, until Thaw.
+func (d *Device) Freeze() error {
+	d.mu.Lock()
+	d.frozen = true
+	d.cond.Broadcast()
+	d.mu.Unlock()
+	return nil
+}
+
+// Thaw undoes Freeze.
+func (d *Device) Thaw() error {
+	d.mu.Lock()
+	d.frozen = false
+	d.cond.Broadcast()
+	d.mu.Unlock()
+	return nil
 }
 
 // Feed queues bytes for Read.
