@@ -11,8 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"chartee/backends/capture"
 )
 
 // guest is the test's console: a TCP server chartee's tcp-connect
@@ -426,4 +429,146 @@ func buildInfoVersion(t *testing.T, scrape string) string {
 		t.Fatalf("no chartee_build_info version in:\n%s", scrape)
 	}
 	return v
+}
+
+// checkFromZero asserts s is the guest's counter from its first line,
+// consecutive (the last line may still be arriving), and returns how many
+// whole lines it holds.
+func checkFromZero(t *testing.T, who, s string) int {
+	t.Helper()
+	if !strings.HasPrefix(s, "00000000\n") {
+		t.Fatalf("%s does not start at the stream's first line: %q", who, s[:min(len(s), 40)])
+	}
+	return checkCounter(t, who, s)
+}
+
+// TestUpgradeCarriesLocalLegs: across upgrades alternating two builds, a
+// program reading a pty leg through its link never reads a hangup and
+// gets an exact stream; a timestamped and an asciicast capture hold the
+// whole stream from its first byte exactly once (one asciicast header);
+// a ring buffer serves the whole stream at its offsets, and a download
+// begun before the upgrades resumes at its offset after them.
+func TestUpgradeCarriesLocalLegs(t *testing.T) {
+	bin := chartee(t)
+	other := filepath.Join(filepath.Dir(bin), "chartee-v2-local")
+	if out, err := exec.Command("go", "build", "-ldflags", "-X chartee/cmd/chartee/internal/cli.Version=v2-test",
+		"-o", other, "chartee/cmd/chartee").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := shortTempDir(t)
+	g := newGuest(t)
+	sock := filepath.Join(dir, "ctl.sock")
+	cfg := filepath.Join(dir, "c.yaml")
+	link, ts, cast := filepath.Join(dir, "console"), filepath.Join(dir, "cap.log"), filepath.Join(dir, "cap.cast")
+	writeFile(t, cfg, fmt.Sprintf(`control: {socket: %s}
+tees:
+  - name: console
+    frontend: {type: tcp-connect, address: %q}
+    backends:
+      - {name: pty, type: pty, link: %q, on_overflow: block}
+      - {name: ts, type: file, path: %q, format: timestamped, on_overflow: block}
+      - {name: cast, type: file, path: %q, format: asciicast, on_overflow: block}
+      - {name: ring, type: ringbuf, size: 4MiB}
+`, sock, g.ln.Addr().String(), link, ts, cast))
+	p := startProcess(t, bin, nil, "run", "-c", cfg)
+	var slave *os.File
+	waitFor(t, 15*time.Second, "the pty's link", func() bool {
+		var err error
+		slave, err = os.OpenFile(link, os.O_RDWR|syscall.O_NOCTTY, 0)
+		return err == nil
+	})
+	picocom := &reader{done: make(chan struct{})}
+	go func() {
+		defer close(picocom.done)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := slave.Read(buf)
+			picocom.mu.Lock()
+			picocom.got.Write(buf[:n])
+			if err != nil {
+				picocom.err = err
+			}
+			picocom.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { slave.Close(); <-picocom.done })
+	waitGrowth(t, picocom, 900)
+	ctl := func(args ...string) ctlResult {
+		return runBinary(t, bin, append([]string{"ctl", "--socket", sock}, args...)...)
+	}
+	// A download of the ring buffer, begun before the upgrades.
+	first := ctl("tail", "console", "ring")
+	if first.code != exitOK {
+		t.Fatalf("ctl tail: exit %d\n%s", first.code, first.stderr)
+	}
+	resumeAt := len(first.stdout)
+	for i := range 4 {
+		to := other
+		if i%2 == 1 {
+			to = bin
+		}
+		r := runBinary(t, bin, "ctl", "--socket", sock, "--json", "upgrade", "--binary", to)
+		if r.code != exitOK {
+			t.Fatalf("upgrade %d: exit %d\n%s%s\ndaemon log:\n%s", i, r.code, r.stdout, r.stderr, p.stderr.String())
+		}
+		var rep struct {
+			NewPID int `json:"new_pid"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+			t.Fatal(err)
+		}
+		killByPID(t, rep.NewPID)
+		s, _ := picocom.snapshot()
+		waitGrowth(t, picocom, len(s)+900)
+	}
+	s, err := picocom.snapshot()
+	if err != nil {
+		t.Fatalf("the pty's reader read a hangup: %v", err)
+	}
+	t.Logf("pty reader: %d exact lines across 4 upgrades", checkCounter(t, "pty reader", s))
+
+	rest := ctl("tail", "console", "ring", "--offset", strconv.Itoa(resumeAt))
+	if rest.code != exitOK {
+		t.Fatalf("ctl tail --offset: exit %d\n%s", rest.code, rest.stderr)
+	}
+	ring := first.stdout + rest.stdout
+	n := checkFromZero(t, "ring buffer (download resumed after the upgrades)", ring)
+	if all := ctl("tail", "console", "ring"); !strings.HasPrefix(all.stdout, ring[:n*9]) {
+		t.Fatal("the ring buffer read whole differs from the download resumed at its offset")
+	}
+
+	// The captures: wait until they hold what the ring buffer had.
+	var tsData, castData []byte
+	waitFor(t, 10*time.Second, "the captures to reach the ring buffer's lines", func() bool {
+		b, err := os.ReadFile(ts)
+		if err != nil {
+			return false
+		}
+		lines, err := capture.ParseTimestamped(b, false)
+		if err != nil {
+			t.Fatalf("timestamped capture: %v", err)
+		}
+		tsData = tsData[:0]
+		for _, l := range lines {
+			tsData = append(tsData, l.Data...)
+		}
+		c, err := os.ReadFile(cast)
+		if err != nil {
+			return false
+		}
+		if h := bytes.Count(c, []byte(`"version"`)); h != 1 {
+			t.Fatalf("the asciicast capture has %d headers, want 1", h)
+		}
+		_, events, err := capture.ParseAsciicast(bytes.NewReader(c))
+		if err != nil {
+			t.Fatalf("asciicast capture: %v", err)
+		}
+		castData = capture.Stream(events, capture.CodeOutput)
+		return len(tsData) >= n*9 && len(castData) >= n*9
+	})
+	t.Logf("timestamped capture: %d exact lines", checkFromZero(t, "timestamped capture", string(tsData)))
+	t.Logf("asciicast capture: %d exact lines", checkFromZero(t, "asciicast capture", string(castData)))
 }

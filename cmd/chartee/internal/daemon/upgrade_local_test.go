@@ -299,6 +299,10 @@ func TestUpgradeCarriesSerialFrontend(t *testing.T) {
 	d, _, _ := start(t, parse(t, cfg))
 	pc := peer.conn(t)
 	out := readPeer(t, pc)
+	// The port is opened in the background: until then its termios is
+	// a fresh pty's (echo on), not the raw mode chartee sets.
+	tt, _ := d.Tee("console")
+	waitFor(t, "the port to open", func() bool { return tt.Stats().Frontend.Up })
 	stop, wait := streamAsync(device, 0, 3000)
 	defer stop()
 	for i := range 3 {
