@@ -15,24 +15,23 @@ const (
 	counterEnd  = CounterEnd
 )
 
-// GuestCounter is the guest shell command line that starts the counter
-// in the background, a line every interval milliseconds, until
-// /tmp/stop exists. It first keeps the kernel quiet on the console (a
-// late kernel message would land in the middle of a line: printk writes
-// to the serial port directly, not through the tty) and lets the shell
-// print its job notice and prompt before the first line.
+// GuestCounter is the guest shell command line that runs the counter in
+// the foreground, a line every intervalMS milliseconds (the timeout of
+// a read of the console), until a line is typed: then it prints
+// "<C:END>" and runs that line as a command. Nothing else reaches the
+// console meanwhile: the kernel is kept quiet (printk writes to the
+// serial port directly, so a late kernel message could land inside a
+// line), the terminal does not echo what is typed, and the shell prints
+// no prompt until the counter ends. The console's stream from "<C:0>" to
+// "<C:END>" is the counter's lines and nothing else.
 func GuestCounter(intervalMS int) string {
 	return "echo N >/sys/module/printk/parameters/ignore_loglevel; echo 1 >/proc/sys/kernel/printk; " +
-		"rm -f /tmp/stop; (sleep 2; i=0; while [ ! -e /tmp/stop ]; do echo \"<C:$i>\"; i=$((i+1)); " +
-		"usleep " + strconv.Itoa(intervalMS*1000) + "; done; echo \"<C:END>\") &\r"
+		"stty -echo; i=0; while ! read -t " + fmt.Sprintf("%d.%03d", intervalMS/1000, intervalMS%1000) +
+		" cmd; do echo \"<C:$i>\"; i=$((i+1)); done; stty echo; echo \"<C:END>\"; eval \"$cmd\"\r"
 }
 
-// CounterEnd is the counter's last line, once it was told to stop.
+// CounterEnd is the counter's last line, once a line was typed.
 const CounterEnd = "<C:END>\r\n"
-
-// StopGuestCounter is the guest command that stops it (to be typed on a
-// command line, ended with "\r").
-const StopGuestCounter = "touch /tmp/stop"
 
 // CounterCheck is what CheckCounter found in a stream.
 type CounterCheck struct {
