@@ -176,7 +176,7 @@ tees:
 	waitFor(t, "the panic watch's webhook", func() bool { return len(sink.got()) > 0 })
 	p := sink.got()[0]
 	if p["tee"] != "vm" || p["watch"] != "panic" || p["match"] != "Kernel panic - not syncing" ||
-		fmt.Sprint(p["offset"]) != parts[3] || !strings.Contains(fmt.Sprint(p["line"]), "sysrq triggered crash") {
+		fmt.Sprint(p["offset"]) != parts[3] || !strings.Contains(fmt.Sprint(p["line"]), "] Kernel panic - not syncing") {
 		t.Fatalf("webhook payload: %v (exec offset %s)", p, parts[3])
 	}
 	if ctx, ok := p["context"].([]any); !ok || len(ctx) == 0 {
