@@ -170,7 +170,9 @@ tees:
 	r.typeLine(t, harness.GuestCounter(10))
 	r.ref.WaitFor(t, harness.CounterLine(0), at, timeoutLong)
 	r.waitLines(t, 5)
+	waited := time.Now()
 	r.bins[upgradeV2] = harness.VersionedBinary(t, upgradeV2)
+	t.Logf("the second build was ready %v later", time.Since(waited).Round(time.Millisecond))
 	if r.v1 == upgradeV2 {
 		t.Fatalf("the two builds have the same version %q", r.v1)
 	}
@@ -376,6 +378,17 @@ func TestVMUpgrade(t *testing.T) {
 			st = cur
 			if v := r.version(t); v != r.v1 {
 				t.Errorf("%s: chartee_build_info says version %q after a rollback, want %q", c.name, v, r.v1)
+			}
+		}
+		// Every failed binary is gone: the daemon killed what hung (all
+		// of them ran in its process group).
+		group := harness.GroupCommands(r.c.Proc.Pid())
+		if !slices.Contains(group, "chartee") {
+			t.Errorf("the daemon's process group lists %v, without the daemon", group)
+		}
+		for _, comm := range group {
+			if !strings.HasPrefix(comm, "chartee") {
+				t.Errorf("a failed new binary (%s) still runs after the rollbacks", comm)
 			}
 		}
 		// The failing binaries' own words went to the daemon's log.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,6 +86,34 @@ func Running(pid int) bool {
 	}
 	state := stat[i+2]
 	return state != 'Z' && state != 'X'
+}
+
+// GroupCommands lists the command names (comm) of the live processes in
+// process group pgid.
+func GroupCommands(pgid int) []string {
+	var out []string
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		// After the comm: state, ppid, pgrp.
+		f := strings.Fields(string(stat[end+1:]))
+		if len(f) < 3 || f[0] == "Z" || f[2] != strconv.Itoa(pgid) || !Running(pid) {
+			continue
+		}
+		out = append(out, string(stat[open+1:end]))
+	}
+	return out
 }
 
 // WaitGone waits up to timeout for process pid to end.
