@@ -77,6 +77,9 @@ type Watcher struct {
 	opts Options
 
 	state atomic.Pointer[watchSet]
+	// prime is what a watch leg of the previous process carried (see
+	// Resume), for the next device.
+	prime atomic.Pointer[State]
 
 	jobs   chan job
 	ctx    context.Context
@@ -151,7 +154,7 @@ func (w *Watcher) Close() {
 // Device returns a new leg device for the watcher: each attach of the
 // watch leg gets its own, with a fresh matcher.
 func (w *Watcher) Device() chardev.Chardev {
-	return &device{w: w, done: make(chan struct{})}
+	return &device{w: w, done: make(chan struct{}), frozen: make(chan struct{}), prime: w.prime.Swap(nil)}
 }
 
 // device is the watch leg: output written to it is matched; it types
@@ -161,10 +164,18 @@ type device struct {
 	done chan struct{}
 	once sync.Once
 
-	// Used only by the leg's writer goroutine.
-	set *watchSet
-	m   *Matcher
-	at  uint64
+	frz      sync.Mutex
+	frozen   chan struct{} // closed by Freeze (a process upgrade)
+	isFrozen bool
+
+	// Used only by the leg's writer goroutine (and Carry, with the
+	// writer stopped).
+	set   *watchSet
+	m     *Matcher
+	at    uint64
+	end   uint64 // offset past the last byte matched
+	tail  tailRing
+	prime *State // carried by the previous process, for the first matcher
 }
 
 var (
@@ -182,9 +193,19 @@ func (d *device) Write(p []byte) (int, error) {
 	}
 	if s := d.w.state.Load(); s != d.set {
 		d.set, d.m = s, NewMatcher(s.pats)
+		d.primed(d.prime)
+		if d.prime != nil {
+			d.end = d.prime.At
+		}
+		d.prime = nil
+	}
+	if d.at != d.end {
+		d.tail.reset() // a gap: the tail carried must be one run
 	}
 	d.m.Feed(p, d.at, d.matched)
+	d.tail.write(p)
 	d.at += uint64(len(p))
+	d.end = d.at
 	return len(p), nil
 }
 
@@ -210,8 +231,12 @@ func (d *device) matched(m Match) {
 }
 
 func (d *device) Read(p []byte) (int, error) {
-	<-d.done
-	return 0, io.EOF
+	select {
+	case <-d.done:
+		return 0, io.EOF
+	case <-d.frozenCh():
+		return 0, errFrozenRead
+	}
 }
 
 func (d *device) Close() error {

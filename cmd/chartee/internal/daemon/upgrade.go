@@ -22,6 +22,7 @@ import (
 	"chartee/chardev"
 	"chartee/cmd/chartee/internal/config"
 	"chartee/tee"
+	"chartee/watch"
 )
 
 // wireCarried is a chardev.Carried in the state document: its files are
@@ -84,9 +85,6 @@ func (d *Daemon) UpgradeBlockers() []string {
 			if b.IsSource() && b.Factory.InheritSource == nil || !b.IsSource() && b.Factory.Inherit == nil {
 				parts = append(parts, fmt.Sprintf("backend %s (%s%s)", b.Name, b.Type, because(": ", b.Factory.NotCarried, "")))
 			}
-		}
-		if len(rt.cfg.Watches) > 0 {
-			parts = append(parts, "its watches")
 		}
 		rt.mu.Unlock()
 		if len(parts) > 0 {
@@ -479,6 +477,19 @@ func (in *Inheritance) stream(teeName string, b *config.Backend) (chardev.Charde
 		return nil, nil, fmt.Errorf("daemon: tee %s: backend %s: %w", teeName, b.Name, err)
 	}
 	return dev, &wb.Legs[0].Counters, nil
+}
+
+// watchState is what tee teeName's watch leg carried, if it had one.
+func (in *Inheritance) watchState(teeName string) (watch.State, bool, error) {
+	wb := in.backend(teeName, watch.BackendName)
+	if wb == nil || len(wb.Legs) != 1 {
+		return watch.State{}, false, nil
+	}
+	st, err := watch.ParseState(wb.Legs[0].Dev.State)
+	if err != nil {
+		return st, false, fmt.Errorf("daemon: tee %s: %w", teeName, err)
+	}
+	return st, true, nil
 }
 
 // resume prepares the options of inherited tee tc: its stream continues

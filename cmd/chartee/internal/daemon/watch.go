@@ -32,6 +32,15 @@ func (d *Daemon) setWatches(t *tee.Tee, w *watch.Watcher, specs []watch.Spec) (*
 		return w, nil
 	}
 	w = watch.New(t, specs, watch.Options{Logger: d.log, Metrics: d.watchMetrics})
+	// Taken over by a process upgrade: the matcher goes on from the
+	// old process's (a pattern half seen at the cut still matches), and
+	// so do the cooldowns.
+	if st, ok, err := d.inheritance().watchState(t.Name()); err != nil {
+		w.Close()
+		return nil, err
+	} else if ok {
+		w.Resume(st)
+	}
 	open := chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) { return w.Device(), nil })
 	leg := tee.LegOptions{Queue: watchQueue, Overflow: tee.Drop}
 	if err := t.Attach(context.Background(), watch.BackendName, leg, open); err != nil {
