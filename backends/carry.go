@@ -41,6 +41,13 @@ package backends
 //     closed and reopened (which could drop DTR through HUPCL and lose
 //     input); the termios and line settings in force continue, and what
 //     the device sends during the pause waits in the tty's input queue.
+//
+// A carried device is only continued by a new config that describes the
+// same device: a capture to the same path in the same format and
+// direction (rotation options may change), a pty with the same link, a
+// serial port at the same path opened with the same line settings. A new
+// config that changes one of those fails the upgrade, which rolls back
+// and says so: upgrade with the old config, then reload.
 //   - ringbuf: its kept bytes in a memfd and its next offset
 //     (carry_ringbuf.go): the new process serves the same offsets, so a
 //     scrollback download or a follower resumes where it was (a smaller

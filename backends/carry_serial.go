@@ -43,6 +43,9 @@ type serialState struct {
 	// Line is the mode in force: what the port was last set to (a Linux
 	// pty, say, does not keep all of it, so it is not read back).
 	Line chardev.LineSettings `json:"line"`
+	// Opened is the mode the config asked for at the open: a new config
+	// asking for another is a change the upgrade does not make.
+	Opened chardev.LineSettings `json:"opened"`
 }
 
 // decodeSerialState decodes and checks a carried port's state.
@@ -56,6 +59,9 @@ func decodeSerialState(data []byte) (serialState, error) {
 	}
 	if err := st.Line.Validate(); err != nil {
 		return st, fmt.Errorf("serial: carried state: line settings: %w", err)
+	}
+	if err := st.Opened.Validate(); err != nil {
+		return st, fmt.Errorf("serial: carried state: line settings at the open: %w", err)
 	}
 	return st, nil
 }
@@ -88,7 +94,7 @@ func (s *Serial) ThawWrite() error { return s.f.SetWriteDeadline(time.Time{}) }
 // Carry hands over the port's descriptor and the mode in force.
 func (s *Serial) Carry() (chardev.Carried, error) {
 	line, _ := s.LineSettings()
-	doc, err := json.Marshal(serialState{Path: s.path, Resolved: s.resolved, Line: line})
+	doc, err := json.Marshal(serialState{Path: s.path, Resolved: s.resolved, Line: line, Opened: s.opened})
 	if err != nil {
 		return chardev.Carried{}, err
 	}
@@ -121,6 +127,13 @@ func serialInherit(sp chardev.Spec, c chardev.Carried) (chardev.Chardev, error) 
 	if st.Path != spec.Path {
 		return nil, fmt.Errorf("serial: inherit: the running port is %s, the new config wants %s: upgrade with the old config, then reload", st.Path, spec.Path)
 	}
+	// The line settings in force continue (an RFC 2217 client may have
+	// changed them); a config that asks for others than the port was
+	// opened with is a change to make by a reload, which would otherwise
+	// never see it.
+	if want, _ := spec.LineSettings(); want != st.Opened {
+		return nil, fmt.Errorf("serial: inherit: %s was opened as %v, the new config wants %v: upgrade with the old config, then reload", st.Path, st.Opened, want)
+	}
 	f, err := tty.Pollable(c.Files[0])
 	if err != nil {
 		return nil, fmt.Errorf("serial: inherit %s: %w", st.Path, err)
@@ -135,5 +148,5 @@ func serialInherit(sp chardev.Spec, c chardev.Carried) (chardev.Chardev, error) 
 	if resolved == "" {
 		resolved = st.Path
 	}
-	return &Serial{path: st.Path, resolved: resolved, f: f, done: make(chan struct{}), line: st.Line}, nil
+	return &Serial{path: st.Path, resolved: resolved, f: f, done: make(chan struct{}), line: st.Line, opened: st.Opened}, nil
 }

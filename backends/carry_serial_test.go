@@ -3,6 +3,7 @@ package backends
 import (
 	"errors"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -34,8 +35,9 @@ func TestSerialCarry(t *testing.T) {
 	master, slave := serialTestPty(t)
 	spec := NewSerialSpec()
 	spec.Path = slave.Name()
-	spec.Baud, spec.StopBits, spec.Flow = 57600, "2", "rtscts"
 	old := serialTestOpen(t, slave.Name())
+	// Changed while it runs (an RFC 2217 client would): what is in force
+	// continues, not what the config opened it with.
 	if err := old.SetLineSettings(chardev.LineSettings{Baud: 57600, DataBits: 8, StopBits: chardev.StopBits2, Flow: chardev.FlowRTSCTS}); err != nil {
 		t.Fatal(err)
 	}
@@ -101,25 +103,34 @@ func TestSerialCarry(t *testing.T) {
 	serialAssertCloseUnblocksRead(t, ns)
 }
 
-// TestSerialInheritRefusesAnotherPort: a new config naming another port
-// does not take the carried one, and says so.
-func TestSerialInheritRefusesAnotherPort(t *testing.T) {
+// TestSerialInheritRefusesAChangedConfig: a new config naming another
+// port, or other line settings than the port was opened with, does not
+// take the carried port (a reload would never apply the change), and
+// says why.
+func TestSerialInheritRefusesAChangedConfig(t *testing.T) {
 	_, slave := serialTestPty(t)
 	old := serialTestOpen(t, slave.Name())
 	old.Freeze()
-	c, err := old.Carry()
-	if err != nil {
-		t.Fatal(err)
+	defer old.Thaw()
+	other := NewSerialSpec()
+	other.Path = "/dev/ttyUSB9"
+	slower := NewSerialSpec()
+	slower.Path, slower.Baud = slave.Name(), 9600
+	for _, c := range []struct {
+		spec *SerialSpec
+		want string
+	}{{other, "the new config wants /dev/ttyUSB9"}, {slower, "was opened as 115200 8N1 flow=none, the new config wants 9600 8N1"}} {
+		carried, err := old.Carry()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := serialInherit(c.spec, carried); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("inherit by %+v: %v, want %q", c.spec, err, c.want)
+		}
+		if _, err := carried.Files[0].Stat(); !errors.Is(err, os.ErrClosed) {
+			t.Fatalf("the refused descriptor is still open: %v", err)
+		}
 	}
-	spec := NewSerialSpec()
-	spec.Path = "/dev/ttyUSB9"
-	if _, err := serialInherit(spec, c); err == nil {
-		t.Fatal("inherited by a config naming another port")
-	}
-	if _, err := c.Files[0].Stat(); !errors.Is(err, os.ErrClosed) {
-		t.Fatalf("the refused descriptor is still open: %v", err)
-	}
-	old.Thaw()
 }
 
 // FuzzSerialCarryState: any carried port state is decoded or refused

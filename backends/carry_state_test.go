@@ -45,7 +45,7 @@ func TestCarryStateDecoders(t *testing.T) {
 				Parity:   rapid.SampledFrom([]chardev.Parity{chardev.ParityNone, chardev.ParityOdd, chardev.ParityEven, chardev.ParityMark, chardev.ParitySpace}).Draw(t, "parity"),
 				StopBits: rapid.SampledFrom([]chardev.StopBits{chardev.StopBits1, chardev.StopBits2}).Draw(t, "stop"),
 				Flow:     rapid.SampledFrom([]chardev.Flow{chardev.FlowNone, chardev.FlowRTSCTS, chardev.FlowXONXOFF}).Draw(t, "flow"),
-			}}
+			}, Opened: chardev.LineSettings{Baud: rapid.IntRange(1, 4000000).Draw(t, "opened baud"), DataBits: 8}}
 		})},
 		{"ringbuf", func(b []byte) (any, error) { return decodeRingbufState(b) }, rapid.Custom(func(t *rapid.T) any {
 			kept := rapid.Int64Range(0, ringbufMaxSize).Draw(t, "kept")

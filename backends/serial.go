@@ -161,6 +161,9 @@ type Serial struct {
 
 	lineMu sync.Mutex
 	line   chardev.LineSettings // the mode in force
+	// opened is the mode the config asked for when the port was opened
+	// (an upgrade only continues a port whose config has not changed).
+	opened chardev.LineSettings
 
 	closeOnce sync.Once
 	closeErr  error
@@ -184,7 +187,7 @@ func OpenSerial(ctx context.Context, spec *SerialSpec) (*Serial, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serial: open %s: %w", spec.Path, err)
 	}
-	s := &Serial{path: spec.Path, resolved: spec.Path, port: port, done: make(chan struct{})}
+	s := &Serial{path: spec.Path, resolved: spec.Path, port: port, done: make(chan struct{}), opened: line}
 	if r, err := filepath.EvalSymlinks(spec.Path); err == nil {
 		s.resolved = r
 	}
