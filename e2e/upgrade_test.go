@@ -33,6 +33,8 @@ type upgradeRig struct {
 	metrics string
 	v1      string            // the first build's version
 	bins    map[string]string // version -> binary
+	// installed is the path the daemon runs from (see install).
+	installed string
 	// typist is the raw client the test types with; ref records what it
 	// gets and is the reference every other copy is compared with.
 	typist net.Conn
@@ -65,7 +67,15 @@ func startUpgradeRig(t *testing.T) *upgradeRig {
 	dir := t.TempDir()
 	r.vm = harness.StartVM(t, dir, true)
 	r.c = harness.NewChartee(t, dir)
-	r.c.Upgradable = true
+	// The daemon runs from its own path, where a package upgrade would
+	// replace the file; every upgrade installs the build it wants there
+	// first.
+	r.installed = filepath.Join(dir, "bin", "chartee")
+	if err := os.Mkdir(filepath.Dir(r.installed), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.install(t, harness.Binary(t))
+	r.c.Bin, r.c.Upgradable = r.installed, true
 	r.metrics = harness.FreeAddr(t)
 	rawUnix := filepath.Join(dir, "raw.sock")
 	ptyLink := filepath.Join(dir, "console.pty")
@@ -177,6 +187,28 @@ tees:
 		t.Fatalf("the two builds have the same version %q", r.v1)
 	}
 	return r
+}
+
+// install puts binary at r.installed the way a package manager does: a
+// new file renamed over the old one, which the running daemon keeps
+// executing (its /proc/self/exe then reads "PATH (deleted)").
+func (r *upgradeRig) install(t *testing.T, binary string) {
+	t.Helper()
+	tmp := r.installed + ".new"
+	os.Remove(tmp)
+	if err := os.Link(binary, tmp); err != nil {
+		// Another file system: copy it.
+		data, err := os.ReadFile(binary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(tmp, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Rename(tmp, r.installed); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // dial connects a raw client and records what it gets.
@@ -319,16 +351,18 @@ func legNames(st harness.TeeStatus) []string {
 // two telnet programs, two raw TCP clients, a raw unix-socket client, a
 // reader on a pty leg's link, a timestamped capture file and a ring
 // buffer, all attached before the guest's first byte, while the guest
-// prints a counter. First four failed
-// upgrades roll back (a new binary that exits 1 or hangs, at its start
-// and after the cut, when the daemon has stopped every tee); then the daemon is upgraded 20 times in place,
-// alternating two builds with different version strings. Throughout, no
-// client is disconnected, the stream offset and the counters of `ctl
-// show` never go back, and the version changes with every upgrade; at the
-// end a command typed (in a telnet client) after the last upgrade runs in
-// the guest, and every client's stream, the capture and the ring are the
-// same, byte for byte, and carry every line of the guest's counter
-// exactly once, in order.
+// prints a counter. First four failed upgrades roll back (a new binary
+// that exits 1 or hangs, at its start and after the cut, when the daemon
+// has stopped every tee). Then the daemon is upgraded 20 times in place,
+// alternating two builds with different version strings, each installed
+// at the daemon's path first (half the upgrades name it, half let the
+// daemon re-read its own path). Throughout, no client is disconnected,
+// the stream offset and the counters of `ctl show` and /metrics never go
+// back, and the version changes with every upgrade; at the end a command
+// typed (in a telnet client) after the last upgrade runs in the guest,
+// and every client's stream, the capture and the ring are the same, byte
+// for byte, and carry every line of the guest's counter exactly once, in
+// order, and nothing else between its first line and its last.
 func TestVMUpgrade(t *testing.T) {
 	harness.Begin(t)
 	r := startUpgradeRig(t)
@@ -411,10 +445,20 @@ func TestVMUpgrade(t *testing.T) {
 			if i%2 == 1 {
 				want = r.v1
 			}
-			when := fmt.Sprintf("upgrade %d (%s -> %s)", i+1, prevVersion, want)
-			rep, err := r.c.Upgrade(t, r.bins[want], 0)
+			// Half the upgrades name the binary (--binary), half let the
+			// daemon re-read its own path; each version gets both.
+			r.install(t, r.bins[want])
+			bin, how := r.installed, "--binary"
+			if (i/2)%2 == 1 {
+				bin, how = "", "its own path"
+			}
+			when := fmt.Sprintf("upgrade %d (%s -> %s, %s)", i+1, prevVersion, want, how)
+			rep, err := r.c.Upgrade(t, bin, 0)
 			if err != nil {
 				t.Fatalf("%s: %v", when, err)
+			}
+			if rep.Binary != r.installed {
+				t.Errorf("%s: ctl upgrade started %s, want %s", when, rep.Binary, r.installed)
 			}
 			if rep.OldVersion != prevVersion || rep.NewVersion != want {
 				t.Errorf("%s: ctl upgrade reports %s -> %s", when, rep.OldVersion, rep.NewVersion)

@@ -31,7 +31,8 @@ type UpgradeReport struct {
 const UpgradeTimeout = 40 * time.Second
 
 // Upgrade runs `chartee ctl --json upgrade --binary BINARY --timeout T`
-// (T 0: UpgradeTimeout). On success it checks that the old process ended
+// (no --binary when BINARY is "": the daemon re-reads its own path; T 0:
+// UpgradeTimeout). On success it checks that the old process ended
 // (with status 0 when it is the one Start ran) and that the new one
 // serves the control API, and from then on treats the new one as the
 // daemon. On failure the error carries ctl's stderr (why).
@@ -40,7 +41,10 @@ func (c *Chartee) Upgrade(t testing.TB, binary string, timeout time.Duration) (U
 	if timeout <= 0 {
 		timeout = UpgradeTimeout
 	}
-	args := []string{"--json", "upgrade", "--binary", binary, "--timeout", timeout.String()}
+	args := []string{"--json", "upgrade", "--timeout", timeout.String()}
+	if binary != "" {
+		args = append(args, "--binary", binary)
+	}
 	old := c.PID()
 	out, err := c.CtlWithin(t, timeout+timeoutShort, args...)
 	if err != nil {
