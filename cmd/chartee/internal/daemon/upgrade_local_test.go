@@ -3,10 +3,12 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -328,4 +330,74 @@ func TestUpgradeCarriesSerialFrontend(t *testing.T) {
 	if _, err := io.ReadFull(device, got); err != nil || string(got) != "typed after the handovers\n" {
 		t.Fatalf("the device read %q, %v", got, err)
 	}
+}
+
+// TestUpgradeChangedDeviceRollsBack: a new process whose config moves a
+// capture or a pty's link refuses what was carried for it, naming both,
+// and fails to start; the old daemon thaws and goes on, its capture and
+// pty exactly as before (nothing written, the link untouched).
+func TestUpgradeChangedDeviceRollsBack(t *testing.T) {
+	front := newFeeder(t)
+	dir := t.TempDir()
+	ts, link := filepath.Join(dir, "cap.log"), filepath.Join(dir, "console")
+	yaml := func(ts, link string) string {
+		return teeYAML("console", front.addr(), indent(`- {name: ts, type: file, path: "`+ts+`", format: timestamped, on_overflow: block}
+- {name: pty, type: pty, link: "`+link+`"}`))
+	}
+	d, _, _ := start(t, parse(t, yaml(ts, link)))
+	c := front.conn(t)
+	c.Write([]byte("00000000\n"))
+	waitFor(t, "the capture", func() bool { return fileSize(ts) > 0 })
+	target, err := os.Readlink(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ cfg, want string }{
+		{yaml(ts+".new", link), "the running capture is " + ts},
+		{yaml(ts, link+".new"), `has link "` + link + `", the new config wants "` + link + `.new"`},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		fz, err := d.Freeze(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := readFile(t, ts)
+		in, err := ParseInheritance(fz.State, fz.Files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fz.Files = nil // handed to the new daemon, which closes them
+		nd, err := New(context.Background(), parse(t, tc.cfg), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Inherit: in})
+		if err == nil {
+			nd.Shutdown(context.Background())
+			t.Fatalf("a new daemon started with %s changed", tc.want)
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("error %q, want %q", err, tc.want)
+		}
+		fz.Thaw() // the rollback
+		if got := readFile(t, ts); !bytes.Equal(got, before) {
+			t.Fatalf("the failed start wrote to the capture:\n%q\nwas\n%q", got, before)
+		}
+		if got, err := os.Readlink(link); err != nil || got != target {
+			t.Fatalf("after the failed start the link -> %q (%v), want %s", got, err, target)
+		}
+		for _, p := range []string{ts + ".new", link + ".new"} {
+			if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the failed start left %s behind: %v", p, err)
+			}
+		}
+	}
+	c.Write([]byte("00000001\n"))
+	waitFor(t, "the old daemon to go on capturing", func() bool { return bytes.Contains(readFile(t, ts), []byte("00000001")) })
+	lines, err := capture.ParseTimestamped(readFile(t, ts), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for _, l := range lines {
+		got = append(got, l.Data...)
+	}
+	checkLines(t, got, 0, 2)
 }
