@@ -59,6 +59,7 @@ func init() {
 	chardev.Register("nats", chardev.Factory{
 		NewSpec: func() chardev.Spec { return NewNATSSpec() },
 		Open:    natsOpen,
+		Inherit: natsInherit,
 		// A capture first: typing from anywhere on the cluster is opted
 		// into with `input: true`.
 		Input: false,
@@ -466,6 +467,13 @@ type NATSConn struct {
 
 	wmu    sync.Mutex // one Write at a time, so offsets follow the bytes
 	offset uint64     // bytes published; guarded by wmu
+	// pending is the length of the message being published (guarded
+	// by wmu); carried by an upgrade that cut it (nats_carry.go).
+	pending int
+
+	fmu                 sync.Mutex // a process upgrade's freezes
+	frozen, wfrozen     chan struct{}
+	isFrozen, isWFrozen bool
 
 	rmu  sync.Mutex
 	rest []byte // the unread part of an input message; guarded by rmu
@@ -518,12 +526,15 @@ func (d *NATSConn) closedErr() error {
 func (d *NATSConn) Read(p []byte) (int, error) {
 	d.rmu.Lock()
 	defer d.rmu.Unlock()
+	frozen, _ := d.freezeChans()
 	for len(d.rest) == 0 {
 		select {
 		case m := <-d.in:
 			d.rest = m.Data
 		case <-d.ctx.Done():
 			return 0, d.closedErr()
+		case <-frozen:
+			return 0, fmt.Errorf("nats %s: %w", d.subject, chardev.ErrFrozen)
 		}
 	}
 	n := copy(p, d.rest)
@@ -542,9 +553,16 @@ func (d *NATSConn) Write(p []byte) (int, error) {
 	written := 0
 	for written < len(p) {
 		n := min(len(p)-written, d.maxMessage())
+		if d.pending > 0 {
+			// The message a process upgrade cut: the same bytes
+			// again, under the same Nats-Msg-Id.
+			n = min(n, d.pending)
+		}
+		d.pending = n
 		if err := d.publish(p[written : written+n]); err != nil {
 			return written, err
 		}
+		d.pending = 0
 		written += n
 		d.offset += uint64(n)
 	}
@@ -579,6 +597,11 @@ func (d *NATSConn) publish(data []byte) error {
 		if d.ctx.Err() != nil {
 			return d.closedErr()
 		}
+		select {
+		case <-d.writeFrozen():
+			return fmt.Errorf("nats %s: publish: %w", d.subject, chardev.ErrFrozen)
+		default:
+		}
 		if natsPermanent(err) {
 			return fmt.Errorf("nats %s: publish: %w", d.subject, err)
 		}
@@ -589,6 +612,9 @@ func (d *NATSConn) publish(data []byte) error {
 		case <-d.ctx.Done():
 			t.Stop()
 			return d.closedErr()
+		case <-d.writeFrozen():
+			t.Stop()
+			return fmt.Errorf("nats %s: publish: %w", d.subject, chardev.ErrFrozen)
 		case <-t.C:
 		}
 		wait = min(2*wait, natsRetryMax)
