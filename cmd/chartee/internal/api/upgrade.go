@@ -28,8 +28,9 @@ type UpgradeRequest struct {
 	// daemon's own path, re-read from disk (a package upgrade replaced
 	// it).
 	Binary string `json:"binary,omitempty"`
-	// Timeout bounds the wait for the new binary to report ready
-	// (0: the daemon's default, 10s).
+	// Timeout bounds each wait for the new binary: until it has
+	// started and checked the config (before the cut), and then until it
+	// is ready (0: the daemon's default, 10s each).
 	Timeout time.Duration `json:"timeout_ns,omitempty"`
 }
 
