@@ -41,6 +41,7 @@ type upgradeReport struct {
 	NewPID     int           `json:"new_pid"`
 	Files      int           `json:"files"`
 	Prepare    time.Duration `json:"prepare_ns"`
+	Cut        time.Time     `json:"cut"`
 	Pause      time.Duration `json:"pause_ns"`
 	Steps      []struct {
 		Name string        `json:"name"`
@@ -110,20 +111,24 @@ func (s *streamClient) read() {
 	}
 }
 
-// gap is the longest silence on the stream that overlaps [from, to], and
-// whether a byte has arrived after to (else the gap is not over yet).
-func (s *streamClient) gap(from, to time.Time) (time.Duration, bool) {
+// gap is the stream's silence across the upgrade's pause [cut, end]: the
+// longest wait between two reads that spans part of it, from the last
+// byte before the cut (which may arrive just after it) to the first one
+// after the new process took over; and whether a byte has arrived after
+// end yet. chartee and the bench read the same clock; stalls before the
+// cut (the new binary starting) are not counted.
+func (s *streamClient) gap(cut, end time.Time) (time.Duration, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.arrived
-	i := sort.Search(len(a), func(i int) bool { return a[i].After(from) })
-	if i == 0 || i >= len(a) {
+	i := sort.Search(len(a), func(i int) bool { return a[i].After(cut) })
+	if i == 0 {
 		return 0, false
 	}
 	var longest time.Duration
 	for ; i < len(a); i++ {
 		longest = max(longest, a[i].Sub(a[i-1]))
-		if a[i].After(to) {
+		if a[i].After(end) {
 			return longest, true
 		}
 	}
@@ -260,10 +265,11 @@ tees:
 		}
 		time.Sleep(upgradeSettle)
 		next := (i + 1) % 2
-		from := time.Now()
 		rep, err := upgradeCall(hc, bins[next])
-		to := time.Now()
 		r.Upgrades++
+		if err == nil && rep.Cut.IsZero() {
+			err = fmt.Errorf("bench: upgrade %d: the report has no cut time", i)
+		}
 		if err == nil && !strings.HasPrefix(rep.NewVersion, versions[next]) {
 			err = fmt.Errorf("bench: upgrade %d: new version %q, want %s", i, rep.NewVersion, versions[next])
 		}
@@ -280,7 +286,7 @@ tees:
 		deadline := time.Now().Add(15 * time.Second)
 		var gap time.Duration
 		for {
-			g, over := st.gap(from, to)
+			g, over := st.gap(rep.Cut, rep.Cut.Add(rep.Pause))
 			if over {
 				gap = g
 				break
@@ -586,7 +592,7 @@ func (r *upgradeResult) markdown() string {
 	p("## Process upgrade: output pause\n\n")
 	p("chartee runs two tees: `stream`, whose `unix-connect` frontend the bench writes %d bytes every %v (a busy console) to one `block` TCP client, and `idle`, a silent `unix-connect` frontend with %d idle TCP clients. "+
 		"The bench upgrades it %d times through `POST /v1/upgrade` (what `chartee ctl upgrade` does), alternating two builds of this tree with different version strings (%s, %s; each upgrade must report the other one), %v apart. "+
-		"The **pause** is what the streaming client saw: the longest silence on its stream during the upgrade call, from the last byte before the cut to the first byte after it; it includes the device's %v pace and the machine's scheduling. "+
+		"The **pause** is what the streaming client saw: the longest silence on its stream across the pause chartee reports (from its cut to the new process's word that its tees read on; both read the same clock), i.e. from the last byte before the cut to the first byte after it; it includes the device's %v pace and the machine's scheduling, but not a stall before the cut (while the new binary starts, the old one streams on). "+
 		"*chartee's own* is the pause the old process reports, from its cut to the new process's word that its tees read on. "+
 		"Every upgrade hands over %d files (listeners, clients, frontends). Load average before / after the workload: %s / %s.\n\n",
 		upgradeChunk, upgradeTick, r.Idle, r.Upgrades, r.Versions[0], r.Versions[1], upgradeSettle, upgradeTick, r.Files, r.LoadBefore, r.LoadAfter)
@@ -603,8 +609,8 @@ func (r *upgradeResult) markdown() string {
 	p("| %d | %d | %s | %s | %s | %s / %s | %s / %s | %s (%d bytes) | %d/%d |\n\n", r.Upgrades, r.Failed,
 		ms(pct(r.Pauses, 50)), ms(pct(r.Pauses, 99)), ms(pct(r.Pauses, 100)), ms(pct(r.Reported, 50)), ms(pct(r.Reported, 99)),
 		ms(pct(r.Prepares, 50)), ms(pct(r.Prepares, 99)), exact, r.StreamBytes, r.IdleAlive, r.Idle)
-	if n > 0 && n < 100 {
-		p("With %d upgrades, p99 is entry ⌊%d·0.99⌋ = %d (from 0) of the sorted pauses: the largest but %d.\n\n", n, n, n*99/100, n-1-n*99/100)
+	if n > 0 && n < 100 && n*99/100 == n-1 {
+		p("With %d upgrades, p99 is the largest pause.\n\n", n)
 	}
 	for _, e := range r.Errors {
 		p("- upgrade error: %s\n", e)

@@ -53,6 +53,8 @@ type UpgradeReport struct {
 	// Pause is how long the tees were stopped: from the cut to the new
 	// process's word that its tees read on.
 	Pause time.Duration `json:"pause_ns"`
+	// Cut is when the old process stopped its tees (the pause began).
+	Cut time.Time `json:"cut"`
 	// Steps say where the pause went: when each step ended, counted
 	// from the cut.
 	Steps []UpgradeStep `json:"steps,omitempty"`

@@ -153,7 +153,7 @@ func (u *upgrader) upgrade(ctx context.Context, req api.UpgradeRequest) (api.Upg
 	rep := api.UpgradeReport{
 		Binary: binary, OldVersion: version(), NewVersion: newVersion,
 		OldPID: os.Getpid(), NewPID: child.Pid(), Files: len(all), Elapsed: time.Since(start),
-		Prepare: prepare, Pause: time.Since(cut), Steps: steps.list, Cuts: fz.Offsets,
+		Prepare: prepare, Pause: time.Since(cut), Cut: cut, Steps: steps.list, Cuts: fz.Offsets,
 		Carried: fz.Carried, Closed: fz.Left(),
 	}
 	u.log.Info("upgrade", "old_version", rep.OldVersion, "new_version", rep.NewVersion,
