@@ -60,8 +60,15 @@ package backends
 // over), demo (its simulated console lives in the old process's memory),
 // udp (not carried yet).
 //
-// Not carried: TLS, on a listener or a connection (its keys live in this
-// process; those close with a notice). Telnet NAWS and TERMINAL-TYPE
+// Not carried: TLS sessions (their keys live in this process). A TLS
+// listener is carried, its clients are not: Carry says chardev.ErrNotCarried
+// and the old process closes them after the commit (with every byte up to
+// the cut), and they reconnect to the carried listener. A dialed TLS
+// connection (tcp-connect with tls) fails the freeze, naming itself: the
+// upgrade rolls back, nothing changed. A stalled write can be cut short at
+// the cut (chardev.WriteFreezer) on a raw stream only. nats (nats.go,
+// nats_carry.go) carries no file: its session and offsets continue over a
+// new connection. Telnet NAWS and TERMINAL-TYPE
 // are refused by chartee's telnet, so there is no window size or terminal
 // type to carry. A client whose protocol or escape key the new config
 // changed cannot continue as it was: a changed protocol closes it, a
