@@ -355,8 +355,8 @@ func legNames(st harness.TeeStatus) []string {
 // that exits 1 or hangs, at its start and after the cut, when the daemon
 // has stopped every tee). Then the daemon is upgraded 20 times in place,
 // alternating two builds with different version strings, each installed
-// at the daemon's path first (half the upgrades name it, half let the
-// daemon re-read its own path). Throughout, no client is disconnected,
+// at the daemon's path first; they take turns: ctl upgrade naming it,
+// ctl upgrade letting the daemon re-read its own path, SIGUSR2. Throughout, no client is disconnected,
 // the stream offset and the counters of `ctl show` and /metrics never go
 // back, and the version changes with every upgrade; at the end a command
 // typed (in a telnet client) after the last upgrade runs in the guest,
@@ -416,13 +416,13 @@ func TestVMUpgrade(t *testing.T) {
 		}
 		// Every failed binary is gone: the daemon killed what hung (all
 		// of them ran in its process group).
-		group := harness.GroupCommands(r.c.Proc.Pid())
-		if !slices.Contains(group, "chartee") {
-			t.Errorf("the daemon's process group lists %v, without the daemon", group)
+		group := harness.Group(r.c.Proc.Pid())
+		if !slices.Contains(group, harness.GroupProcess{PID: pid, Comm: "chartee"}) {
+			t.Errorf("the daemon's process group lists %+v, without the daemon", group)
 		}
-		for _, comm := range group {
-			if !strings.HasPrefix(comm, "chartee") {
-				t.Errorf("a failed new binary (%s) still runs after the rollbacks", comm)
+		for _, p := range group {
+			if !strings.HasPrefix(p.Comm, "chartee") {
+				t.Errorf("a failed new binary (%+v) still runs after the rollbacks", p)
 			}
 		}
 		// The failing binaries' own words went to the daemon's log.
@@ -445,31 +445,38 @@ func TestVMUpgrade(t *testing.T) {
 			if i%2 == 1 {
 				want = r.v1
 			}
-			// Half the upgrades name the binary (--binary), half let the
-			// daemon re-read its own path; each version gets both.
+			// The upgrades take turns, a pair (one of each version) at a
+			// time: ctl upgrade naming the binary, ctl upgrade letting the
+			// daemon re-read its own path, SIGUSR2 (its own path too).
 			r.install(t, r.bins[want])
-			bin, how := r.installed, "--binary"
-			if (i/2)%2 == 1 {
-				bin, how = "", "its own path"
-			}
+			how := []string{"ctl upgrade --binary", "ctl upgrade", "SIGUSR2"}[(i/2)%3]
 			when := fmt.Sprintf("upgrade %d (%s -> %s, %s)", i+1, prevVersion, want, how)
-			rep, err := r.c.Upgrade(t, bin, 0)
-			if err != nil {
-				t.Fatalf("%s: %v", when, err)
+			oldPID := r.c.PID()
+			if how == "SIGUSR2" {
+				r.c.UpgradeBySignal(t)
+			} else {
+				bin := r.installed
+				if how == "ctl upgrade" {
+					bin = ""
+				}
+				rep, err := r.c.Upgrade(t, bin, 0)
+				if err != nil {
+					t.Fatalf("%s: %v", when, err)
+				}
+				if rep.Binary != r.installed {
+					t.Errorf("%s: ctl upgrade started %s, want %s", when, rep.Binary, r.installed)
+				}
+				if rep.OldVersion != prevVersion || rep.NewVersion != want {
+					t.Errorf("%s: ctl upgrade reports %s -> %s", when, rep.OldVersion, rep.NewVersion)
+				}
+				cut := rep.Cuts["vm"]
+				if len(cuts) > 0 && cut <= cuts[len(cuts)-1] {
+					t.Errorf("%s: cut at %d, not past the last one at %d", when, cut, cuts[len(cuts)-1])
+				}
+				cuts = append(cuts, cut)
+				pauses = append(pauses, rep.Pause)
 			}
-			if rep.Binary != r.installed {
-				t.Errorf("%s: ctl upgrade started %s, want %s", when, rep.Binary, r.installed)
-			}
-			if rep.OldVersion != prevVersion || rep.NewVersion != want {
-				t.Errorf("%s: ctl upgrade reports %s -> %s", when, rep.OldVersion, rep.NewVersion)
-			}
-			cut := rep.Cuts["vm"]
-			if len(cuts) > 0 && cut <= cuts[len(cuts)-1] {
-				t.Errorf("%s: cut at %d, not past the last one at %d", when, cut, cuts[len(cuts)-1])
-			}
-			cuts = append(cuts, cut)
-			pauses = append(pauses, rep.Pause)
-			events = append(events, fmt.Sprintf("from %s (pid %d) to %s; output paused ", rep.OldVersion, rep.OldPID, rep.NewVersion))
+			events = append(events, fmt.Sprintf("from %s (pid %d) to %s; output paused ", prevVersion, oldPID, want))
 			r.waitLines(t, 3)
 			var cur harness.TeeStatus
 			if i == upgradeCount/2 {
@@ -501,7 +508,7 @@ func TestVMUpgrade(t *testing.T) {
 			return true, ""
 		})
 		slices.Sort(pauses)
-		t.Logf("%d upgrades; output paused for %v (median), %v (longest)", upgradeCount,
+		t.Logf("%d upgrades by ctl; output paused for %v (median), %v (longest)", len(pauses),
 			pauses[len(pauses)/2].Round(time.Millisecond), pauses[len(pauses)-1].Round(time.Millisecond))
 	})
 	if t.Failed() {
@@ -551,12 +558,12 @@ func TestVMUpgrade(t *testing.T) {
 	// each upgrade, not quiet.
 	for i, cut := range cuts {
 		if cut <= uint64(res.Start) || cut >= uint64(res.Last) {
-			t.Errorf("upgrade %d cut the stream at %d, outside the counter (bytes %d to %d)", i+1, cut, res.Start, res.Last)
+			t.Errorf("ctl upgrade %d cut the stream at %d, outside the counter (bytes %d to %d)", i+1, cut, res.Start, res.Last)
 		}
 	}
 	last := r.ctlShow(t)
 	r.checkAttached(t, last, "at the end")
 	checkMonotonic(t, "from the first ctl show to the last", first, last)
 	t.Logf("%d clients and copies each got %d bytes; the counter's %d lines arrived exactly once each, in order, across %d upgrades and 4 rollbacks",
-		len(got), len(ref), res.Lines, len(cuts))
+		len(got), len(ref), res.Lines, upgradeCount)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -92,10 +93,15 @@ func Running(pid int) bool {
 	return state != 'Z' && state != 'X'
 }
 
-// GroupCommands lists the command names (comm) of the live processes in
-// process group pgid.
-func GroupCommands(pgid int) []string {
-	var out []string
+// GroupProcess is a live process of a process group.
+type GroupProcess struct {
+	PID  int
+	Comm string // its command name (/proc/PID/comm)
+}
+
+// Group lists the live processes in process group pgid.
+func Group(pgid int) []GroupProcess {
+	var out []GroupProcess
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
@@ -112,12 +118,59 @@ func GroupCommands(pgid int) []string {
 		}
 		// After the comm: state, ppid, pgrp.
 		f := strings.Fields(string(stat[end+1:]))
-		if len(f) < 3 || f[0] == "Z" || f[2] != strconv.Itoa(pgid) || !Running(pid) {
+		if len(f) < 3 || f[0] == "Z" || f[0] == "X" || f[2] != strconv.Itoa(pgid) {
 			continue
 		}
-		out = append(out, string(stat[open+1:end]))
+		out = append(out, GroupProcess{PID: pid, Comm: string(stat[open+1 : end])})
 	}
 	return out
+}
+
+// UpgradeBySignal sends the daemon SIGUSR2: it hands over to its own
+// path, re-read from disk, with its default timeout. It waits until the
+// old process has ended and takes the one chartee process left in its
+// process group for the new daemon, which must serve the control API.
+// A failed or refused upgrade (logged by the daemon) fails the test.
+func (c *Chartee) UpgradeBySignal(t testing.TB) int {
+	t.Helper()
+	old := c.PID()
+	failures := func() int {
+		out := c.Output()
+		return strings.Count(out, "upgrade failed") + strings.Count(out, "upgrade refused")
+	}
+	before := failures()
+	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+		t.Fatalf("e2e: SIGUSR2 to pid %d: %v", old, err)
+	}
+	deadline := time.Now().Add(2*UpgradeTimeout + timeoutShort)
+	for Running(old) {
+		if failures() > before {
+			t.Fatalf("e2e: the upgrade on SIGUSR2 failed:\n%s", tailOf([]byte(c.Output()), 3000))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("e2e: the daemon (pid %d) still runs %v after SIGUSR2", old, 2*UpgradeTimeout+timeoutShort)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if old == c.Proc.Pid() {
+		if err := c.Proc.Wait(timeoutShort); err != nil {
+			t.Fatalf("e2e: the daemon Start ran did not exit cleanly after handing over: %v", err)
+		}
+	}
+	var daemons []GroupProcess
+	for _, p := range Group(c.Proc.Pid()) {
+		if strings.HasPrefix(p.Comm, "chartee") && p.PID != old {
+			daemons = append(daemons, p)
+		}
+	}
+	if len(daemons) != 1 {
+		t.Fatalf("e2e: after SIGUSR2 the daemon's process group holds %+v, want one new chartee", daemons)
+	}
+	c.pid.Store(int64(daemons[0].PID))
+	if err := c.Health(); err != nil {
+		t.Fatalf("e2e: the new daemon (pid %d) does not answer /healthz: %v", daemons[0].PID, err)
+	}
+	return daemons[0].PID
 }
 
 // WaitGone waits up to timeout for process pid to end.
