@@ -122,7 +122,8 @@ func TestUpgradeCarriesSingleStreams(t *testing.T) {
 - {name: cast, type: file, path: "` + cast + `", format: asciicast, on_overflow: block}
 - {name: pty, type: pty, link: "` + link + `", on_overflow: block}
 - {name: rb, type: ringbuf, size: 64KiB, on_overflow: block}
-- {name: idle, type: pty, link: "` + link + `-idle"}`)
+- {name: idle, type: pty, link: "` + link + `-idle"}
+- {name: raw, type: file, path: "` + filepath.Join(dir, "raw.log") + `", on_overflow: block}`)
 	d, _, _ := start(t, parse(t, teeYAML("console", front.addr(), backends)))
 	out := readPeer(t, peer.conn(t))
 	slave, err := os.OpenFile(link, os.O_RDWR|unix.O_NOCTTY, 0)
@@ -164,6 +165,9 @@ func TestUpgradeCarriesSingleStreams(t *testing.T) {
 		t.Fatalf("the tcp-connect backend's connection was closed: %v", err)
 	}
 	checkLines(t, b, 0, n)
+	// A raw capture (its writes coalesced by the engine) too.
+	waitFor(t, "the raw capture", func() bool { return fileSize(filepath.Join(dir, "raw.log")) >= int64(n*lineLen) })
+	checkLines(t, readFile(t, filepath.Join(dir, "raw.log")), 0, n)
 	waitFor(t, "every line at the pty's reader", func() bool {
 		b, _ := picocom.bytes()
 		return len(b) >= n*lineLen
