@@ -36,6 +36,7 @@ package handover
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -72,8 +73,9 @@ type Request struct {
 	// Env is the new process's environment (nil: this process's), to
 	// which the handover variables are added.
 	Env []string
-	// Timeout bounds each phase (DefaultTimeout when 0).
-	Timeout time.Duration
+	// Timeout bounds each phase (DefaultTimeout when 0);
+	// PrepareTimeout, when set, the first one instead.
+	Timeout, PrepareTimeout time.Duration
 	// Stdout and Stderr of the new process (nil: this process's).
 	Stdout, Stderr *os.File
 }
@@ -141,7 +143,8 @@ func Start(req Request) (*Child, error) {
 	}
 	go func() { c.err = cmd.Wait(); close(c.exited) }()
 	go c.readLines()
-	m, err := c.expect(msgPrepared, "prepared", c.timeout, c.timeout)
+	prepare := cmp.Or(req.PrepareTimeout, c.timeout)
+	m, err := c.expect(msgPrepared, "prepared", prepare, prepare)
 	if err != nil {
 		c.Abort()
 		return nil, err

@@ -79,13 +79,23 @@ func child(mode string) int {
 	return 2
 }
 
+// startChild starts the test binary as a new process; timeout bounds
+// the phase a test is about (the prepare phase, too, for modes that fail
+// before it; otherwise the start of a race-detector build under load has
+// its own generous bound).
 func startChild(t *testing.T, mode string, timeout time.Duration) (*Child, error) {
 	t.Helper()
+	prepare := time.Minute
+	switch mode {
+	case "exit1", "fail", "hang", "garbage":
+		prepare = timeout
+	}
 	return Start(Request{
-		Binary:  os.Args[0],
-		Args:    []string{"-test.run=^$"},
-		Env:     append(os.Environ(), envMode+"="+mode),
-		Timeout: timeout,
+		Binary:         os.Args[0],
+		Args:           []string{"-test.run=^$"},
+		Env:            append(os.Environ(), envMode+"="+mode),
+		Timeout:        timeout,
+		PrepareTimeout: prepare,
 	})
 }
 
@@ -280,7 +290,8 @@ func TestHandStuckState(t *testing.T) {
 // sleeps without reading.
 func startRaw(t *testing.T, say string, timeout time.Duration) (*Child, error) {
 	t.Helper()
-	return Start(Request{Binary: "/bin/sh", Args: []string{"-c", "printf '" + say + "' >&3; exec sleep 60"}, Timeout: timeout})
+	return Start(Request{Binary: "/bin/sh", Args: []string{"-c", "printf '" + say + "' >&3; exec sleep 60"},
+		Timeout: timeout, PrepareTimeout: time.Minute})
 }
 
 func TestStartMissingBinary(t *testing.T) {
