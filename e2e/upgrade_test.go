@@ -515,15 +515,17 @@ func TestVMUpgrade(t *testing.T) {
 		return
 	}
 
-	// A command typed after the last upgrade runs in the guest: the line
-	// stops the counter, and the guest's shell runs it, printing what
-	// only it computes. It is typed in a telnet client, whose session
-	// (and telnet state) every upgrade carried.
-	typedAt := r.ref.Len()
+	// The counter is stopped (^C), then a command typed after the last
+	// upgrade runs in the guest, printing what only its shell computes.
+	// It is typed in a telnet client, whose session (and telnet state)
+	// every upgrade carried.
+	stopAt := r.ref.Len()
+	r.typeLine(t, harness.StopGuestCounter)
+	endAt := r.ref.WaitFor(t, harness.CounterEnd, stopAt, timeoutLong)
+	promptAt := r.ref.WaitFor(t, harness.VMPrompt, endAt, timeoutLong)
 	n := rand.IntN(1 << 30)
 	r.telnets["telnet-alice"].Type(t, fmt.Sprintf("echo marker-%d-$((6*7))\r", n))
-	r.ref.WaitFor(t, fmt.Sprintf("\nmarker-%d-42\r\n", n), typedAt, timeoutLong)
-	r.ref.WaitFor(t, harness.CounterEnd, typedAt, timeoutLong)
+	r.ref.WaitFor(t, fmt.Sprintf("\nmarker-%d-42\r\n", n), promptAt, timeoutLong)
 
 	// Every copy reaches the stream's end and they are all the same.
 	var offset uint64

@@ -16,21 +16,29 @@ const (
 )
 
 // GuestCounter is the guest shell command line that runs the counter in
-// the foreground, a line every intervalMS milliseconds (the timeout of
-// a read of the console), until a line is typed: then it prints
-// "<C:END>" and runs that line as a command. Nothing else reaches the
-// console meanwhile: the kernel is kept quiet (printk writes to the
-// serial port directly, so a late kernel message could land inside a
-// line), the terminal does not echo what is typed, and the shell prints
-// no prompt until the counter ends. The console's stream from "<C:0>" to
-// "<C:END>" is the counter's lines and nothing else.
+// the foreground, a line every intervalMS milliseconds, until it is
+// interrupted (StopGuestCounter): then it prints "<C:END>" and the shell
+// its prompt. Nothing else reaches the console meanwhile: the kernel is
+// kept quiet (printk writes to the serial port directly, so a late kernel
+// message could land inside a line), the terminal does not echo, and the
+// shell prints no prompt until the counter ends. The console's stream
+// from "<C:0>" to "<C:END>" is the counter's lines and nothing else.
+//
+// The interrupt is ^C, taken by the tty (ISIG) with noflsh, so that it
+// does not discard output not yet sent. (A `read -t` for a typed line
+// would not do: busybox's read takes a line a byte at a time, checking
+// its deadline before each, and can time out having eaten part of it.)
 func GuestCounter(intervalMS int) string {
 	return "echo N >/sys/module/printk/parameters/ignore_loglevel; echo 1 >/proc/sys/kernel/printk; " +
-		"stty -echo; i=0; while ! read -t " + fmt.Sprintf("%d.%03d", intervalMS/1000, intervalMS%1000) +
-		" cmd; do echo \"<C:$i>\"; i=$((i+1)); done; stty echo; echo \"<C:END>\"; eval \"$cmd\"\r"
+		"stty -echo noflsh; (trap 'echo \"<C:END>\"; exit' INT; i=0; while :; do echo \"<C:$i>\"; i=$((i+1)); " +
+		"usleep " + strconv.Itoa(intervalMS*1000) + "; done); stty echo -noflsh\r"
 }
 
-// CounterEnd is the counter's last line, once a line was typed.
+// StopGuestCounter is what to type into the console to stop the
+// counter: ^C.
+const StopGuestCounter = "\x03"
+
+// CounterEnd is the counter's last line, once it was stopped.
 const CounterEnd = "<C:END>\r\n"
 
 // CounterCheck is what CheckCounter found in a stream.
