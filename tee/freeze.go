@@ -605,8 +605,9 @@ func (t *Tee) freezeIfFrozen(v any) {
 // AdoptStream attaches dev, the device of single-stream backend name that
 // a tee in the process this one took over from carried, as that backend's
 // leg at the current offset: no replay (it had everything before the
-// cut), with options opts, its leg's counters continued from c. Like
-// Adopt, the device stays frozen until Thaw on a resumed tee.
+// cut), what it owed at the cut first (Resume.Legs, queued by
+// newLegLocked), with options opts and its leg's counters continued from
+// c. Like Adopt, the device stays frozen until Thaw on a resumed tee.
 func (t *Tee) AdoptStream(name string, opts LegOptions, dev chardev.Chardev, c Counters) error {
 	b, err := t.reserve(name, opts)
 	if err != nil {

@@ -224,12 +224,14 @@ func mustReserve(t *testing.T, tt *Tee, name string) *backend {
 
 // TestResumeAdoptStream: a single-stream backend's carried device is
 // attached at the cut (no replay, whatever the backend's replay) under
-// the backend's name, its counters continued, frozen until Thaw: what
-// it types before then waits in the kernel.
+// the backend's name, what it owed at the cut written first, its
+// counters continued, frozen until Thaw: what it types before then
+// waits in the kernel.
 func TestResumeAdoptStream(t *testing.T) {
 	guest, frontEnd := loopPair(t)
 	client, legEnd := loopPair(t)
-	tt, err := New(Options{Name: "t", Hold: true, Resume: &Resume{Offset: 1000, Scrollback: []byte("old tail\n")},
+	owed := map[string]Owed{"out": {Spans: []Span{{Off: 995, Bytes: []byte("tail\n")}}}}
+	tt, err := New(Options{Name: "t", Hold: true, Resume: &Resume{Offset: 1000, Scrollback: []byte("old tail\n"), Legs: owed},
 		Frontend: chardev.OpenFunc(func(context.Context) (chardev.Chardev, error) { return freezable{frontEnd}, nil })})
 	if err != nil {
 		t.Fatal(err)
@@ -248,11 +250,11 @@ func TestResumeAdoptStream(t *testing.T) {
 		t.Fatalf("input after thaw %q", got)
 	}
 	guest.Write([]byte("new\n"))
-	if got := readN(t, client, 4); got != "new\n" {
-		t.Fatalf("adopted leg got %q (no replay expected)", got)
+	if got := readN(t, client, 9); got != "tail\nnew\n" {
+		t.Fatalf("adopted leg got %q, want what it owed, then the stream (no replay)", got)
 	}
 	eventually(t, "the adopted leg's counters to continue", func() bool {
 		st := tt.Stats()
-		return len(st.Legs) == 1 && st.Legs[0].Name == "out" && st.Legs[0].BytesOut == 504 && st.Legs[0].BytesIn == 7+24
+		return len(st.Legs) == 1 && st.Legs[0].Name == "out" && st.Legs[0].BytesOut == 509 && st.Legs[0].BytesIn == 7+24
 	})
 }
