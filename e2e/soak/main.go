@@ -326,11 +326,14 @@ func (s *soak) run(ctx context.Context) error {
 }
 
 // backToStart: goroutines and fds within the tolerance of the start;
-// RSS within 32 MiB or 50% of it (Go returns heap to the OS lazily, so RSS
-// is compared loosely; a leak over the run shows far beyond that).
+// RSS within 48 MiB or twice it. Go returns heap to the OS lazily, so RSS
+// is compared loosely: a 30 s run at a 50 MiB start ends at 72-82 MiB
+// with no leak (the build from before the engine-bounds work too); a leak
+// over a run shows far beyond that, and the heap bounds are tested in
+// tee/memory_test.go.
 func (s *soak) backToStart() bool {
 	a, b, tol := s.f.start, s.f.end, s.opts.tolerance
-	rssOK := b.rss <= a.rss+32<<20 || b.rss <= a.rss*3/2
+	rssOK := b.rss <= a.rss+48<<20 || b.rss <= a.rss*2
 	return b.goroutines <= a.goroutines+tol && b.fds <= a.fds+tol && rssOK
 }
 
