@@ -129,12 +129,9 @@ func (d *NATSConn) Carry() (chardev.Carried, error) {
 // natsInherit opens a nats device for spec that continues the one a
 // chartee upgrade carried.
 func natsInherit(spec chardev.Spec, c chardev.Carried) (chardev.Chardev, error) {
-	var st natsCarried
-	if err := netStrictJSON(c.State, &st); err != nil {
-		return nil, fmt.Errorf("nats: inherit: %w", err)
-	}
-	if st.Session == "" || st.Pending < 0 {
-		return nil, fmt.Errorf("nats: inherit: session %q, pending %d", st.Session, st.Pending)
+	st, err := parseNATSCarried(c.State)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), natsDefaultAckTimeout)
 	defer cancel()
@@ -145,4 +142,17 @@ func natsInherit(spec chardev.Spec, c chardev.Carried) (chardev.Chardev, error) 
 	d := dev.(*NATSConn)
 	d.session, d.offset, d.pending, d.rest = st.Session, st.Offset, st.Pending, st.Input
 	return d, nil
+}
+
+// parseNATSCarried reads a carried nats state, refusing one that cannot
+// be right (no session, a negative or oversized pending message).
+func parseNATSCarried(b []byte) (natsCarried, error) {
+	var st natsCarried
+	if err := netStrictJSON(b, &st); err != nil {
+		return st, fmt.Errorf("nats: inherit: %w", err)
+	}
+	if st.Session == "" || st.Pending < 0 || st.Pending > natsMaxMessage {
+		return st, fmt.Errorf("nats: inherit: session %q, pending %d", st.Session, st.Pending)
+	}
+	return st, nil
 }

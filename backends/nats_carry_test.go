@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+	"pgregory.net/rapid"
 
 	"chartee/chardev"
 )
@@ -124,4 +125,37 @@ func TestNATSFreezeWriteEndsAWait(t *testing.T) {
 	if _, err := dev.Read(make([]byte, 8)); !errors.Is(err, chardev.ErrFrozen) {
 		t.Fatalf("Read while frozen: %v", err)
 	}
+}
+
+// TestNATSCarriedStateProperty: what Carry writes, parseNATSCarried reads
+// back; a state without a session or with an impossible pending message
+// is refused.
+func TestNATSCarriedStateProperty(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		st := natsCarried{Session: rapid.StringMatching(`[0-9a-f]{1,16}`).Draw(rt, "session"),
+			Offset: rapid.Uint64().Draw(rt, "offset"), Pending: rapid.IntRange(0, natsMaxMessage).Draw(rt, "pending"),
+			Input: rapid.SliceOfN(rapid.Byte(), 0, 64).Draw(rt, "input")}
+		b, _ := json.Marshal(st)
+		got, err := parseNATSCarried(b)
+		if err != nil || got.Session != st.Session || got.Offset != st.Offset || got.Pending != st.Pending || string(got.Input) != string(st.Input) {
+			rt.Fatalf("got %+v, %v; want %+v", got, err, st)
+		}
+		st.Pending = natsMaxMessage + 1 + rapid.IntRange(0, 1000).Draw(rt, "over")
+		b, _ = json.Marshal(st)
+		if _, err := parseNATSCarried(b); err == nil {
+			rt.Fatalf("pending %d accepted", st.Pending)
+		}
+	})
+}
+
+func FuzzParseNATSCarried(f *testing.F) {
+	f.Add([]byte(`{"session":"ab12","offset":10,"pending":4,"input":"aGk="}`))
+	f.Add([]byte(`{"session":"","offset":1}`))
+	f.Add([]byte(`{"session":"x","pending":-1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := parseNATSCarried(b)
+		if err == nil && (st.Session == "" || st.Pending < 0 || st.Pending > natsMaxMessage) {
+			t.Fatalf("accepted %+v", st)
+		}
+	})
 }
