@@ -65,8 +65,14 @@ package backends
 // and the old process closes them after the commit (with every byte up to
 // the cut), and they reconnect to the carried listener. A dialed TLS
 // connection (tcp-connect with tls) fails the freeze, naming itself: the
-// upgrade rolls back, nothing changed. A stalled write can be cut short at
-// the cut (chardev.WriteFreezer) on a raw stream only. nats (nats.go,
+// upgrade rolls back, nothing changed. A stalled write (the peer stopped
+// reading, or an RFC 2217 peer sent FLOWCONTROL-SUSPEND) is cut short at
+// the cut (chardev.WriteFreezer: a write deadline in the past) on raw and
+// telnet streams, with or without an escape key, returning what went out;
+// the engine carries the rest, and what the telnet layer owes mid-escape
+// (the second byte of a doubled IAC or of an NVT CR NUL, the rest of a
+// protocol message) goes in its state and is sent first. TLS writes are
+// never cut (a cut breaks TLS). nats (nats.go,
 // nats_carry.go) carries no file: its session and offsets continue over a
 // new connection. Telnet NAWS and TERMINAL-TYPE
 // are refused by chartee's telnet, so there is no window size or terminal
@@ -105,6 +111,9 @@ var (
 	_ chardev.Carrier      = (*NetConn)(nil)
 	_ chardev.Carrier      = (*NetSerialConn)(nil)
 	_ chardev.Freezer      = (*telnet.ClientConn)(nil)
+	_ chardev.WriteFreezer = (*telnet.ServerConn)(nil)
+	_ chardev.WriteFreezer = (*telnet.ClientConn)(nil)
+	_ chardev.WriteFreezer = (*escape.Conn)(nil)
 )
 
 // netPast is the deadline that freezes: any time in the past.
@@ -315,14 +324,23 @@ func (c *NetClient) Freeze() error { return c.conn.SetReadDeadline(netPast) }
 func (c *NetClient) Thaw() error { return c.conn.SetReadDeadline(time.Time{}) }
 
 // FreezeWrite cuts a write in progress short (a write deadline in the
-// past), for a raw client only: through TLS or telnet a write cut short
-// leaves the peer with part of a record or an escape, so those say
-// ErrUnsupported (the upgrade waits for the write, or closes the client).
+// past): it returns how many bytes went out. Raw, or through telnet and
+// an escape key: the telnet layer keeps what it owes the peer mid-escape
+// (telnet.ServerConn.FreezeWrite) for its next write, here or in the
+// process the client is carried to. Through TLS a write cut short leaves
+// the peer with part of a record, so that says ErrUnsupported (the
+// upgrade waits for the write, or closes the client).
 func (c *NetClient) FreezeWrite() error {
-	if !c.ready.Load() || c.raw == nil {
+	if !c.ready.Load() || c.src.cfg.tls != nil || c.src.cfg.wrapConn != nil {
 		return fmt.Errorf("%s: freeze writes: %w", c.Describe(), chardev.ErrUnsupported)
 	}
+	c.mu.Lock()
+	stream := c.stream
+	c.mu.Unlock()
 	c.wfrozen.Store(true)
+	if err := chardev.FreezeWrite(stream); !chardev.IsUnsupported(err) {
+		return err // the telnet layer set the deadline
+	}
 	return c.conn.SetWriteDeadline(netPast)
 }
 
@@ -331,6 +349,10 @@ func (c *NetClient) ThawWrite() error {
 	if !c.wfrozen.Swap(false) {
 		return nil
 	}
+	c.mu.Lock()
+	stream := c.stream
+	c.mu.Unlock()
+	chardev.ThawWrite(stream)
 	return c.conn.SetWriteDeadline(time.Time{})
 }
 
@@ -461,17 +483,26 @@ func parseNetConnState(doc []byte) (netConnCarry, error) {
 	return cc, nil
 }
 
-// FreezeWrite cuts a write in progress short, for a raw connection only
-// (see NetClient.FreezeWrite).
+// FreezeWrite cuts a write in progress short, raw or through telnet
+// (see NetClient.FreezeWrite); the cut is not taken for a lost
+// connection. Not through TLS, nor while reconnecting.
 func (d *NetConn) FreezeWrite() error {
-	c, _ := d.connected().(net.Conn)
-	if c == nil || d.protocol != "" && d.protocol != ProtocolRaw {
-		return fmt.Errorf("%s %s: freeze writes: %w", d.typ, d.addr, chardev.ErrUnsupported)
+	cur := d.connected()
+	c, _ := cur.(net.Conn)
+	tc, isTelnet := cur.(*telnet.ClientConn)
+	if isTelnet {
+		c = tc.NetConn()
+	}
+	if c == nil {
+		return fmt.Errorf("%s %s: freeze writes: not connected: %w", d.typ, d.addr, chardev.ErrUnsupported)
 	}
 	if _, ok := c.(*tls.Conn); ok {
 		return fmt.Errorf("%s %s: freeze writes: TLS: %w", d.typ, d.addr, chardev.ErrUnsupported)
 	}
 	d.wfrozen.Store(true)
+	if isTelnet {
+		return tc.FreezeWrite()
+	}
 	return c.SetWriteDeadline(netPast)
 }
 
@@ -480,7 +511,10 @@ func (d *NetConn) ThawWrite() error {
 	if !d.wfrozen.Swap(false) {
 		return nil
 	}
-	if c, _ := d.connected().(net.Conn); c != nil {
+	switch c := d.connected().(type) {
+	case *telnet.ClientConn:
+		return c.ThawWrite()
+	case net.Conn:
 		return c.SetWriteDeadline(time.Time{})
 	}
 	return nil

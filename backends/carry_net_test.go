@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -531,5 +533,106 @@ func TestCarryTelnetConnections(t *testing.T) {
 				t.Fatal("chartee connected again")
 			}
 		})
+	}
+}
+
+// TestCarryStalledTelnetClient: a telnet client that stopped reading in
+// the middle of a large write has the write cut (FreezeWrite), wherever
+// that falls in an escape; carried to a new device that writes the rest,
+// it reads exactly the data, as if nothing happened.
+func TestCarryStalledTelnetClient(t *testing.T) {
+	spec := NewTCPListenSpec()
+	spec.Listen, spec.Protocol = "127.0.0.1:0", ProtocolTelnet
+	src, err := tcpListen(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small socket buffers, set before the connection exists (shrunk
+	// after, they stall it), so a write blocks soon.
+	small := func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4096)
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+	}
+	rc, err := src.(*NetSource).ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := small("", "", rc); err != nil {
+		t.Fatal(err)
+	}
+	peerConn, err := (&net.Dialer{Control: small}).Dial("tcp", src.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peerConn.Close()
+	peerConn.SetDeadline(time.Now().Add(netTestTimeout))
+	dev := acceptOne(t, src)
+	r := startCutReader(t, dev)
+	// An NVT stream (the peer agrees to nothing): IAC doubled, a bare CR
+	// sent as CR NUL.
+	payload := bytes.Repeat([]byte("ab\xff\r\xffc\r\n\x00"), 1<<17)
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := dev.Write(payload)
+		done <- result{n, err}
+	}()
+	// The peer reads a little, then stops: the write blocks.
+	first := make([]byte, 1000)
+	if _, err := io.ReadFull(peerConn, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.(chardev.WriteFreezer).FreezeWrite(); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if !errors.Is(res.err, chardev.ErrFrozen) || res.n >= len(payload) {
+		t.Fatalf("cut write: %d of %d bytes, %v; want a cut with ErrFrozen", res.n, len(payload), res.err)
+	}
+	c := cutWhen(t, dev, r, func(chardev.Carried) bool { return true })
+	t.Logf("cut after %d of %d bytes, %d owed on the wire", res.n, len(payload), len(clientCarry(t, c).telnet.OwedWire))
+	_, dev2 := handOver(t, spec, src.(*NetSource), dev, c)
+	startCutReader(t, dev2)
+	// The peer reads everything now, decoding as telnet.
+	got := make(chan []byte, 1)
+	go func() {
+		var d telnet.Decoder
+		var data []byte
+		for in := first; len(in) > 0; {
+			data, in, _ = d.Decode(data, in)
+		}
+		buf := make([]byte, 64<<10)
+		for len(data) < len(payload) {
+			n, err := peerConn.Read(buf)
+			for in := buf[:n]; len(in) > 0; {
+				data, in, _ = d.Decode(data, in)
+			}
+			if err != nil {
+				t.Logf("the client's read: %v", err)
+				break
+			}
+		}
+		got <- data
+	}()
+	// The engine in the new process writes what the old one had not.
+	if n, err := dev2.Write(payload[res.n:]); err != nil || n != len(payload)-res.n {
+		t.Fatalf("rest: %d, %v", n, err)
+	}
+	select {
+	case data := <-got:
+		if !bytes.Equal(data, payload) {
+			i := 0
+			for i < len(data) && i < len(payload) && data[i] == payload[i] {
+				i++
+			}
+			t.Fatalf("the client read %d bytes, first difference at %d (cut at %d)", len(data), i, res.n)
+		}
+	case <-time.After(netTestTimeout):
+		t.Fatal("the client did not get the rest")
 	}
 }

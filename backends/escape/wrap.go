@@ -111,6 +111,16 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return c.dev.Write(p)
 }
 
+// FreezeWrite passes chardev.WriteFreezer on to the device: a Write cut
+// short returns what went out.
+func (c *Conn) FreezeWrite() error { return chardev.FreezeWrite(c.dev) }
+
+// ThawWrite undoes FreezeWrite.
+func (c *Conn) ThawWrite() error {
+	chardev.ThawWrite(c.dev)
+	return nil
+}
+
 // Close closes the device.
 func (c *Conn) Close() error { return c.dev.Close() }
 

@@ -58,7 +58,15 @@ type ServerState struct {
 	PeerSignature string                `json:"peer_signature,omitempty"`
 	DroppedSubneg uint64                `json:"dropped_subneg,omitempty"`
 	BadComPort    uint64                `json:"bad_com_port,omitempty"`
+	// OwedWire is what a write cut short at the cut still owes the
+	// client to complete what it began (half an escape, the rest of a
+	// protocol message); sent before anything else.
+	OwedWire []byte `json:"owed_wire,omitempty"`
 }
+
+// maxOwedWire bounds OwedWire: the tail of one escape or of one protocol
+// message, plus the messages written meanwhile.
+const maxOwedWire = 64 << 10
 
 // Export returns the connection's state. The connection must be stopped
 // at a cut: its last Read returned the conn's deadline error (it is
@@ -66,6 +74,10 @@ type ServerState struct {
 func (s *ServerConn) Export() (ServerState, error) {
 	if n := len(s.data) + len(s.rest); n > 0 || s.held != nil {
 		return ServerState{}, fmt.Errorf("telnet: export: not stopped at a cut (%d bytes read and not yet returned)", n)
+	}
+	owed, ok := s.w.owedBytes()
+	if !ok {
+		return ServerState{}, fmt.Errorf("telnet: export: a write is in progress")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -84,6 +96,7 @@ func (s *ServerConn) Export() (ServerState, error) {
 		PeerSignature: s.peerSig,
 		DroppedSubneg: s.droppedSubneg.Load(),
 		BadComPort:    s.badComPort.Load(),
+		OwedWire:      owed,
 	}
 	if s.breakOn {
 		held := time.Since(s.breakFrom)
@@ -109,6 +122,8 @@ func ParseServerState(doc []byte) (ServerState, error) {
 		return ServerState{}, stateErr("break held %v: negative", *st.BreakHeld)
 	case len(st.PeerSignature) > DefaultMaxSubneg:
 		return ServerState{}, stateErr("peer signature of %d bytes", len(st.PeerSignature))
+	case len(st.OwedWire) > maxOwedWire:
+		return ServerState{}, stateErr("%d bytes owed on the wire, over %d", len(st.OwedWire), maxOwedWire)
 	}
 	if st.Pending != nil {
 		if err := st.Pending.Validate(); err != nil {
@@ -157,6 +172,7 @@ func (s *ServerConn) resume(st ServerState) error {
 	s.peerSig = st.PeerSignature
 	s.droppedSubneg.Store(st.DroppedSubneg)
 	s.badComPort.Store(st.BadComPort)
+	s.w.owed = append([]byte(nil), st.OwedWire...)
 	if st.Pending != nil && s.cfg.RFC2217 {
 		p := *st.Pending
 		s.pending = &p
@@ -179,6 +195,9 @@ type ClientState struct {
 	Modem           chardev.ModemStatus  `json:"modem"`
 	ModemSeen       bool                 `json:"modem_seen,omitempty"`
 	ServerSignature string               `json:"server_signature,omitempty"`
+	// OwedWire is what a write cut short at the cut still owes the
+	// server (see ServerState.OwedWire).
+	OwedWire []byte `json:"owed_wire,omitempty"`
 }
 
 // ParseClientState reads a ClientState document strictly.
@@ -192,6 +211,9 @@ func ParseClientState(doc []byte) (ClientState, error) {
 	}
 	if len(st.ServerSignature) > DefaultMaxSubneg {
 		return ClientState{}, stateErr("server signature of %d bytes", len(st.ServerSignature))
+	}
+	if len(st.OwedWire) > maxOwedWire {
+		return ClientState{}, stateErr("%d bytes owed on the wire, over %d", len(st.OwedWire), maxOwedWire)
 	}
 	return st, nil
 }
@@ -242,6 +264,10 @@ func (c *ClientConn) NetConn() net.Conn { return c.conn }
 // Export returns the connection's state. It must be frozen, and Read must
 // have returned everything decoded before the cut.
 func (c *ClientConn) Export() (ClientState, error) {
+	owed, ok := c.w.owedBytes()
+	if !ok {
+		return ClientState{}, fmt.Errorf("telnet: export: a write is in progress")
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.parked {
@@ -258,6 +284,7 @@ func (c *ClientConn) Export() (ClientState, error) {
 		Modem:           c.modem,
 		ModemSeen:       c.modemSeen,
 		ServerSignature: c.serverSig,
+		OwedWire:        owed,
 	}, nil
 }
 
@@ -280,6 +307,7 @@ func ResumeClient(conn net.Conn, cfg Config, st ClientState) (*ClientConn, error
 	}
 	c.suspended = st.Suspended
 	c.line, c.modem, c.modemSeen, c.serverSig = st.Line, st.Modem, st.ModemSeen, st.ServerSignature
+	c.w.owed = append([]byte(nil), st.OwedWire...)
 	return c, nil
 }
 

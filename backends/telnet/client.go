@@ -37,14 +37,14 @@ type ClientConn struct {
 	conn net.Conn
 	cfg  Config
 
-	writeMu sync.Mutex // serialises writes to conn; never held with mu
-	wbuf    []byte
-	reqMu   sync.Mutex // one RFC 2217 request in flight at a time
+	w     wire       // every write to conn; never held with mu
+	reqMu sync.Mutex // one RFC 2217 request in flight at a time
 
 	mu        sync.Mutex
 	resumed   *sync.Cond
 	neg       *Negotiator
 	suspended bool
+	wfrozen   bool // FreezeWrite: writes stop at once
 	closed    bool
 	changed   chan struct{}            // closed and replaced when answers or options change
 	answers   [ComPurgeData + 1]answer // by command
@@ -97,6 +97,7 @@ func NewClient(conn net.Conn, cfg Config) *ClientConn {
 func newClient(conn net.Conn, cfg Config) *ClientConn {
 	c := &ClientConn{
 		conn:    conn,
+		w:       wire{conn: conn},
 		cfg:     cfg,
 		changed: make(chan struct{}),
 		dataCh:  make(chan []byte, clientQueue),
@@ -158,13 +159,7 @@ func (c *ClientConn) replyTimeout() time.Duration {
 }
 
 func (c *ClientConn) writeRaw(b []byte) error {
-	if len(b) == 0 {
-		return nil
-	}
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	_, err := c.conn.Write(b)
-	return err
+	return c.w.raw(b)
 }
 
 // Read returns data from the server, with the protocol stripped. When
@@ -197,22 +192,40 @@ func (c *ClientConn) Read(p []byte) (int, error) {
 // our output (RFC 2217 FLOWCONTROL-SUSPEND).
 func (c *ClientConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	for c.suspended && !c.closed {
+	for c.suspended && !c.closed && !c.wfrozen {
 		c.resumed.Wait()
 	}
-	closed := c.closed
+	closed, frozen := c.closed, c.wfrozen
 	binary := c.neg.Enabled(Local, OptBinary)
 	c.mu.Unlock()
-	if closed {
+	switch {
+	case closed:
 		return 0, net.ErrClosed
+	case frozen:
+		return 0, os.ErrDeadlineExceeded // see FreezeWrite
 	}
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	c.wbuf = AppendData(c.wbuf[:0], p, binary)
-	if _, err := c.conn.Write(c.wbuf); err != nil {
-		return 0, err
-	}
-	return len(p), nil
+	return c.w.data(p, binary)
+}
+
+// FreezeWrite cuts a Write in progress short, and makes every later one
+// return at once, with os.ErrDeadlineExceeded and the count of bytes that
+// went out (chardev.WriteFreezer); a Write waiting for the server to
+// resume its flow returns too. ThawWrite undoes it.
+func (c *ClientConn) FreezeWrite() error {
+	c.mu.Lock()
+	c.wfrozen = true
+	c.resumed.Broadcast()
+	c.mu.Unlock()
+	return c.conn.SetWriteDeadline(time.Unix(1, 0))
+}
+
+// ThawWrite undoes FreezeWrite.
+func (c *ClientConn) ThawWrite() error {
+	err := c.conn.SetWriteDeadline(time.Time{})
+	c.mu.Lock()
+	c.wfrozen = false
+	c.mu.Unlock()
+	return err
 }
 
 // Close closes the connection and stops the reader.

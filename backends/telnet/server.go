@@ -2,6 +2,7 @@ package telnet
 
 import (
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,14 +75,14 @@ type ServerConn struct {
 
 	greetOnce sync.Once
 	greeted   atomic.Bool // greetOnce has run (for Export)
-	writeMu   sync.Mutex  // serialises writes to conn; never held with mu
-	wbuf      []byte      // guarded by writeMu
+	w         wire        // every write to conn; never held with mu
 
 	mu        sync.Mutex
 	resumed   *sync.Cond // signalled when suspended clears or the conn closes
 	neg       *Negotiator
 	ctl       chardev.Control
 	suspended bool
+	wfrozen   bool // FreezeWrite: writes stop at once
 	closed    bool
 	lineMask  byte
 	modemMask byte
@@ -127,6 +128,7 @@ type toldLine struct {
 func NewServer(conn net.Conn, cfg Config) *ServerConn {
 	s := &ServerConn{
 		conn:      conn,
+		w:         wire{conn: conn},
 		cfg:       cfg,
 		modemMask: 0xff,
 		lastModem: -1,
@@ -249,9 +251,7 @@ func (s *ServerConn) writeRaw(b []byte) {
 	if len(b) == 0 {
 		return
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	_, _ = s.conn.Write(b)
+	_ = s.w.raw(b)
 }
 
 // writeText sends text to the client as data.
@@ -267,22 +267,40 @@ func (s *ServerConn) writeText(text string) {
 func (s *ServerConn) Write(p []byte) (int, error) {
 	s.greet()
 	s.mu.Lock()
-	for s.suspended && !s.closed {
+	for s.suspended && !s.closed && !s.wfrozen {
 		s.resumed.Wait()
 	}
-	closed := s.closed
+	closed, frozen := s.closed, s.wfrozen
 	binary := s.neg.Enabled(Local, OptBinary)
 	s.mu.Unlock()
-	if closed {
+	switch {
+	case closed:
 		return 0, net.ErrClosed
+	case frozen:
+		return 0, os.ErrDeadlineExceeded // see FreezeWrite
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	s.wbuf = AppendData(s.wbuf[:0], p, binary)
-	if _, err := s.conn.Write(s.wbuf); err != nil {
-		return 0, err
-	}
-	return len(p), nil
+	return s.w.data(p, binary)
+}
+
+// FreezeWrite cuts a Write in progress short, and makes every later one
+// return at once, with os.ErrDeadlineExceeded and the count of bytes that
+// went out (chardev.WriteFreezer); a Write waiting for the client to
+// resume its flow returns too. ThawWrite undoes it.
+func (s *ServerConn) FreezeWrite() error {
+	s.mu.Lock()
+	s.wfrozen = true
+	s.resumed.Broadcast()
+	s.mu.Unlock()
+	return s.conn.SetWriteDeadline(time.Unix(1, 0))
+}
+
+// ThawWrite undoes FreezeWrite.
+func (s *ServerConn) ThawWrite() error {
+	err := s.conn.SetWriteDeadline(time.Time{})
+	s.mu.Lock()
+	s.wfrozen = false
+	s.mu.Unlock()
+	return err
 }
 
 // Read returns the client's data. It answers option negotiation and RFC

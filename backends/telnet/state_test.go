@@ -3,11 +3,15 @@ package telnet
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
 )
@@ -273,5 +277,114 @@ func FuzzClientState(f *testing.F) {
 			b.Close()
 			c.Close()
 		}
+	})
+}
+
+// TestWriteCutCarried: a write the peer stopped reading in the middle of
+// is cut (FreezeWrite) anywhere, even inside a doubled IAC or an NVT CR
+// NUL; the connection is carried through JSON and the rest of the data
+// written by the new one: the peer gets exactly the uninterrupted
+// write's bytes. Both sides: a client connected to chartee, and chartee
+// as a client.
+func TestWriteCutCarried(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		p := rapid.SliceOfN(rapid.SampledFrom([]byte{'a', IAC, '\r', '\n', 0}), 1, 40).Draw(t, "p")
+		binary := rapid.Bool().Draw(t, "binary")
+		server := rapid.Bool().Draw(t, "server")
+		want := AppendData(nil, p, binary)
+		k := rapid.IntRange(0, len(want)).Draw(t, "k")
+		var neg NegotiatorState
+		if binary {
+			neg.Options = []OptionState{{Option: OptBinary, Local: "yes"}}
+		}
+		a, b := net.Pipe()
+		defer b.Close()
+		type writer interface {
+			Write([]byte) (int, error)
+			FreezeWrite() error
+			Close() error
+		}
+		resume := func(owed []byte) writer {
+			if server {
+				s, err := ResumeServer(a, Config{}, ServerState{Greeted: true, Negotiation: neg, LastModem: -1, OwedWire: owed})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			c, err := ResumeClient(a, Config{}, ClientState{Negotiation: neg, OwedWire: owed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		export := func(w writer) []byte {
+			var doc []byte
+			if s, ok := w.(*ServerConn); ok {
+				st, err := s.Export()
+				if err != nil {
+					t.Fatal(err)
+				}
+				doc, _ = json.Marshal(st)
+				back, err := ParseServerState(doc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return back.OwedWire
+			}
+			c := w.(*ClientConn)
+			c.mu.Lock()
+			c.parked = true // its reader never started: nothing to stop
+			c.mu.Unlock()
+			st, err := c.Export()
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc, _ = json.Marshal(st)
+			back, err := ParseClientState(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return back.OwedWire
+		}
+		old := resume(nil)
+		type result struct {
+			n   int
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			n, err := old.Write(p)
+			done <- result{n, err}
+		}()
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(b, got[:k]); err != nil {
+			t.Fatal(err)
+		}
+		if err := old.FreezeWrite(); err != nil {
+			t.Fatal(err)
+		}
+		r := <-done
+		if r.err != nil && !errors.Is(r.err, os.ErrDeadlineExceeded) {
+			t.Fatalf("cut write: %v", r.err)
+		}
+		owed := export(old)
+		a.SetWriteDeadline(time.Time{}) // the new process's descriptor
+		next := resume(owed)
+		go func() {
+			n, err := next.Write(p[r.n:])
+			done <- result{n, err}
+		}()
+		if _, err := io.ReadFull(b, got[k:]); err != nil {
+			t.Fatal(err)
+		}
+		if r2 := <-done; r2.err != nil || r2.n != len(p)-r.n {
+			t.Fatalf("rest written: %d, %v", r2.n, r2.err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("cut after %d of %d wire bytes (%d of %d data bytes written, %q owed): peer got %q, want %q",
+				k, len(want), r.n, len(p), owed, got, want)
+		}
+		next.Close()
 	})
 }
