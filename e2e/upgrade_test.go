@@ -213,6 +213,20 @@ func (r *upgradeRig) install(t *testing.T, binary string) {
 	}
 }
 
+// typeAs types line in one of the clients with input, in turn by i:
+// telnet-alice, telnet-bob, the raw typist.
+func (r *upgradeRig) typeAs(t *testing.T, i int, line string) {
+	t.Helper()
+	switch i % 3 {
+	case 0:
+		r.telnets["telnet-alice"].Type(t, line)
+	case 1:
+		r.telnets["telnet-bob"].Type(t, line)
+	default:
+		r.typeLine(t, line)
+	}
+}
+
 // dial connects a raw client and records what it gets.
 func (r *upgradeRig) dial(t *testing.T, name, network, addr string) net.Conn {
 	t.Helper()
@@ -451,6 +465,14 @@ func TestVMUpgrade(t *testing.T) {
 			// time: ctl upgrade naming the binary, ctl upgrade letting the
 			// daemon re-read its own path, SIGUSR2 (its own path too).
 			r.install(t, r.bins[want])
+			// A line typed just before the upgrade, in turn by one of the
+			// telnet clients or the raw one (whose sessions the upgrades
+			// before carried). The counter's tty does not echo and its
+			// shell reads no command until the counter ends; then each
+			// line must run once. (From outside, the line cannot be timed
+			// to be in flight at the cut: it reaches the guest during the
+			// ctl's and the new binary's start, before it.)
+			r.typeAs(t, i, fmt.Sprintf("echo inflight-%d-$((6*7))\r", i+1))
 			how := []string{"ctl upgrade --binary", "ctl upgrade", "SIGUSR2"}[(i/2)%3]
 			when := fmt.Sprintf("upgrade %d (%s -> %s, %s)", i+1, prevVersion, want, how)
 			oldPID := r.c.PID()
@@ -517,8 +539,9 @@ func TestVMUpgrade(t *testing.T) {
 		return
 	}
 
-	// The counter is stopped (^C), then a command typed after the last
-	// upgrade runs in the guest, printing what only its shell computes.
+	// The counter is stopped (^C); the lines typed before the upgrades
+	// run, then a command typed after the last upgrade, each printing
+	// what only the guest's shell computes.
 	// It is typed in a telnet client, whose session (and telnet state)
 	// every upgrade carried.
 	stopAt := r.ref.Len()
@@ -528,6 +551,13 @@ func TestVMUpgrade(t *testing.T) {
 	n := rand.IntN(1 << 30)
 	r.telnets["telnet-alice"].Type(t, fmt.Sprintf("echo marker-%d-$((6*7))\r", n))
 	r.ref.WaitFor(t, fmt.Sprintf("\nmarker-%d-42\r\n", n), promptAt, timeoutLong)
+	// The lines typed just before each upgrade ran once each, before it.
+	for i := range upgradeCount {
+		out := fmt.Sprintf("\ninflight-%d-42\r\n", i+1)
+		if got := bytes.Count(r.ref.Bytes(), []byte(out)); got != 1 {
+			t.Errorf("the line typed before upgrade %d ran %d times, want once", i+1, got)
+		}
+	}
 
 	// Every copy reaches the stream's end and they are all the same.
 	var offset uint64
