@@ -388,3 +388,47 @@ func TestWriteCutCarried(t *testing.T) {
 		next.Close()
 	})
 }
+
+// TestSuspendedWriteCut: a write waiting because the peer suspended our
+// output (RFC 2217 FLOWCONTROL-SUSPEND, carried as state) returns at
+// FreezeWrite having sent nothing, on both sides.
+func TestSuspendedWriteCut(t *testing.T) {
+	for _, server := range []bool{true, false} {
+		a, b := net.Pipe()
+		var w interface {
+			Write([]byte) (int, error)
+			FreezeWrite() error
+			Close() error
+		}
+		var err error
+		if server {
+			w, err = ResumeServer(a, Config{RFC2217: true}, ServerState{Greeted: true, Suspended: true, LastModem: -1})
+		} else {
+			w, err = ResumeClient(a, Config{RFC2217: true}, ClientState{Suspended: true})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			n, err := w.Write([]byte("held"))
+			if n != 0 {
+				err = fmt.Errorf("wrote %d bytes while suspended", n)
+			}
+			done <- err
+		}()
+		if err := w.FreezeWrite(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("server %v: suspended write cut: %v", server, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("server %v: the suspended write did not return at FreezeWrite", server)
+		}
+		b.Close()
+		w.Close()
+	}
+}
