@@ -8,10 +8,12 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"chartee/backends/escape"
 	"chartee/backends/telnet"
 	"chartee/chardev"
 
@@ -458,4 +460,49 @@ func FuzzNetConnState(f *testing.F) {
 			dev.Close()
 		}
 	})
+}
+
+// TestCarryConfigChanged: a carried client whose backend now speaks
+// another protocol is refused, naming both; one whose escape key changed
+// goes on with the new key, its half-typed escape command dropped; a
+// connection whose protocol changed is refused too.
+func TestCarryConfigChanged(t *testing.T) {
+	mk := func(o NetServeOptions) *NetSource {
+		cfg, err := newNetSourceConfig("tcp-listen", &o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &NetSource{cfg: cfg}
+	}
+	telnetSrc := mk(NetServeOptions{Protocol: ProtocolTelnet})
+	stream, err := netWrapServer(newScriptConn(nil, true, false), telnetSrc.cfg.serve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.(*escape.Conn).Read(make([]byte, 1)) // greets, reads EOF
+	doc, err := netExportStream(stream, "p", ProtocolTelnet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	armed := bytes.Replace(doc, []byte(`"key":"^E"`), []byte(`"key":"^E","armed":true`), 1)
+	if _, _, err := mk(NetServeOptions{Protocol: ProtocolRaw}).resumeStream(newScriptConn(nil, true, false), armed); err == nil ||
+		!strings.Contains(err.Error(), "speaks telnet, the backend now raw") {
+		t.Errorf("protocol changed: %v", err)
+	}
+	got, _, err := mk(NetServeOptions{Protocol: ProtocolTelnet, Escape: "^]"}).resumeStream(newScriptConn([][]byte{[]byte("?")}, true, false), armed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if n, _ := got.Read(buf); string(buf[:n]) != "?" {
+		t.Errorf("with a new escape key the old one's half command is dropped: read %q, want the key as data", buf[:n])
+	}
+	if k := got.(chardev.Escaper).EscapeKey(); k != "^]" {
+		t.Errorf("escape key %q", k)
+	}
+	conn := newScriptConn(nil, true, false)
+	if _, err := netResumeConn(conn, []byte(`{"protocol":"raw"}`), "tcp-connect", "x", nil, &NetDialOptions{Protocol: ProtocolRFC2217}); err == nil ||
+		!strings.Contains(err.Error(), "speaks raw, the config now rfc2217") {
+		t.Errorf("connection protocol changed: %v", err)
+	}
 }
