@@ -19,7 +19,7 @@ import (
 func TestUpgradeCarriesWhatAStalledClientOwes(t *testing.T) {
 	f := newFeeder(t)
 	cfg := strings.Replace(teeYAML("t", f.addr(), indent(`- {name: raw, type: tcp-listen, listen: "127.0.0.1:0", on_overflow: block, queue: 64KiB}`)),
-		"drain_timeout: 2s", "drain_timeout: 300ms", 1)
+		"drain_timeout: 2s", "drain_timeout: 50ms", 1)
 	d, _, _ := start(t, parse(t, cfg))
 	tt, _ := d.Tee("t")
 	var addr string
@@ -48,7 +48,19 @@ func TestUpgradeCarriesWhatAStalledClientOwes(t *testing.T) {
 	}
 	fed := make(chan error, 1)
 	go func() { _, err := front.Write(out); fed <- err }()
-	waitFor(t, "the leg to back up", func() bool { l := tt.Stats().Legs[0]; return l.QueueBytes > 0 && l.BytesOut > 1<<20 })
+	// Stalled: bytes queued, and the client's socket taking no more
+	// (nothing written for 100 looks in a row).
+	var last uint64
+	still := 0
+	waitFor(t, "the leg to stall", func() bool {
+		l := tt.Stats().Legs[0]
+		if l.BytesOut != last || l.QueueBytes == 0 {
+			last, still = l.BytesOut, 0
+			return false
+		}
+		still++
+		return still >= 100
+	})
 
 	nd := handOver(t, d, parse(t, cfg))
 	// The old tee stays frozen at the cut: its offset is the cut, its
