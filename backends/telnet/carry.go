@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"time"
+	"unicode/utf8"
 
 	"chartee/chardev"
 )
@@ -55,7 +56,7 @@ type ServerState struct {
 	Told      ToldState      `json:"told"`
 	// Pending is a line change not yet notified.
 	Pending       *chardev.LineSettings `json:"pending,omitempty"`
-	PeerSignature string                `json:"peer_signature,omitempty"`
+	PeerSignature Text                  `json:"peer_signature,omitempty"`
 	DroppedSubneg uint64                `json:"dropped_subneg,omitempty"`
 	BadComPort    uint64                `json:"bad_com_port,omitempty"`
 	// OwedWire is what a write cut short at the cut still owes the
@@ -93,7 +94,7 @@ func (s *ServerConn) Export() (ServerState, error) {
 		DTR: s.dtr, RTS: s.rts,
 		Told: ToldState{Baud: s.told.baud, DataSize: s.told.dataSize, Parity: s.told.parity,
 			StopSize: s.told.stop, Flow: s.told.flow},
-		PeerSignature: s.peerSig,
+		PeerSignature: Text(s.peerSig),
 		DroppedSubneg: s.droppedSubneg.Load(),
 		BadComPort:    s.badComPort.Load(),
 		OwedWire:      owed,
@@ -169,7 +170,7 @@ func (s *ServerConn) resume(st ServerState) error {
 	s.dtr, s.rts = st.DTR, st.RTS
 	s.told = toldLine{baud: st.Told.Baud, dataSize: st.Told.DataSize, parity: st.Told.Parity,
 		stop: st.Told.StopSize, flow: st.Told.Flow}
-	s.peerSig = st.PeerSignature
+	s.peerSig = string(st.PeerSignature)
 	s.droppedSubneg.Store(st.DroppedSubneg)
 	s.badComPort.Store(st.BadComPort)
 	s.w.owed = append([]byte(nil), st.OwedWire...)
@@ -194,7 +195,7 @@ type ClientState struct {
 	Line            chardev.LineSettings `json:"line"`
 	Modem           chardev.ModemStatus  `json:"modem"`
 	ModemSeen       bool                 `json:"modem_seen,omitempty"`
-	ServerSignature string               `json:"server_signature,omitempty"`
+	ServerSignature Text                 `json:"server_signature,omitempty"`
 	// OwedWire is what a write cut short at the cut still owes the
 	// server (see ServerState.OwedWire).
 	OwedWire []byte `json:"owed_wire,omitempty"`
@@ -283,7 +284,7 @@ func (c *ClientConn) Export() (ClientState, error) {
 		Line:            c.line,
 		Modem:           c.modem,
 		ModemSeen:       c.modemSeen,
-		ServerSignature: c.serverSig,
+		ServerSignature: Text(c.serverSig),
 		OwedWire:        owed,
 	}, nil
 }
@@ -306,10 +307,50 @@ func ResumeClient(conn net.Conn, cfg Config, st ClientState) (*ClientConn, error
 		return nil, stateErr("decoder binary mode %v disagrees with the negotiated one", st.Decoder.Binary)
 	}
 	c.suspended = st.Suspended
-	c.line, c.modem, c.modemSeen, c.serverSig = st.Line, st.Modem, st.ModemSeen, st.ServerSignature
+	c.line, c.modem, c.modemSeen, c.serverSig = st.Line, st.Modem, st.ModemSeen, string(st.ServerSignature)
 	c.w.owed = append([]byte(nil), st.OwedWire...)
 	return c, nil
 }
 
 // isFrozenErr reports a read stopped by Freeze.
 func isFrozenErr(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// Text is a peer's free text (an RFC 2217 signature) in a state document:
+// any bytes, which a JSON string would not keep (encoding/json replaces
+// invalid UTF-8 with U+FFFD). Valid UTF-8 is written as a string, anything
+// else as an array of byte values; both are read back.
+type Text string
+
+// MarshalJSON writes t as a string when it is valid UTF-8, else as bytes.
+func (t Text) MarshalJSON() ([]byte, error) {
+	if utf8.ValidString(string(t)) {
+		return json.Marshal(string(t))
+	}
+	vals := make([]int, len(t))
+	for i := range len(t) {
+		vals[i] = int(t[i])
+	}
+	return json.Marshal(vals)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (t *Text) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*t = Text(s)
+		return nil
+	}
+	var vals []int
+	if err := json.Unmarshal(b, &vals); err != nil {
+		return stateErr("text: want a string or an array of bytes")
+	}
+	buf := make([]byte, len(vals))
+	for i, v := range vals {
+		if v < 0 || v > 255 {
+			return stateErr("text: %d is not a byte", v)
+		}
+		buf[i] = byte(v)
+	}
+	*t = Text(buf)
+	return nil
+}

@@ -432,3 +432,29 @@ func TestSuspendedWriteCut(t *testing.T) {
 		w.Close()
 	}
 }
+
+// TestTextKeepsAnyBytes: a signature of any bytes comes back from the
+// state document unchanged (a plain JSON string turns invalid UTF-8 into
+// U+FFFD).
+func TestTextKeepsAnyBytes(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		in := Text(rapid.SliceOfN(rapid.Byte(), 0, 40).Draw(t, "sig"))
+		b, err := json.Marshal(ServerState{PeerSignature: in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back ServerState
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if back.PeerSignature != in {
+			t.Fatalf("signature %q came back as %q (%s)", in, back.PeerSignature, b)
+		}
+	})
+	var back Text
+	for _, bad := range []string{`[256]`, `[-1]`, `{}`, `3`} {
+		if err := json.Unmarshal([]byte(bad), &back); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
