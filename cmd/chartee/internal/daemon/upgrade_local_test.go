@@ -67,6 +67,17 @@ func handOver(t *testing.T, d *Daemon, cfg *config.Config) *Daemon {
 		nd.Shutdown(sctx)
 	})
 	nd.Activate(Upgraded{OldVersion: "old", NewVersion: "new"})
+	// The inherited frontends come up asynchronously once activated; a
+	// freeze refuses a tee whose frontend is not up yet, so the next
+	// handover waits for them.
+	waitFor(t, "the inherited frontends up", func() bool {
+		for _, tt := range nd.Tees() {
+			if !tt.Stats().Frontend.Up {
+				return false
+			}
+		}
+		return true
+	})
 	return nd
 }
 
