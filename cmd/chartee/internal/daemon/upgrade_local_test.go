@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -257,31 +258,7 @@ func TestUpgradeCarriesPtyFrontend(t *testing.T) {
 		return err == nil
 	})
 	defer guest.Close()
-	stop, wait := streamAsync(guest, 0, 3000)
-	defer stop()
-	for i := range 3 {
-		waitFor(t, "output to flow", func() bool {
-			b, _ := out.bytes()
-			return len(b) > (i+1)*300*lineLen
-		})
-		d = handOver(t, d, parse(t, cfg))
-	}
-	n := wait()
-	waitFor(t, "every line at the peer", func() bool {
-		b, _ := out.bytes()
-		return len(b) >= n*lineLen
-	})
-	b, err := out.bytes()
-	if err != nil {
-		t.Fatalf("the backend's connection was closed: %v", err)
-	}
-	checkLines(t, b, 0, n)
-	pc.Write([]byte("typed after the handovers\n"))
-	guest.SetReadDeadline(time.Now().Add(5 * time.Second))
-	got := make([]byte, 26)
-	if _, err := io.ReadFull(guest, got); err != nil || string(got) != "typed after the handovers\n" {
-		t.Fatalf("the program read %q, %v", got, err)
-	}
+	streamAcrossHandovers(t, d, cfg, guest, pc, out)
 }
 
 // TestUpgradeCarriesSerialFrontend: a serial port (here a pty's slave,
@@ -320,7 +297,16 @@ func TestUpgradeCarriesSerialFrontend(t *testing.T) {
 	// a fresh pty's (echo on), not the raw mode chartee sets.
 	tt, _ := d.Tee("console")
 	waitFor(t, "the port to open", func() bool { return tt.Stats().Frontend.Up })
-	stop, wait := streamAsync(device, 0, 3000)
+	streamAcrossHandovers(t, d, cfg, device, pc, out)
+}
+
+// streamAcrossHandovers streams 3,000 lines from dev (the far end of the
+// frontend) through three handovers of d, checks the tcp-connect peer
+// got every line exactly once, then that a line the peer types reaches
+// dev.
+func streamAcrossHandovers(t *testing.T, d *Daemon, cfg string, dev *os.File, pc net.Conn, out *peerReader) {
+	t.Helper()
+	stop, wait := streamAsync(dev, 0, 3000)
 	defer stop()
 	for i := range 3 {
 		waitFor(t, "output to flow", func() bool {
@@ -340,10 +326,10 @@ func TestUpgradeCarriesSerialFrontend(t *testing.T) {
 	}
 	checkLines(t, b, 0, n)
 	pc.Write([]byte("typed after the handovers\n"))
-	device.SetReadDeadline(time.Now().Add(5 * time.Second))
+	dev.SetReadDeadline(time.Now().Add(5 * time.Second))
 	got := make([]byte, 26)
-	if _, err := io.ReadFull(device, got); err != nil || string(got) != "typed after the handovers\n" {
-		t.Fatalf("the device read %q, %v", got, err)
+	if _, err := io.ReadFull(dev, got); err != nil || string(got) != "typed after the handovers\n" {
+		t.Fatalf("the far end read %q, %v", got, err)
 	}
 }
 
