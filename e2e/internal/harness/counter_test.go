@@ -103,6 +103,12 @@ func TestCheckCounterProperty(t *testing.T) {
 			bad = s[:starts[k]] + line + s[starts[k]:]
 		case 2: // one byte lost
 			j := rapid.IntRange(0, len(line)-1).Draw(rt, "byte")
+			if end := starts[k] + len(line); j == len(line)-1 && end < len(s) && s[end] == line[j] {
+				// Losing the line's last byte when the noise after it
+				// starts with the same byte gives the intact stream
+				// with that noise byte lost: nothing to find.
+				rt.Skip("the lost byte is the same as the noise byte after it")
+			}
 			bad = s[:starts[k]+j] + s[starts[k]+j+1:]
 		}
 		got, err = CheckCounter([]byte(bad), strict)
