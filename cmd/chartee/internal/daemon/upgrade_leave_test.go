@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -78,7 +77,7 @@ ssh:
 	if err != nil {
 		t.Fatal(err)
 	}
-	term := &lockedBuf{}
+	term := &logBuf{}
 	sess.Stdout = term
 	if err := sess.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
 		t.Fatal(err)
@@ -156,23 +155,6 @@ func collect(c io.ReadCloser) *client {
 		}
 	}()
 	return cl
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // writeTestCert writes a self-signed certificate for 127.0.0.1.
