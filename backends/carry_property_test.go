@@ -260,9 +260,10 @@ func (c *propControl) ModemStatus() (chardev.ModemStatus, error) {
 func TestCarriedServerStreamProperty(t *testing.T) {
 	for _, proto := range []string{ProtocolTelnet, ProtocolRFC2217} {
 		t.Run(proto, func(t *testing.T) {
-			// RFC 2217 without an escape key, as by default: a client
-			// that suspended our output would block an escape command's
-			// answer.
+			// RFC 2217 without an escape key, as by default: an escape
+			// command's answer to a client that suspended our output is
+			// written later, by a goroutine of its own, and is not carried
+			// (escape.Conn.say).
 			esc := map[string]string{ProtocolTelnet: "^E", ProtocolRFC2217: "none"}[proto]
 			cfg, err := newNetSourceConfig("tcp-listen", &NetServeOptions{Protocol: proto, Control: true, Escape: esc, Banner: "hi\r\n"})
 			if err != nil {

@@ -39,8 +39,10 @@ type Conn struct {
 
 	writeMu sync.Mutex
 
-	mu  sync.Mutex
-	ctl chardev.Control
+	mu        sync.Mutex
+	ctl       chardev.Control
+	answers   [][]byte // queued while the client suspended output (say)
+	answering bool     // a writeAnswers goroutine runs
 
 	// Read side, used only by the goroutine calling Read.
 	m    Machine
@@ -230,11 +232,72 @@ func (c *Conn) run(cmd Command) {
 	}
 }
 
-// say writes a message to this client alone, on lines of its own.
+// maxAnswers bounds the answers waiting for a client that suspended its
+// output: it gets the first ones when it resumes; the rest are dropped.
+const maxAnswers = 16
+
+// outputSuspender is a device whose client can suspend our output (an
+// RFC 2217 client's FLOWCONTROL-SUSPEND); its Write waits for the resume.
+type outputSuspender interface {
+	OutputSuspended() bool
+}
+
+// say writes a message to this client alone, on lines of its own. It
+// runs on the reader. While the client's output is suspended the reader
+// must not wait for it, as the resume comes through this very reader: the
+// answer is queued instead, for a goroutine of its own to write once the
+// client resumes (and later answers queue behind it, in order). Lost
+// if the connection closes or is handed to a new process first.
 func (c *Conn) say(msg string) {
 	msg = strings.ReplaceAll(strings.TrimRight(msg, "\r\n"), "\r\n", "\n")
 	msg = strings.ReplaceAll(msg, "\n", "\r\n")
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	_, _ = c.dev.Write([]byte("\r\n[chartee] " + msg + "\r\n"))
+	answer := []byte("\r\n[chartee] " + msg + "\r\n")
+	c.mu.Lock()
+	if !c.answering && !suspended(c.dev) {
+		c.mu.Unlock()
+		c.writeMu.Lock()
+		defer c.writeMu.Unlock()
+		_, _ = c.dev.Write(answer)
+		return
+	}
+	defer c.mu.Unlock()
+	if len(c.answers) >= maxAnswers {
+		return
+	}
+	c.answers = append(c.answers, answer)
+	if !c.answering {
+		c.answering = true
+		go c.writeAnswers()
+	}
+}
+
+func suspended(dev chardev.Chardev) bool {
+	s, ok := dev.(outputSuspender)
+	return ok && s.OutputSuspended()
+}
+
+// writeAnswers writes the queued answers in order, then ends. A failed
+// write (the connection closed or frozen for an upgrade) drops the rest.
+func (c *Conn) writeAnswers() {
+	for {
+		c.mu.Lock()
+		if len(c.answers) == 0 {
+			c.answering = false
+			c.mu.Unlock()
+			return
+		}
+		a := c.answers[0]
+		c.answers = c.answers[1:]
+		c.mu.Unlock()
+		c.writeMu.Lock()
+		_, err := c.dev.Write(a)
+		c.writeMu.Unlock()
+		if err != nil {
+			c.mu.Lock()
+			c.answers = nil
+			c.answering = false
+			c.mu.Unlock()
+			return
+		}
+	}
 }

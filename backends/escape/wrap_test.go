@@ -252,3 +252,56 @@ func TestWrapTelnetServer(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A client that suspended its output (RFC 2217 FLOWCONTROL-SUSPEND) and
+// then types an escape command still has its input read: the answer waits
+// for the resume, the reader does not. (The reader once wrote the answer
+// itself, and waited forever for a resume that only it could read.)
+func TestWrapAnswerWaitsForResumeNotTheReader(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := telnet.NewServer(conn, telnet.Config{RFC2217: true})
+	w := Wrap(srv, 0x1d)
+	w.(chardev.ControlAware).SetControl(&fakeControl{})
+	got := readAll(w)
+	defer func() {
+		w.Close()
+		<-got.done
+	}()
+
+	const iac, sb, se, will, comPort = 0xff, 0xfa, 0xf0, 0xfb, 44
+	suspend := []byte{iac, sb, comPort, telnet.ComFlowSuspend, iac, se}
+	resume := []byte{iac, sb, comPort, telnet.ComFlowResume, iac, se}
+	typed := append([]byte{iac, will, comPort}, suspend...)
+	typed = append(typed, "\x1dsafter"...)
+	if _, err := client.Write(typed); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the data typed after the command", func() bool { return got.String() == "after" })
+
+	if _, err := client.Write(resume); err != nil {
+		t.Fatal(err)
+	}
+	var answer []byte
+	buf := make([]byte, 512)
+	client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for !bytes.Contains(answer, []byte("legs: 2")) {
+		n, err := client.Read(buf)
+		if err != nil {
+			t.Fatalf("reading the status after the resume: %v (got %q)", err, answer)
+		}
+		answer = append(answer, buf[:n]...)
+	}
+}

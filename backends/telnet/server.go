@@ -262,6 +262,14 @@ func (s *ServerConn) writeText(text string) {
 	s.writeRaw(AppendData(nil, []byte(text), binary))
 }
 
+// OutputSuspended reports whether the client has suspended our output
+// (RFC 2217 FLOWCONTROL-SUSPEND), so that Write waits for its resume.
+func (s *ServerConn) OutputSuspended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.suspended && !s.closed && !s.wfrozen
+}
+
 // Write sends p to the client with IAC escaped. It waits while the client
 // has suspended output (RFC 2217 FLOWCONTROL-SUSPEND).
 func (s *ServerConn) Write(p []byte) (int, error) {
