@@ -65,7 +65,21 @@ type upgrader struct {
 	log       *slog.Logger
 	listeners []carried
 	mu        sync.Mutex // one upgrade at a time
+	getpid    func() int // os.Getpid when nil
 }
+
+func (u *upgrader) pid() int {
+	if u.getpid != nil {
+		return u.getpid()
+	}
+	return os.Getpid()
+}
+
+// pidOneRefusal is why a daemon that is PID 1 does not upgrade: the old
+// process exits at the commit, and PID 1's exit ends its PID namespace
+// (the container), new process and all.
+const pidOneRefusal = "upgrade: refused, nothing changed: chartee runs as PID 1 (a container's init), " +
+	"and PID 1's exit stops the container; run it under an init (docker run --init, tini) to upgrade in place"
 
 // upgrade starts binary ("" is our own path, re-read from disk) with our
 // listeners and state, and commits once it is ready. On success the old
@@ -81,6 +95,10 @@ func (u *upgrader) upgrade(ctx context.Context, req api.UpgradeRequest) (api.Upg
 			Message: "upgrade: another upgrade is running"}
 	}
 	defer u.mu.Unlock()
+	if u.pid() == 1 {
+		u.log.Warn("upgrade refused: this process is PID 1")
+		return api.UpgradeReport{}, nil, &api.Error{Code: api.CodeUpgradeRefused, Status: 409, Message: pidOneRefusal}
+	}
 	if blockers := u.d.UpgradeBlockers(); len(blockers) > 0 {
 		u.log.Warn("upgrade refused: something cannot be carried to the new binary", "blockers", blockers)
 		return api.UpgradeReport{}, nil, &api.Error{Code: api.CodeUpgradeRefused, Status: 409,

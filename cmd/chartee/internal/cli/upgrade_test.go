@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"chartee/cmd/chartee/internal/api"
 )
 
 // TestUpgradeRefusedKeepsClients: a daemon whose tees cannot be carried
@@ -150,4 +155,19 @@ func TestUpgradeReportsThePause(t *testing.T) {
 		t.Fatalf("the client was disconnected: %v", err)
 	}
 	checkCounter(t, "client", s)
+}
+
+// TestUpgradeRefusedAsPIDOne: as a container's init, the daemon refuses
+// to upgrade, saying why, before it looks at anything else: the old
+// process's exit at the commit would stop the container.
+func TestUpgradeRefusedAsPIDOne(t *testing.T) {
+	u := &upgrader{log: slog.New(slog.DiscardHandler), getpid: func() int { return 1 }}
+	_, exit, err := u.upgrade(context.Background(), api.UpgradeRequest{})
+	if err == nil || exit != nil {
+		t.Fatalf("upgrade as PID 1: err %v, exit %v; want a refusal", err, exit != nil)
+	}
+	var aerr *api.Error
+	if !errors.As(err, &aerr) || aerr.Code != api.CodeUpgradeRefused || !strings.Contains(aerr.Message, "runs as PID 1") {
+		t.Fatalf("upgrade as PID 1: %v, want %s saying it runs as PID 1", err, api.CodeUpgradeRefused)
+	}
 }
