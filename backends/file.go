@@ -367,6 +367,13 @@ func (f *File) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+var _ chardev.InputRecorderToggle = (*File)(nil)
+
+// RecordsInput is false for a direction:out capture: the engine then
+// gives it no input at all (chardev.InputRecorderToggle), and typing does
+// not wake its writer.
+func (f *File) RecordsInput() bool { return f.spec.Direction != FileOut }
+
 // RecordInput records bytes typed into the frontend; a direction:out
 // capture ignores them.
 func (f *File) RecordInput(p []byte) error {

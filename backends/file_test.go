@@ -153,6 +153,10 @@ func TestFileDirections(t *testing.T) {
 			if got := fileMustRead(t, path); got != want {
 				t.Fatalf("file %q, want %q", got, want)
 			}
+			// The engine gives input only to a capture that records it.
+			if got := chardev.RecordsInput(f); got != (dir != FileOut) {
+				t.Fatalf("RecordsInput %v for direction %s", got, dir)
+			}
 		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"go.bug.st/serial"
 	"golang.org/x/sys/unix"
 
+	"chartee/backends/internal/rawio"
 	"chartee/backends/internal/tty"
 	"chartee/chardev"
 )
@@ -165,8 +166,54 @@ type Serial struct {
 	// (an upgrade only continues a port whose config has not changed).
 	opened chardev.LineSettings
 
+	// raw reads the port and tries writes with raw system calls (see
+	// package rawio); made once, by the first Read or TryWrite.
+	raw     *rawio.FD
+	rawOnce sync.Once
+	rawErr  error
+
 	closeOnce sync.Once
 	closeErr  error
+}
+
+var _ chardev.NonBlockingWriter = (*Serial)(nil)
+
+// TryWrite writes what the port takes at once, without waiting
+// (chardev.NonBlockingWriter): the engine writes a typed key with it from
+// the leg that read it, without waking its input writer.
+func (s *Serial) TryWrite(p []byte) (int, error) {
+	raw, err := s.rawFD()
+	if err == nil {
+		var n int
+		n, err = raw.TryWrite(p)
+		if err == nil {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("serial: write %s: %w", s.path, s.closedErr(err))
+}
+
+func (s *Serial) rawFD() (*rawio.FD, error) {
+	s.rawOnce.Do(func() {
+		rc, err := s.f.SyscallConn()
+		if err != nil {
+			s.rawErr = err
+			return
+		}
+		s.raw = rawio.New(rc)
+	})
+	return s.raw, s.rawErr
+}
+
+// closedErr is err, or os.ErrClosed once the port is closed (the poller
+// reports a closed descriptor with an error of its own).
+func (s *Serial) closedErr(err error) error {
+	select {
+	case <-s.done:
+		return os.ErrClosed
+	default:
+		return err
+	}
 }
 
 // OpenSerial opens and configures the port spec describes.
@@ -273,8 +320,13 @@ func (s *Serial) Describe() string {
 // plain io.EOF: a serial port has no end of stream, so the engine should
 // treat it as a failure and reopen the path when it comes back.
 func (s *Serial) Read(p []byte) (int, error) {
-	n, err := s.f.Read(p)
+	raw, err := s.rawFD()
+	n := 0
+	if err == nil {
+		n, err = raw.Read(p)
+	}
 	if err != nil {
+		err = s.closedErr(err)
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			// Nothing but Freeze sets a read deadline.

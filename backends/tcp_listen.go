@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"chartee/backends/escape"
+	"chartee/backends/internal/rawio"
 	"chartee/chardev"
 )
 
@@ -395,13 +396,8 @@ type NetClient struct {
 	// raw is the socket itself when the protocol layer is nothing (raw,
 	// no TLS, no escape): TryWrite writes to it without waiting. Set
 	// before ready.
-	raw syscall.RawConn
-	try struct { // TryWrite's attempt, reused (the engine serialises it)
-		p   []byte
-		n   int
-		err error
-		fn  func(uintptr) bool
-	}
+	// It is read with raw system calls too (package rawio).
+	raw *rawio.FD
 
 	mu     sync.Mutex
 	stream chardev.Chardev // protocol layer over conn; nil until started
@@ -466,7 +462,12 @@ func (c *NetClient) Read(p []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := stream.Read(p)
+	var n int
+	if c.raw != nil {
+		n, err = c.raw.Read(p)
+	} else {
+		n, err = stream.Read(p)
+	}
 	if n > 0 {
 		c.touch()
 	}
@@ -515,21 +516,7 @@ func (c *NetClient) TryWrite(p []byte) (int, error) {
 	if c.raw == nil {
 		return 0, errNoTryWrite
 	}
-	// The engine never calls TryWrite concurrently: the attempt's state
-	// lives in the client, so the bound callback allocates nothing.
-	c.try.p = p
-	if c.try.fn == nil {
-		c.try.fn = c.tryFd
-	}
-	err := c.raw.Write(c.try.fn)
-	n, werr := max(c.try.n, 0), c.try.err
-	c.try.p, c.try.err = nil, nil
-	if werr == syscall.EAGAIN || werr == syscall.EINTR {
-		werr = nil
-	}
-	if err == nil {
-		err = werr
-	}
+	n, err := c.raw.TryWrite(p)
 	if n > 0 {
 		c.touch()
 	}
@@ -537,12 +524,6 @@ func (c *NetClient) TryWrite(p []byte) (int, error) {
 		return n, c.streamError(err)
 	}
 	return n, nil
-}
-
-// tryFd is TryWrite's one write attempt on the socket.
-func (c *NetClient) tryFd(fd uintptr) bool {
-	c.try.n, c.try.err = syscall.Write(int(fd), c.try.p)
-	return true // one attempt: never wait for the socket
 }
 
 // started runs the client's start once and returns its protocol stream.
@@ -586,7 +567,7 @@ func (c *NetClient) install(stream chardev.Chardev) {
 	c.stream = stream
 	if sc, ok := stream.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			c.raw = rc
+			c.raw = rawio.New(rc)
 		}
 	}
 	c.ready.Store(true)

@@ -80,6 +80,31 @@ type InputRecorder interface {
 	RecordInput(p []byte) error
 }
 
+// InputRecorderToggle is implemented by an InputRecorder whose
+// configuration may record no input at all (a capture file with direction
+// out). The engine asks once, when the device is attached, and hands no
+// input to a device that says false: typing then never wakes that leg's
+// writer (which would also write its coalesced output at once, for every
+// key).
+type InputRecorderToggle interface {
+	RecordsInput() bool
+}
+
+// RecordsInput reports whether dev wants the input typed into the
+// frontend: it is an InputRecorder or AttributedInputRecorder that does
+// not say otherwise (InputRecorderToggle).
+func RecordsInput(dev any) bool {
+	_, plain := dev.(InputRecorder)
+	_, attributed := dev.(AttributedInputRecorder)
+	if !plain && !attributed {
+		return false
+	}
+	if t, ok := dev.(InputRecorderToggle); ok {
+		return t.RecordsInput()
+	}
+	return true
+}
+
 // Reopener is implemented by devices that can reopen what they write to
 // (a capture file moved away by logrotate; SIGUSR1).
 type Reopener interface {

@@ -27,6 +27,9 @@ type frontendState struct {
 	current    int // index in candidates of the device in use
 	lastErr    string
 	line       lineState
+	// noTry is the generation of a device whose TryWrite said it cannot
+	// after all (ErrUnsupported): input to it goes through the writer.
+	noTry uint64
 
 	bytesOut   atomic.Uint64
 	bytesIn    atomic.Uint64

@@ -116,6 +116,10 @@ func (t *Tee) acceptInput(l *leg, c *chunk) {
 		t.inChunks.release(c)
 		return
 	}
+	// Looked up before the input lock (the frontend lock is never taken
+	// inside it); a device swapped meanwhile fails the attempt, and the
+	// input writer then writes the chunk to the new one.
+	nbw, gen := t.frontendTryWriter()
 	m.mu.Lock()
 	now := time.Now()
 	if m.mode == Exclusive {
@@ -164,10 +168,93 @@ func (t *Tee) acceptInput(l *leg, c *chunk) {
 	}
 	m.bytes += int(n) // not len(c.b): a merged c is back in the pool
 	m.queued += n
-	m.ready.Signal()
+	inline := nbw != nil && m.inlineOKLocked(t)
+	if !inline {
+		m.ready.Signal()
+	}
 	m.mu.Unlock()
 	l.c.in.Add(n)
 	l.backend.c.in.Add(n)
+	if inline {
+		t.writeInputInline(nbw, gen)
+	}
+}
+
+// frontendTryWriter is the frontend device and its generation when it can
+// take a write without waiting (chardev.NonBlockingWriter), else nil.
+func (t *Tee) frontendTryWriter() (chardev.NonBlockingWriter, uint64) {
+	f := &t.front
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.dev == nil || f.noTry == f.gen {
+		return nil, 0
+	}
+	w, ok := f.dev.(chardev.NonBlockingWriter)
+	if !ok {
+		return nil, 0
+	}
+	return w, f.gen
+}
+
+// inlineOKLocked reports whether the leg reader that just queued the only
+// input chunk may write it to the frontend itself (writeInputInline)
+// instead of waking the input writer: nothing else is queued or being
+// written, no cut, no pacing. It then takes the writer's token (writing),
+// so the input writer waits until it is done.
+func (m *inputMerge) inlineOKLocked(t *Tee) bool {
+	if m.q.len() != 1 || m.writing || m.cut || m.closed || t.pacing.Load() != nil {
+		return false
+	}
+	m.writing = true
+	return true
+}
+
+// writeInputInline is a leg reader writing the input chunk it just queued
+// to the frontend with one non-blocking attempt (inlineOKLocked said it
+// may): a typed key reaches the device without a hand-off to the input
+// writer goroutine, one thread wake-up less per keystroke. What the device
+// does not take at once, and any error, is left queued for the input
+// writer, which writes it (waiting as long as it takes) and handles a
+// failed frontend as always: a leg reader never waits for the frontend.
+// The chunk is recorded once, before the write, as the writer does.
+func (t *Tee) writeInputInline(w chardev.NonBlockingWriter, gen uint64) {
+	m := &t.input
+	m.mu.Lock()
+	head := m.q.front()
+	b := head.bytes()
+	record := head.c.b[m.recorded:]
+	from := head.c.from
+	m.recorded = len(head.c.b)
+	m.mu.Unlock()
+
+	t.recordInput(from, record)
+	n, err := w.TryWrite(b)
+	if chardev.IsUnsupported(err) {
+		f := &t.front
+		f.mu.Lock()
+		f.noTry = gen // the input writer writes to this device from now on
+		f.mu.Unlock()
+	}
+
+	m.mu.Lock()
+	m.writing = false
+	if n > 0 {
+		s := m.q.front()
+		s.skip += n
+		m.bytes -= n
+		m.consume(n)
+		if s.skip == len(s.c.b) {
+			t.inChunks.release(m.q.pop().c)
+			m.recorded = 0
+		}
+	}
+	if m.q.len() > 0 || m.closed {
+		m.ready.Signal() // the rest, or a close waiting for the token
+	}
+	m.mu.Unlock()
+	if n > 0 {
+		t.front.bytesIn.Add(uint64(n))
+	}
 }
 
 // smallInput is the largest read appendableTailLocked merges: a quarter
@@ -208,7 +295,9 @@ func (t *Tee) frontendWriteLoop() {
 	m := &t.input
 	for {
 		m.mu.Lock()
-		for (m.q.len() == 0 || m.cut) && !m.closed {
+		// writing: a leg reader is writing the head chunk inline
+		// (writeInputInline); it signals when it is done.
+		for ((m.q.len() == 0 || m.cut) && !m.closed) || m.writing {
 			m.ready.Wait()
 		}
 		if m.closed {

@@ -124,11 +124,9 @@ func newLeg(t *Tee, b *backend, dev chardev.Chardev, opts LegOptions, at uint64)
 	if p, ok := dev.(chardev.Peer); ok {
 		l.peer = p.Peer()
 	}
-	if r, ok := dev.(chardev.InputRecorder); ok {
-		l.recorder = r
-	}
-	if r, ok := dev.(chardev.AttributedInputRecorder); ok {
-		l.attributed = r
+	if chardev.RecordsInput(dev) {
+		l.recorder, _ = dev.(chardev.InputRecorder)
+		l.attributed, _ = dev.(chardev.AttributedInputRecorder)
 	}
 	l.ident = chardev.IdentityOf(dev)
 	if o, ok := dev.(chardev.LineObserver); ok {

@@ -138,7 +138,16 @@ func (d *Daemon) hookTees() {
 	}
 }
 
+// Without an audit log a tee has no input hook at all: a hook costs each
+// keystroke a copy and a goroutine start (see tee.SetInputHook), which was
+// measurable in the keystroke round trip (docs/ENGINE.md, third pass).
+// Reloads and tee starts are serialised (opMu) and applyAccess rehooks
+// every tee after the audit log changes, so no tee misses one.
 func (d *Daemon) hookTee(t *tee.Tee) {
+	if d.Audit() == nil {
+		t.SetInputHook(nil)
+		return
+	}
 	name := t.Name()
 	t.SetInputHook(func(who chardev.InputAuthor, p []byte) { d.Audit().Input(name, who, p) })
 }

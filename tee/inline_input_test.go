@@ -1,0 +1,215 @@
+package tee
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"chartee/chardev"
+	"chartee/chardev/memdev"
+)
+
+// tryFront is a memdev frontend that can also try a write without waiting
+// (a serial port): TryWrite takes 0 to 3 bytes in turn, so a typed chunk
+// goes all inline, partly inline and partly by the input writer, or all
+// by the writer. unsupported makes it answer ErrUnsupported instead.
+type tryFront struct {
+	*memdev.Device
+	mu          sync.Mutex
+	turn        int
+	unsupported bool
+	tries       atomic.Int64
+	took        atomic.Int64
+}
+
+func (d *tryFront) TryWrite(p []byte) (int, error) {
+	d.tries.Add(1)
+	if d.unsupported {
+		return 0, fmt.Errorf("try: %w", chardev.ErrUnsupported)
+	}
+	d.mu.Lock()
+	k := min(d.turn%4, len(p))
+	d.turn++
+	d.mu.Unlock()
+	if k == 0 {
+		return 0, nil
+	}
+	n, err := d.Device.Write(p[:k])
+	d.took.Add(int64(n))
+	return n, err
+}
+
+var _ chardev.NonBlockingWriter = (*tryFront)(nil)
+
+// typeTokens has each of legs type count tokens ("a0001|"), one read
+// each, all legs at once; it returns every token typed.
+func typeTokens(t *testing.T, legs []*memdev.Device, count int) []string {
+	t.Helper()
+	var wg sync.WaitGroup
+	var all []string
+	var mu sync.Mutex
+	for i, d := range legs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range count {
+				tok := fmt.Sprintf("%c%04d|", 'a'+i, k)
+				mu.Lock()
+				all = append(all, tok)
+				mu.Unlock()
+				d.Feed([]byte(tok))
+				if !d.WaitFed(10 * time.Second) {
+					t.Errorf("leg %d: token %d never read", i, k)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return all
+}
+
+// checkTokens: the frontend got every token once and whole, each leg's
+// in the order it typed them.
+func checkTokens(t *testing.T, got []byte, typed []string, legs int) {
+	t.Helper()
+	toks := strings.Split(strings.TrimSuffix(string(got), "|"), "|")
+	if len(toks) != len(typed) {
+		t.Fatalf("frontend got %d tokens, %d typed", len(toks), len(typed))
+	}
+	next := make([]int, legs)
+	for _, tok := range toks {
+		var leg rune
+		var k int
+		if _, err := fmt.Sscanf(tok, "%c%04d", &leg, &k); err != nil || len(tok) != 5 {
+			t.Fatalf("token %q broken up (input from two legs interleaved inside a chunk?)", tok)
+		}
+		i := int(leg - 'a')
+		if i < 0 || i >= legs || k != next[i] {
+			t.Fatalf("token %q out of order: want leg %c's %d", tok, leg, next[i])
+		}
+		next[i]++
+	}
+}
+
+// TestInlineInputKeepsTheInputExact: typed chunks written by the leg
+// readers themselves (whole, in part, or not at all when the frontend
+// would block) and by the input writer reach the frontend once, whole,
+// and in each leg's order.
+func TestInlineInputKeepsTheInputExact(t *testing.T) {
+	front := &tryFront{Device: memdev.New("front")}
+	h2 := newHarness(t, Options{Frontend: memdev.Opener(nil, front)})
+	legs := []*memdev.Device{
+		h2.attach("a", LegOptions{Input: true}),
+		h2.attach("b", LegOptions{Input: true}),
+		h2.attach("c", LegOptions{Input: true}),
+	}
+	typed := typeTokens(t, legs, 200)
+	total := 0
+	for _, tok := range typed {
+		total += len(tok)
+	}
+	if !front.WaitWritten(total, 10*time.Second) {
+		t.Fatalf("frontend got %d of %d bytes", front.WrittenLen(), total)
+	}
+	checkTokens(t, front.Written(), typed, len(legs))
+	if front.tries.Load() == 0 || front.took.Load() == 0 || front.took.Load() == int64(total) {
+		t.Fatalf("inline tries %d took %d of %d: not both paths exercised", front.tries.Load(), front.took.Load(), total)
+	}
+	eventually(t, "stats to count the input", func() bool {
+		return h2.tee.Stats().Frontend.BytesIn == uint64(total)
+	})
+}
+
+// TestInlineInputUnsupportedFallsBack: a frontend that says it cannot try
+// a write after all is asked once; the input writer writes everything.
+func TestInlineInputUnsupportedFallsBack(t *testing.T) {
+	front := &tryFront{Device: memdev.New("front"), unsupported: true}
+	h := newHarness(t, Options{Frontend: memdev.Opener(nil, front)})
+	d := h.attach("a", LegOptions{Input: true})
+	typed := typeTokens(t, []*memdev.Device{d}, 50)
+	total := 5 * len(typed)
+	if !front.WaitWritten(total, 10*time.Second) {
+		t.Fatalf("frontend got %d of %d bytes", front.WrittenLen(), total)
+	}
+	checkTokens(t, front.Written(), typed, 1)
+	if n := front.tries.Load(); n != 1 {
+		t.Fatalf("TryWrite called %d times after ErrUnsupported, want 1", n)
+	}
+}
+
+// tryEchoFront is echoFront that can also try a write: the key typed goes
+// inline from the leg reader.
+type tryEchoFront struct {
+	echoFront
+	tries atomic.Int64
+}
+
+func (e *tryEchoFront) TryWrite(p []byte) (int, error) {
+	e.tries.Add(1)
+	e.Feed(p)
+	return e.Device.Write(p)
+}
+
+// TestInlineInputRecordedBeforeItsEcho: a key written inline by its leg's
+// reader is recorded before the echo it causes, as by the input writer.
+func TestInlineInputRecordedBeforeItsEcho(t *testing.T) {
+	front := &tryEchoFront{echoFront: echoFront{memdev.New("front")}}
+	h := newHarness(t, Options{Frontend: memdev.Opener(nil, front)})
+	rec := newDirLog()
+	if err := h.tee.Attach(context.Background(), "cap", LegOptions{}, memdev.Opener(nil, rec)); err != nil {
+		t.Fatal(err)
+	}
+	typist := h.attach("kbd", LegOptions{Input: true})
+	keys := "abcdefghijklmnop"
+	for i := range len(keys) {
+		typist.Feed([]byte{keys[i]})
+		eventually(t, "the echo captured", func() bool { return strings.Count(rec.direction("o"), keys[i:i+1]) == 1 })
+	}
+	log := rec.entries()
+	for i := range len(keys) {
+		k := keys[i : i+1]
+		in := slices.IndexFunc(log, func(e string) bool { return e[0] == 'i' && strings.Contains(e[1:], k) })
+		out := slices.IndexFunc(log, func(e string) bool { return e[0] == 'o' && strings.Contains(e[1:], k) })
+		if in < 0 || in > out {
+			t.Fatalf("key %q: input at %d, echo at %d in %q", k, in, out, log)
+		}
+	}
+	if got := rec.direction("i"); got != keys {
+		t.Fatalf("input recorded %q, want %q", got, keys)
+	}
+	if front.tries.Load() == 0 {
+		t.Fatal("no key went inline")
+	}
+}
+
+// outOnlyLog is an input recorder configured to record no input (a
+// direction:out capture file).
+type outOnlyLog struct{ *dirLog }
+
+func (outOnlyLog) RecordsInput() bool { return false }
+
+var _ chardev.InputRecorderToggle = outOnlyLog{}
+
+// TestRecorderThatRecordsNoInputGetsNone: a device that says it records
+// no input is given none (typing does not wake its writer); its output
+// is written as usual.
+func TestRecorderThatRecordsNoInputGetsNone(t *testing.T) {
+	front := echoFront{memdev.New("front")}
+	h := newHarness(t, Options{Frontend: memdev.Opener(nil, front)})
+	rec := outOnlyLog{newDirLog()}
+	if err := h.tee.Attach(context.Background(), "cap", LegOptions{}, memdev.Opener(nil, rec)); err != nil {
+		t.Fatal(err)
+	}
+	typist := h.attach("kbd", LegOptions{Input: true})
+	typist.Feed([]byte("xyz"))
+	eventually(t, "the echo captured", func() bool { return rec.direction("o") == "xyz" })
+	if got := rec.direction("i"); got != "" {
+		t.Fatalf("input recorded %q by a recorder that records none", got)
+	}
+}
