@@ -318,10 +318,24 @@ func (s *NetSource) resumeStream(conn net.Conn, doc []byte) (chardev.Chardev, st
 }
 
 // Freeze makes Read return chardev.ErrFrozen until Thaw.
-func (c *NetClient) Freeze() error { return c.conn.SetReadDeadline(netPast) }
+// A reader waiting without a goroutine (WaitReadable) is woken to read,
+// after the deadline is set, so that it parks like the others.
+func (c *NetClient) Freeze() error {
+	c.mu.Lock()
+	c.rfrozen = true
+	c.mu.Unlock()
+	err := c.conn.SetReadDeadline(netPast)
+	c.wakeReader()
+	return err
+}
 
 // Thaw undoes Freeze.
-func (c *NetClient) Thaw() error { return c.conn.SetReadDeadline(time.Time{}) }
+func (c *NetClient) Thaw() error {
+	c.mu.Lock()
+	c.rfrozen = false
+	c.mu.Unlock()
+	return c.conn.SetReadDeadline(time.Time{})
+}
 
 // FreezeWrite cuts a write in progress short (a write deadline in the
 // past): it returns how many bytes went out. Raw, or through telnet and

@@ -39,6 +39,7 @@ var (
 	_ chardev.Describer    = (*NetClient)(nil)
 	_ chardev.ControlAware = (*NetClient)(nil)
 	_ chardev.LineObserver = (*NetClient)(nil)
+	_ chardev.ReadWaiter   = (*NetClient)(nil)
 )
 
 // TCPListenSpec configures tcp-listen: a TCP port where every client that
@@ -405,7 +406,13 @@ type NetClient struct {
 	ctl    chardev.Control
 	line   *chardev.LineSettings
 	closed bool
-	killed error // why the source closed the client
+	// rfrozen: Freeze stopped reads, so the reader must read (and
+	// park) instead of waiting (WaitReadable).
+	rfrozen bool
+	killed  error // why the source closed the client
+	// rwait is the token of the reader's pending WaitReadable (stale
+	// once it fired; cancelling a stale token does nothing).
+	rwait uint64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -524,6 +531,39 @@ func (c *NetClient) TryWrite(p []byte) (int, error) {
 		return n, c.streamError(err)
 	}
 	return n, nil
+}
+
+// WaitReadable calls ready, from the read poller's goroutine, once the
+// client has typed, hung up or failed, or when it is closed or frozen
+// (chardev.ReadWaiter): the leg keeps no goroutine waiting in Read while
+// the client is idle. Only a raw client (no TLS, telnet or escape layer,
+// which buffer what they read) can wait this way.
+func (c *NetClient) WaitReadable(ready func()) bool {
+	if _, err := c.started(); err != nil || c.raw == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.rfrozen {
+		return false
+	}
+	tok, ok := readPoll.add(c.raw.RawConn(), ready)
+	if ok {
+		c.rwait = tok
+	}
+	return ok
+}
+
+// wakeReader ends a pending WaitReadable at once: the reader reads, and
+// finds the client closed or frozen.
+func (c *NetClient) wakeReader() {
+	c.mu.Lock()
+	tok := c.rwait
+	c.rwait = 0
+	c.mu.Unlock()
+	if ready := readPoll.cancel(tok); ready != nil {
+		ready()
+	}
 }
 
 // started runs the client's start once and returns its protocol stream.
@@ -665,6 +705,7 @@ func (c *NetClient) Close() error {
 			c.timer.Stop()
 		}
 		c.mu.Unlock()
+		c.wakeReader() // before the socket closes: the wait is deregistered through it
 		var err error
 		if stream != nil {
 			err = stream.Close()

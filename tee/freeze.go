@@ -670,7 +670,7 @@ func (t *Tee) CloseLegs(names []string, notice string, bound time.Duration) {
 	}
 	for _, l := range legs {
 		select {
-		case <-l.devClosed:
+		case <-l.devClosed.done():
 		case <-ctx.Done():
 		}
 	}

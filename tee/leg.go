@@ -43,6 +43,11 @@ type leg struct {
 	started   bool                      // startLeg has run: the device may be written
 	runWriter func()                    // the writer goroutine's body, made once (see wakeLocked)
 	nbw       chardev.NonBlockingWriter // nil unless the device can try a write without waiting
+	// waiter lets the reader wait for input without a goroutine
+	// (chardev.ReadWaiter), until the first input; readable restarts
+	// the reader, made once. Both are the reader's own.
+	waiter   chardev.ReadWaiter
+	readable func()
 	// coalesce is how long new output may wait for the writer (a
 	// chardev.Coalescer; 0: woken at once); flush is its timer, armed
 	// while flushArmed (see wakeOutputLocked).
@@ -81,10 +86,10 @@ type leg struct {
 	wbacking     [][]byte
 	wbufs        net.Buffers
 
-	writerDone chan struct{} // closed when the write loop has returned
-	readerDone chan struct{} // closed when the read loop has returned
-	gone       chan struct{} // closed when the leg is fully removed
-	devClosed  chan struct{} // closed when the device's Close has returned
+	writerDone signal // fired when the write loop has returned
+	readerDone signal // fired when the read loop has returned
+	gone       signal // fired when the leg is fully removed
+	devClosed  signal // fired when the device's Close has returned
 
 	c legCounters
 }
@@ -116,8 +121,6 @@ func newLeg(t *Tee, b *backend, dev chardev.Chardev, opts LegOptions, at uint64)
 	l := &leg{
 		t: t, backend: b, dev: dev, since: time.Now(),
 		next: at, end: math.MaxUint64,
-		writerDone: make(chan struct{}), readerDone: make(chan struct{}), gone: make(chan struct{}),
-		devClosed: make(chan struct{}),
 	}
 	l.opts.Store(&opts)
 	l.spaceFree.L = &l.mu
@@ -140,6 +143,9 @@ func newLeg(t *Tee, b *backend, dev chardev.Chardev, opts LegOptions, at uint64)
 	}
 	if w, ok := dev.(chardev.NonBlockingWriter); ok {
 		l.nbw = w
+	}
+	if w, ok := dev.(chardev.ReadWaiter); ok {
+		l.waiter = w
 	}
 	if c, ok := dev.(chardev.Coalescer); ok {
 		l.coalesce = min(c.CoalesceDelay(), maxCoalesceDelay)
@@ -381,7 +387,7 @@ func (l *leg) failLocked(err error) {
 	l.t.closers.Add(1)
 	go func() {
 		defer l.t.closers.Done()
-		defer close(l.devClosed)
+		defer l.devClosed.fire()
 		l.dev.Close()
 	}()
 }
@@ -450,7 +456,7 @@ func (l *leg) legWriteLoop() (final bool) {
 		}
 		if l.failed != nil || l.cutReachedLocked() {
 			l.mu.Unlock()
-			close(l.writerDone)
+			l.writerDone.fire()
 			return true
 		}
 		if l.deliverNoticesLocked() {
@@ -617,17 +623,42 @@ func (l *leg) releaseQueue() {
 	}
 }
 
+// runReader runs the leg's reader, from startLeg or, after a wait
+// without a goroutine, from the device saying it has input (woken: read
+// before waiting again). The reader's share of the tee's WaitGroup is held
+// while it waits: it ends only when the read loop does.
+func (l *leg) runReader(woken bool) {
+	if l.legReadLoop(woken) {
+		return // waiting: l.readable runs it again
+	}
+	l.readerDone.fire()
+	l.t.wg.Done()
+}
+
 // legReadLoop reads what the device sends and feeds it to the input merge.
-// A read error or EOF fails the leg (a client hung up).
-func (l *leg) legReadLoop() {
-	defer close(l.readerDone)
-	// An idle client's reader waits in Read for hours: it waits with a
-	// small buffer, not a pooled 4 KiB one, so a thousand idle clients
-	// do not keep 4 MiB alive. A read that fills it switches to pooled
-	// buffers until reads are small again (a paste).
-	small := make([]byte, legReadSmall)
+// A read error or EOF fails the leg (a client hung up). It returns true
+// when it leaves the device waiting for input without a goroutine
+// (chardev.ReadWaiter): a client that has never typed — the usual idle
+// client — then holds no goroutine stack and no read buffer. Once a
+// client has typed, its reader waits in Read like any other: the wait
+// costs a wake-up through the device's poller, which keystrokes should not
+// pay.
+func (l *leg) legReadLoop(woken bool) (waiting bool) {
+	// A reader that does wait in Read waits with a small buffer, not a
+	// pooled 4 KiB one. A read that fills it switches to pooled buffers
+	// until reads are small again (a paste).
+	var small []byte
 	big := false
 	for {
+		if !woken && l.waiter != nil {
+			if l.readable == nil {
+				l.readable = func() { go l.runReader(true) }
+			}
+			if l.waiter.WaitReadable(l.readable) {
+				return true
+			}
+		}
+		woken = false
 		var c *chunk
 		var n int
 		var err error
@@ -636,6 +667,9 @@ func (l *leg) legReadLoop() {
 			n, err = l.dev.Read(c.buf)
 			big = n >= legReadSmall
 		} else {
+			if small == nil {
+				small = make([]byte, legReadSmall)
+			}
 			n, err = l.dev.Read(small)
 			if n > 0 {
 				c = l.t.inChunks.get()
@@ -644,6 +678,7 @@ func (l *leg) legReadLoop() {
 			big = n == len(small)
 		}
 		if n > 0 {
+			l.waiter = nil
 			c.b = c.buf[:n]
 			c.from = l
 			l.t.acceptInput(l, c)
@@ -655,7 +690,7 @@ func (l *leg) legReadLoop() {
 		}
 		if err != nil {
 			l.fail(fmt.Errorf("read: %w", err))
-			return
+			return false
 		}
 	}
 }

@@ -178,13 +178,13 @@ func drainOld(ctx context.Context, old *leg, timeout time.Duration) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
-	case <-old.writerDone:
+	case <-old.writerDone.done():
 	case <-timer.C:
 		old.fail(errDrainTimeout)
-		<-old.writerDone
+		<-old.writerDone.done()
 	case <-ctx.Done():
 		old.fail(fmt.Errorf("swap: %w", ctx.Err()))
-		<-old.writerDone
+		<-old.writerDone.done()
 	}
 }
 

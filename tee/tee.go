@@ -539,11 +539,8 @@ func (t *Tee) startLeg(l *leg) {
 	if l.tracker != nil {
 		l.tracker.StreamAt(l.c.first.Load())
 	}
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		l.legReadLoop()
-	}()
+	t.wg.Add(1) // done when the read loop ends (runReader)
+	go l.runReader(false)
 	// The writer runs only while there is something to write (see
 	// wakeLocked): an idle leg has one goroutine, its reader.
 	l.mu.Lock()
@@ -582,8 +579,8 @@ func (t *Tee) finishLeg(l *leg, reason error) {
 		reason = errors.New("finished")
 	}
 	l.fail(reason)
-	<-l.writerDone
-	<-l.readerDone
+	<-l.writerDone.done()
+	<-l.readerDone.done()
 	t.mu.Lock()
 	t.legs = slices.DeleteFunc(t.legs, func(x *leg) bool { return x == l })
 	l.backend.legs = slices.DeleteFunc(l.backend.legs, func(x *leg) bool { return x == l })
@@ -594,7 +591,7 @@ func (t *Tee) finishLeg(l *leg, reason error) {
 	e := l.event(EventDetach, reason.Error())
 	e.Offset = l.c.next.Load()
 	t.emit(e)
-	close(l.gone)
+	l.gone.fire()
 }
 
 // Detach removes backend name: its source stops accepting and all its legs
@@ -629,7 +626,7 @@ func (t *Tee) Detach(name string) error {
 		l.fail(errDetached)
 	}
 	for _, l := range legs {
-		if !dl.wait(l.gone, name, l.name, "the leg's device I/O") {
+		if !dl.wait(l.gone.done(), name, l.name, "the leg's device I/O") {
 			legs = slices.DeleteFunc(legs, func(x *leg) bool { return x == l })
 		}
 	}
@@ -645,7 +642,7 @@ func (t *Tee) waitDevicesClosed(legs []*leg, timeout time.Duration) {
 	defer timer.Stop()
 	for _, l := range legs {
 		select {
-		case <-l.devClosed:
+		case <-l.devClosed.done():
 		case <-timer.C:
 			t.emit(Event{Kind: EventError, Backend: l.backend.name, Leg: l.name,
 				Reason: fmt.Sprintf("device close still running after %s; not waiting for it", timeout)})
@@ -887,8 +884,8 @@ func (t *Tee) Shutdown(ctx context.Context) error {
 	var err error
 	for _, l := range legs {
 		select {
-		case <-l.gone:
-		case <-l.writerDone:
+		case <-l.gone.done():
+		case <-l.writerDone.done():
 		case <-ctx.Done():
 			err = fmt.Errorf("tee %s: shutdown: %w", t.opts.Name, ctx.Err())
 		}
@@ -944,7 +941,7 @@ func (t *Tee) Close() error {
 		l.fail(errTeeClosed)
 	}
 	for _, l := range legs {
-		dl.wait(l.gone, l.backend.name, l.name, "the leg's device I/O")
+		dl.wait(l.gone.done(), l.backend.name, l.name, "the leg's device I/O")
 	}
 	dl.stop()
 	t.front.close()

@@ -45,6 +45,10 @@ func New(rc syscall.RawConn) *FD {
 	return f
 }
 
+// RawConn is the descriptor's RawConn, for what waits on the descriptor
+// otherwise (a reader waiting without a goroutine, backends' read poller).
+func (f *FD) RawConn() syscall.RawConn { return f.rc }
+
 // Read reads into p, waiting with the runtime poller while there is
 // nothing to read. It returns io.EOF for a read of 0 bytes, the errno of
 // a failed read, or the poller's error (a deadline, a closed

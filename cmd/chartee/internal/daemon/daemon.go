@@ -585,7 +585,14 @@ func (d *Daemon) logEvent(e tee.Event) {
 	case tee.EventLine, tee.EventWriteLock:
 		level = slog.LevelDebug
 	}
-	attrs := []slog.Attr{slog.String("tee", e.Tee)}
+	if !d.log.Enabled(context.Background(), level) {
+		// Nothing to build: a thousand clients connecting at a level
+		// that does not log them must not cost a thousand records of
+		// garbage (heap the process's RSS keeps).
+		return
+	}
+	attrs := make([]slog.Attr, 0, 8)
+	attrs = append(attrs, slog.String("tee", e.Tee))
 	if e.Backend != "" {
 		attrs = append(attrs, slog.String("backend", e.Backend))
 	}
