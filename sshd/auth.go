@@ -104,7 +104,7 @@ func (s *Server) acquireHashSlot(pc *preConn, timeout time.Duration) bool {
 
 // preConn is a connection that has not finished its handshake.
 type preConn struct {
-	conn  net.Conn
+	conn  *handshakeConn
 	start time.Time
 	done  bool          // under startupQueue.mu
 	gone  chan struct{} // closed when done becomes true
@@ -118,15 +118,64 @@ func (pc *preConn) finish() {
 	}
 }
 
+// handshakeConn is a connection as the SSH library sees it. Its reads
+// are counted so that a failed handshake can wait for the transport's
+// reader goroutine to stop (the library starts it and does not wait for
+// it): until then that goroutine still counts against MaxStartups.
+type handshakeConn struct {
+	net.Conn
+	reads sync.RWMutex // read-locked for each Read in progress
+}
+
+func (c *handshakeConn) Read(p []byte) (int, error) {
+	c.reads.RLock()
+	defer c.reads.RUnlock()
+	return c.Conn.Read(p)
+}
+
+// readerGone waits for the Read in progress, if any, to return; c is
+// closed, so it does at once.
+func (c *handshakeConn) readerGone() {
+	c.reads.Lock()
+	defer c.reads.Unlock()
+}
+
 // startupQueue bounds connections in the handshake. When it is full the
 // oldest one is dropped for the newcomer: a flood of half-open
 // connections then only ever holds limit slots, each for a short time,
 // and a real client that completes its handshake promptly gets through.
+//
+// live counts the handshake goroutines, a dropped connection's until it
+// has ended: admit holds the accept loop while limit are live, so a burst
+// of connections cannot start goroutines faster than dropped ones end.
 type startupQueue struct {
 	mu     sync.Mutex
+	cond   sync.Cond // signalled when live drops or the queue closes; L is &mu
 	limit  int
 	q      []*preConn
+	live   int
 	closed bool
+}
+
+// admit waits until fewer than limit handshake goroutines are live (or
+// the queue is closed), then counts one more; release uncounts it.
+func (q *startupQueue) admit() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.cond.L == nil {
+		q.cond.L = &q.mu
+	}
+	for q.live >= q.limit && !q.closed {
+		q.cond.Wait()
+	}
+	q.live++
+}
+
+func (q *startupQueue) release() {
+	q.mu.Lock()
+	q.live--
+	q.mu.Unlock()
+	q.cond.Signal()
 }
 
 func (q *startupQueue) setLimit(n int) {
@@ -137,7 +186,7 @@ func (q *startupQueue) setLimit(n int) {
 
 // add registers conn, dropping the oldest pending connections past the
 // limit.
-func (q *startupQueue) add(conn net.Conn) *preConn {
+func (q *startupQueue) add(conn *handshakeConn) *preConn {
 	pc := &preConn{conn: conn, start: time.Now(), gone: make(chan struct{})}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -183,6 +232,9 @@ func (q *startupQueue) closeAll() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
+	if q.cond.L != nil {
+		q.cond.Broadcast()
+	}
 	for _, pc := range q.q {
 		pc.finish()
 		pc.conn.Close()

@@ -15,6 +15,16 @@
 // be handshaking at once (past that the oldest is dropped, so a flood of
 // half-open connections cannot lock a real user out for long), each has a
 // handshake deadline, and password hashing runs one at a time.
+//
+// In goroutines: a connection in the handshake costs at most three (its
+// own, and, once it has sent its version, the SSH transport's reader and
+// key-exchange loops), and a dropped or failed connection keeps its place
+// in the MaxStartups count until its goroutine has returned and its
+// transport's reader has stopped (the key-exchange loop stops with the
+// reader), so a burst of connections waits in the listen backlog instead
+// of piling up goroutines faster than dropped ones end. Pre-authentication
+// goroutines are thus at most 3×MaxStartups, plus the lanes of the one
+// password hash running (argon2id's p, 1 by default).
 package sshd
 
 import (
@@ -220,7 +230,10 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		bo.Reset()
-		pc := s.startups.add(conn)
+		// add before admit: at the limit, add drops the oldest
+		// connection, whose goroutine then gives admit its place.
+		pc := s.startups.add(&handshakeConn{Conn: conn})
+		s.startups.admit()
 		s.wg.Add(1)
 		go s.handle(pc)
 	}
@@ -237,8 +250,11 @@ func (s *Server) handle(pc *preConn) {
 	s.startups.done(pc)
 	if err != nil {
 		conn.Close()
+		conn.readerGone()
+		s.startups.release()
 		return
 	}
+	s.startups.release()
 	conn.SetDeadline(time.Time{})
 	if !s.track(sc) {
 		sc.Close()

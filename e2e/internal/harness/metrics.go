@@ -2,8 +2,10 @@ package harness
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -93,4 +95,35 @@ next:
 		return strconv.ParseFloat(strings.TrimSpace(rest[strings.LastIndexByte(rest, ' ')+1:]), 64)
 	}
 	return 0, fmt.Errorf("e2e: no sample %s%v", name, labels)
+}
+
+// GoroutineDump fetches the daemon's goroutine profile from the control
+// API (GET /v1/debug/goroutines: "goroutine profile: total N", then each
+// distinct stack with its count) and returns N and the text. Like
+// Goroutines, each call uses a fresh connection; the one serving it is
+// in the profile.
+func (c *Chartee) GoroutineDump(timeout time.Duration) (int, string, error) {
+	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", c.Socket)
+		}}}
+	resp, err := hc.Get("http://chartee/v1/debug/goroutines")
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, "", &APIError{Status: resp.StatusCode, Body: string(body)}
+	}
+	first, _, _ := strings.Cut(string(body), "\n")
+	n, err := strconv.Atoi(strings.TrimPrefix(first, "goroutine profile: total "))
+	if err != nil {
+		return 0, "", fmt.Errorf("e2e: goroutine profile starts %q: %w", first, err)
+	}
+	return n, string(body), nil
 }

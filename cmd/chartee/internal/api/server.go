@@ -308,6 +308,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/tees/{tee}/sysrq", s.op(s.sysrq))
 	mux.HandleFunc("POST /v1/tees/{tee}/wait", s.wait)
 	mux.HandleFunc("GET /v1/access", s.query(s.accessInfo))
+	mux.HandleFunc("GET /v1/debug/goroutines", s.query(s.goroutines))
 	return s.recoverPanics(s.jsonFallback(mux))
 }
 
