@@ -54,6 +54,12 @@ type leg struct {
 	coalesce   time.Duration
 	flush      *time.Timer
 	flushArmed bool
+	// armLater: the frontend reader is queueing (offer), and starts the
+	// flush timer itself once its inline writes are done (armFlush), so
+	// the timer's cost (it may wake the runtime's poller) is not paid
+	// before a client's echo goes out. armDue: it has to.
+	armLater bool
+	armDue   bool
 	spaceFree  sync.Cond // a blocked frontend read waits for room
 	q          spanQueue
 	queued     int    // bytes in q
@@ -158,20 +164,20 @@ func newLeg(t *Tee, b *backend, dev chardev.Chardev, opts LegOptions, at uint64)
 // offer queues c for this leg unless the leg is cut before c, failed, or
 // full. It runs under the tee lock; it reports whether the caller must wait
 // for room (block policy) and retry with pushBlocking outside that lock.
-func (l *leg) offer(c *chunk) (mustWait, inline bool) {
+func (l *leg) offer(c *chunk) (mustWait, inline, arm bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.failed != nil || c.off >= l.end {
-		return false, false
+		return false, false, false
 	}
 	o := l.opts.Load()
 	if l.fullLocked(c, o.queueLimit()) {
 		switch o.Overflow {
 		case Block:
-			return true, false
+			return true, false, false
 		case Disconnect:
 			l.failLocked(errOverflow)
-			return false, false
+			return false, false, false
 		default:
 			l.c.dropped.Add(uint64(len(c.b)))
 			l.backend.c.dropped.Add(uint64(len(c.b)))
@@ -181,13 +187,15 @@ func (l *leg) offer(c *chunk) (mustWait, inline bool) {
 				l.t.emit(Event{Kind: EventDrop, Backend: l.backend.name, Leg: l.name, Offset: c.off,
 					Reason: "queue full, dropping output for this leg"})
 			}
-			return false, false
+			return false, false, false
 		}
 	}
 	l.dropping = false
 	inline = l.inlineOKLocked()
+	l.armLater = true
 	l.pushLocked(c)
-	return false, inline
+	l.armLater = false
+	return false, inline, l.armDue
 }
 
 // pushBlocking waits for room and queues c (block policy). The stream
@@ -342,6 +350,14 @@ func (l *leg) wakeOutputLocked() {
 		return
 	}
 	l.flushArmed = true
+	if l.armLater {
+		l.armDue = true
+		return
+	}
+	l.armFlushLocked()
+}
+
+func (l *leg) armFlushLocked() {
 	if l.flush == nil {
 		l.flush = time.AfterFunc(l.coalesce, l.flushFired)
 		return
@@ -349,14 +365,26 @@ func (l *leg) wakeOutputLocked() {
 	l.flush.Reset(l.coalesce)
 }
 
-// flushFired is the coalescing timer: the output held back is due.
+// armFlush starts the flush timer offer left to its caller (armLater).
+func (l *leg) armFlush() {
+	l.mu.Lock()
+	if l.armDue {
+		l.armDue = false
+		l.armFlushLocked()
+	}
+	l.mu.Unlock()
+}
+
+// flushFired is the coalescing timer: the output held back is due. The
+// timer's own goroutine writes it, rather than starting a writer.
 func (l *leg) flushFired() {
 	l.mu.Lock()
 	l.flushArmed = false
-	if l.hasWorkLocked() {
-		l.wakeLocked()
-	}
+	run := l.hasWorkLocked() && l.takeWriterLocked()
 	l.mu.Unlock()
+	if run {
+		l.t.runLeg(l)
+	}
 }
 
 // popLocked removes the head span and releases its chunk.
@@ -418,15 +446,24 @@ func (l *leg) failure() error {
 // starts a writer goroutine unless one runs (or the frontend reader is
 // writing inline, and will look when it is done).
 func (l *leg) wakeLocked() {
-	if l.writerOn || !l.started {
+	if !l.takeWriterLocked() {
 		return
 	}
-	l.writerOn = true
-	l.t.wg.Add(1)
 	if l.runWriter == nil { // made once: a go statement with arguments allocates
 		l.runWriter = func() { l.t.runLeg(l) }
 	}
 	go l.runWriter()
+}
+
+// takeWriterLocked takes the leg's write side for a writer about to run
+// (counted in the tee's goroutines), unless a writer already has it.
+func (l *leg) takeWriterLocked() bool {
+	if l.writerOn || !l.started {
+		return false
+	}
+	l.writerOn = true
+	l.t.wg.Add(1)
+	return true
 }
 
 // hasWorkLocked reports whether the writer has something to do.

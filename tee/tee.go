@@ -121,6 +121,9 @@ type Tee struct {
 	// inline is fanout's scratch list of legs to write inline (see
 	// leg.writeInline), likewise the reader's own.
 	inline []*leg
+	// arm is fanout's scratch list of coalescing legs whose flush timer
+	// it starts after the inline writes (see leg.armLater).
+	arm []*leg
 
 	front frontendState
 	// ctlTok is the control path's token (see control): the one thing
@@ -228,14 +231,17 @@ func (t *Tee) fanout(c *chunk) {
 	t.offsetNext.Store(t.offset)
 	end := t.offset
 	t.scroll.write(c)
-	pending, inline := t.pending[:0], t.inline[:0]
+	pending, inline, arm := t.pending[:0], t.inline[:0], t.arm[:0]
 	for _, l := range t.legs {
-		wait, in := l.offer(c)
+		wait, in, a := l.offer(c)
 		if wait {
 			pending = append(pending, l)
 		}
 		if in {
 			inline = append(inline, l)
+		}
+		if a {
+			arm = append(arm, l)
 		}
 	}
 	t.mu.Unlock()
@@ -244,12 +250,18 @@ func (t *Tee) fanout(c *chunk) {
 	for _, l := range inline {
 		l.writeInline()
 	}
+	// Then coalescing legs (captures) start their flush timers: after
+	// the echo has gone out.
+	for _, l := range arm {
+		l.armFlush()
+	}
 	for _, l := range pending {
 		l.pushBlocking(c)
 	}
 	clear(pending) // do not keep departed legs alive
 	clear(inline)
-	t.pending, t.inline = pending[:0], inline[:0]
+	clear(arm)
+	t.pending, t.inline, t.arm = pending[:0], inline[:0], arm[:0]
 	t.publishedOffset.Store(end)
 	t.chunks.release(c)
 }
