@@ -58,16 +58,16 @@ type leg struct {
 	// flush timer itself once its inline writes are done (armFlush), so
 	// the timer's cost (it may wake the runtime's poller) is not paid
 	// before a client's echo goes out. armDue: it has to.
-	armLater bool
-	armDue   bool
-	spaceFree  sync.Cond // a blocked frontend read waits for room
-	q          spanQueue
-	queued     int    // bytes in q
-	charged    int    // memory q keeps alive: the sum of its chunks' charge, held against the queue limit
-	batch      int    // spans at the head of q the writer is writing now (not to be appended to)
-	next       uint64 // stream offset of the next byte to write (with q empty: every byte before it was written or dropped)
-	end        uint64 // bytes at or past end are not for this leg
-	dropEnd    uint64 // end offset of the last chunk dropped for this leg
+	armLater  bool
+	armDue    bool
+	spaceFree sync.Cond // a blocked frontend read waits for room
+	q         spanQueue
+	queued    int    // bytes in q
+	charged   int    // memory q keeps alive: the sum of its chunks' charge, held against the queue limit
+	batch     int    // spans at the head of q the writer is writing now (not to be appended to)
+	next      uint64 // stream offset of the next byte to write (with q empty: every byte before it was written or dropped)
+	end       uint64 // bytes at or past end are not for this leg
+	dropEnd   uint64 // end offset of the last chunk dropped for this leg
 	// successor is the new leg of a handover swap: a chunk before the cut
 	// that this leg can no longer take (it failed while the frontend
 	// reader waited for room) is owed to it.
