@@ -70,7 +70,8 @@ func idleLegs(tt *tee.Tee, name string) int { return rcLegCount(tt, name) }
 //
 // It then checks what the waiting must not break: a client typing after
 // a long wait is read, a tee frozen for an upgrade with such clients
-// stops and thaws, and a client that hangs up while waiting is removed.
+// stops and thaws, a client that hangs up while waiting is removed, and
+// a detach closes every waiting client.
 func TestIdleClientMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measures the heap: not with -short")
@@ -148,6 +149,21 @@ func TestIdleClientMemory(t *testing.T) {
 	for i, fd := range fds {
 		if i != 3 {
 			idleRead(t, fd, 'y')
+		}
+	}
+
+	// Detach ends every waiting reader (it waits for each leg to be
+	// gone) and closes every client.
+	if err := tt.Detach("clients"); err != nil {
+		t.Fatal(err)
+	}
+	for i, fd := range fds {
+		if i == 3 {
+			continue
+		}
+		var b [1]byte
+		if n, err := syscall.Read(fd, b[:]); n != 0 || err != nil {
+			t.Fatalf("client %d after detach: read %d bytes, %v; want end of file", i, n, err)
 		}
 	}
 }
