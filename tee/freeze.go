@@ -262,10 +262,15 @@ func (t *Tee) settle(ctx context.Context, done func() bool) error {
 		}
 		parked := 0
 		err = t.waitUntil(ctx, "waiting for the readers to stop at the cut", func() bool {
-			ok := done() // first: cutOwed must run every round
+			// Count the parked readers before looking at what is
+			// done: a reader queues what it read before it parks, so
+			// once all have parked, done sees all of it. (Looked at
+			// the other way round, input queued just after done
+			// would be carried and written by this process too.)
 			t.mu.Lock()
 			parked = t.frz.parked
 			t.mu.Unlock()
+			ok := done() // not after &&: cutOwed must run every round
 			return ok && parked >= want
 		})
 		if err != nil {

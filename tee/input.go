@@ -99,8 +99,16 @@ func (m *inputMerge) legGone(l *leg) {
 // acceptInput takes one chunk a leg read. Input from a leg without input
 // rights, from anyone but the holder in exclusive mode, or beyond the
 // buffer bound is discarded and counted.
+//
+// During a freeze (a process upgrade's cut), input from a leg that is
+// carried (its device is a chardev.Freezer) is queued as always: its
+// reader read it before its Read returned ErrFrozen and parks only after
+// this, so Freeze, which waits for every reader to park, then writes it
+// to the frontend or carries it (Frozen.Input). Waiting here for Thaw
+// instead would keep the reader from parking: Freeze would wait out its
+// drain bound and fail.
 func (t *Tee) acceptInput(l *leg, c *chunk) {
-	if t.frozenIn.Load() && !t.waitThaw() {
+	if _, carried := l.dev.(chardev.Freezer); !carried && t.frozenIn.Load() && !t.waitThaw() {
 		// Typed by a session the upgrade could not stop, after the
 		// cut: it goes with the session.
 		l.c.discarded.Add(uint64(len(c.b)))
