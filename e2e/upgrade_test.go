@@ -50,6 +50,9 @@ type upgradeRig struct {
 	// frontendOut is the last scrape's frontend byte counter.
 	frontendOut float64
 	began       time.Time
+	// typedLog is an input capture (direction in, raw): what chartee
+	// wrote to the frontend, whoever typed it.
+	typedLog string
 }
 
 // startUpgradeRig boots the VM (paused until everyone is attached), runs
@@ -82,6 +85,8 @@ func startUpgradeRig(t *testing.T) *upgradeRig {
 	rawUnix := filepath.Join(dir, "raw.sock")
 	ptyLink := filepath.Join(dir, "console.pty")
 	capture := filepath.Join(dir, "capture.log")
+	typedLog := filepath.Join(dir, "typed.log")
+	r.typedLog = typedLog
 	r.c.WriteConfig(t, fmt.Sprintf(`
 control:
   socket: %q
@@ -120,7 +125,12 @@ tees:
       - name: ring
         type: ringbuf
         size: 4MiB
-`, r.c.Socket, r.metrics, r.vm.Socket, rawUnix, ptyLink, capture))
+      - name: typed
+        type: file
+        path: %q
+        direction: in
+        append: false
+`, r.c.Socket, r.metrics, r.vm.Socket, rawUnix, ptyLink, capture, typedLog))
 	r.c.Start(t)
 	r.v1 = r.version(t)
 	r.bins[r.v1] = harness.Binary(t)
@@ -171,7 +181,7 @@ tees:
 		}
 		return []byte(out)
 	}
-	r.legs = 8 // five clients, the pty, the capture, the ring
+	r.legs = 9 // five clients, the pty, the capture, the ring, the input capture
 	waitFor(t, "every client to be a leg", func() bool { return len(r.c.Tee(t, "vm").Legs) == r.legs })
 
 	start := time.Now()
@@ -362,23 +372,92 @@ func legNames(st harness.TeeStatus) []string {
 	return names
 }
 
+// inflightLine is the line typed just before upgrade i (from 0), and
+// inflightOutput what it prints when it runs in the guest.
+func inflightLine(i int) string   { return fmt.Sprintf("echo inflight-%d-$((6*7))", i+1) }
+func inflightOutput(i int) string { return fmt.Sprintf("\ninflight-%d-42\r\n", i+1) }
+
+// checkTypedLines waits, once the counter has ended (at endAt in the
+// reference), until the lines typed before the upgrades, which waited in
+// the guest's tty, have run, and checks that each ran exactly once, in
+// the order typed, and that chartee wrote each to the frontend exactly
+// once (the input capture). It returns where the prompt after the last
+// one ends.
+//
+// Nothing may be typed before then: the guest's tty echoes what arrives
+// while a command runs, and that echo can land inside the command's
+// output (seen: "inflight-1-42" + the echo of a line typed meanwhile +
+// "\r\n"), where the line looks as if it had not run.
+func (r *upgradeRig) checkTypedLines(t *testing.T, endAt int) int {
+	t.Helper()
+	var lastAt int
+	waitForState(t, "every line typed before an upgrade to run in the guest", func() (bool, string) {
+		console := r.ref.Bytes()[endAt:]
+		var missing []int
+		for i := range upgradeCount {
+			at := bytes.Index(console, []byte(inflightOutput(i)))
+			if at < 0 {
+				missing = append(missing, i+1)
+			} else if i == upgradeCount-1 {
+				lastAt = endAt + at + len(inflightOutput(i))
+			}
+		}
+		return len(missing) == 0, fmt.Sprintf("the lines typed before upgrades %v have not run; the console since the counter's end:\n%q",
+			missing, console[max(0, len(console)-3000):])
+	})
+	promptAt := r.ref.WaitFor(t, harness.VMPrompt, lastAt, timeoutLong)
+	console := r.ref.Bytes()
+	prev := -1
+	for i := range upgradeCount {
+		out := []byte(inflightOutput(i))
+		if got := bytes.Count(console, out); got != 1 {
+			t.Errorf("the line typed before upgrade %d ran %d times, want once", i+1, got)
+		}
+		at := bytes.Index(console, out)
+		if at < prev {
+			t.Errorf("the line typed before upgrade %d ran before the one typed before upgrade %d", i+1, i)
+		}
+		prev = at
+	}
+	// What chartee wrote to the frontend: each line once, whichever
+	// client typed it, across the rollbacks and upgrades.
+	var typed []byte
+	waitForState(t, "the input capture to hold every typed line", func() (bool, string) {
+		var err error
+		if typed, err = os.ReadFile(r.typedLog); err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Contains(typed, []byte(inflightLine(upgradeCount-1))), fmt.Sprintf("%q", typed)
+	})
+	for i := range upgradeCount {
+		if got := bytes.Count(typed, []byte(inflightLine(i))); got != 1 {
+			t.Errorf("chartee wrote the line typed before upgrade %d to the frontend %d times, want once; all it wrote:\n%q", i+1, got, typed)
+		}
+	}
+	return promptAt
+}
+
 // TestVMUpgrade is issue 16's end-to-end test. A real VM's serial console
 // (QEMU's chardev socket, chartee's unix-connect frontend) is served to
 // two telnet programs, two raw TCP clients, a raw unix-socket client, a
-// reader on a pty leg's link, a timestamped capture file and a ring
-// buffer, all attached before the guest's first byte, while the guest
-// prints a counter. First four failed upgrades roll back (a new binary
-// that exits 1 or hangs, at its start and after the cut, when the daemon
-// has stopped every tee). Then the daemon is upgraded 20 times in place,
-// alternating two builds with different version strings, each installed
-// at the daemon's path first; they take turns: ctl upgrade naming it,
-// ctl upgrade letting the daemon re-read its own path, SIGUSR2. Throughout, no client is disconnected,
-// the stream offset and the counters of `ctl show` and /metrics never go
-// back, and the version changes with every upgrade; at the end a command
-// typed (in a telnet client) after the last upgrade runs in the guest,
-// and every client's stream, the capture and the ring are the same, byte
-// for byte, and carry every line of the guest's counter exactly once, in
-// order, and nothing else between its first line and its last.
+// reader on a pty leg's link, a timestamped capture file, a ring buffer
+// and a capture of the input, all attached before the guest's first
+// byte, while the guest prints a counter. First four failed upgrades roll
+// back (a new binary that exits 1 or hangs, at its start and after the
+// cut, when the daemon has stopped every tee). Then the daemon is
+// upgraded 20 times in place, alternating two builds with different
+// version strings, each installed at the daemon's path first; they take
+// turns: ctl upgrade naming it, ctl upgrade letting the daemon re-read its
+// own path, SIGUSR2. Throughout, no client is disconnected, the stream
+// offset and the counters of `ctl show` and /metrics never go back, and
+// the version changes with every upgrade. A line typed just before each
+// upgrade (in turn by a telnet client or the raw one) is written to the
+// guest exactly once and runs there exactly once, in order; at the end a
+// command typed (in a telnet client) after the last upgrade runs in the
+// guest, and every client's stream, the capture and the ring are the
+// same, byte for byte, and carry every line of the guest's counter
+// exactly once, in order, and nothing else between its first line and
+// its last.
 func TestVMUpgrade(t *testing.T) {
 	harness.Begin(t)
 	r := startUpgradeRig(t)
@@ -472,7 +551,7 @@ func TestVMUpgrade(t *testing.T) {
 			// line must run once. (From outside, the line cannot be timed
 			// to be in flight at the cut: it reaches the guest during the
 			// ctl's and the new binary's start, before it.)
-			r.typeAs(t, i, fmt.Sprintf("echo inflight-%d-$((6*7))\r", i+1))
+			r.typeAs(t, i, inflightLine(i)+"\r")
 			how := []string{"ctl upgrade --binary", "ctl upgrade", "SIGUSR2"}[(i/2)%3]
 			when := fmt.Sprintf("upgrade %d (%s -> %s, %s)", i+1, prevVersion, want, how)
 			oldPID := r.c.PID()
@@ -547,25 +626,10 @@ func TestVMUpgrade(t *testing.T) {
 	stopAt := r.ref.Len()
 	r.typeLine(t, harness.StopGuestCounter)
 	endAt := r.ref.WaitFor(t, harness.CounterEnd, stopAt, timeoutLong)
-	promptAt := r.ref.WaitFor(t, harness.VMPrompt, endAt, timeoutLong)
+	promptAt := r.checkTypedLines(t, endAt)
 	n := rand.IntN(1 << 30)
 	r.telnets["telnet-alice"].Type(t, fmt.Sprintf("echo marker-%d-$((6*7))\r", n))
 	r.ref.WaitFor(t, fmt.Sprintf("\nmarker-%d-42\r\n", n), promptAt, timeoutLong)
-	// The lines typed just before each upgrade ran once each, before it.
-	for i := range upgradeCount {
-		out := fmt.Sprintf("\ninflight-%d-42\r\n", i+1)
-		switch got := bytes.Count(r.ref.Bytes(), []byte(out)); {
-		case got > 1:
-			t.Errorf("the line typed before upgrade %d ran %d times, want once", i+1, got)
-		case got == 0:
-			// KNOWN BUG, open in issue 16: in about 1 run of 4 the line
-			// telnet-alice types before the first upgrade (after the
-			// rollbacks) never runs. Not diagnosed yet; logged with the
-			// console so the next run that shows it says more.
-			t.Logf("KNOWN BUG (issue 16): the line typed before upgrade %d never ran; the console from the counter's stop on:\n%q",
-				i+1, r.ref.Bytes()[stopAt:])
-		}
-	}
 
 	// Every copy reaches the stream's end and they are all the same.
 	var offset uint64
