@@ -108,7 +108,7 @@ func (m *inputMerge) legGone(l *leg) {
 // instead would keep the reader from parking: Freeze would wait out its
 // drain bound and fail.
 func (t *Tee) acceptInput(l *leg, c *chunk) {
-	if _, carried := l.dev.(chardev.Freezer); !carried && t.frozenIn.Load() && !t.waitThaw() {
+	if t.frozenIn.Load() && !carried(l) && !t.waitThaw() {
 		// Typed by a session the upgrade could not stop, after the
 		// cut: it goes with the session.
 		l.c.discarded.Add(uint64(len(c.b)))
@@ -263,6 +263,13 @@ func (t *Tee) writeInputInline(w chardev.NonBlockingWriter, gen uint64) {
 	if n > 0 {
 		t.front.bytesIn.Add(uint64(n))
 	}
+}
+
+// carried reports whether a freeze stops l's reader (its device is a
+// chardev.Freezer): the leg goes to the new process of an upgrade.
+func carried(l *leg) bool {
+	_, ok := l.dev.(chardev.Freezer)
+	return ok
 }
 
 // smallInput is the largest read appendableTailLocked merges: a quarter
