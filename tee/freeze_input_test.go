@@ -53,7 +53,7 @@ func TestFreezeWhileTyping(t *testing.T) {
 					return
 				default:
 				}
-				n, err := io.WriteString(c, token(ci, i))
+				n, err := io.WriteString(c, typedToken(ci, i))
 				typed[ci] += n
 				if err != nil {
 					t.Errorf("client %d: %v", ci, err)
@@ -88,7 +88,7 @@ func TestFreezeWhileTyping(t *testing.T) {
 	for len(got()) < total && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	checkTokens(t, got(), typed)
+	checkTypedTokens(t, got(), typed)
 }
 
 // recordConn reads c until it closes; the returned function is what it
@@ -115,11 +115,11 @@ func recordConn(c net.Conn) func() string {
 	}
 }
 
-// token is client ci's i-th token: i's digits as letters, then a mark,
+// typedToken is client ci's i-th token: i's digits as letters, then a mark,
 // in an alphabet of the client's own (a-j "." or A-J ","), so that each
 // client's input can be picked out of the frontend's, however the reads
 // cut and interleave it.
-func token(ci, i int) string {
+func typedToken(ci, i int) string {
 	base, mark := byte('a'), byte('.')
 	if ci == 1 {
 		base, mark = 'A', ','
@@ -131,9 +131,9 @@ func token(ci, i int) string {
 	return string(append(b, mark))
 }
 
-// checkTokens checks that s holds each client's tokens, in order from 0,
+// checkTypedTokens checks that s holds each client's tokens, in order from 0,
 // each once and nothing else: typed[c] bytes of client c's.
-func checkTokens(t *testing.T, s string, typed []int) {
+func checkTypedTokens(t *testing.T, s string, typed []int) {
 	t.Helper()
 	per := make([]strings.Builder, len(typed))
 	for i := range len(s) {
@@ -151,7 +151,7 @@ func checkTokens(t *testing.T, s string, typed []int) {
 		var want strings.Builder
 		n := 0
 		for want.Len() < len(got) {
-			want.WriteString(token(ci, n))
+			want.WriteString(typedToken(ci, n))
 			n++
 		}
 		if got != want.String() {
