@@ -140,16 +140,24 @@ func TestFaultZeroWindow(t *testing.T) {
 				faultWaitFile(t, capture, stream)
 			case "block":
 				// Chartee stops reading the frontend: the offset stands
-				// still short of the stream while the client does not read.
+				// still short of the stream while the client does not
+				// read, the other legs (which read) having everything up
+				// to it (and the chunk the stall leg waits for room for)
+				// and the stall leg's queue holding the rest, so
+				// it is the stall leg that holds the stream, not a slow
+				// moment of a loaded machine.
 				var last uint64
 				waitForState(t, "the frontend to be held back", func() (bool, string) {
-					off := c.Tee(t, "t").Offset
-					still := off == last && off > 0 && off < total
+					st := c.Tee(t, "t")
+					off, ref, capt, stall := st.Offset, st.Backend(t, "ref"), st.Backend(t, "capture"), st.Backend(t, "stall")
+					still := off == last && off > 0 && off < total &&
+						ref.BytesOut >= off && capt.BytesOut >= off && stall.QueueBytes > 0
 					last = off
 					if !still {
-						time.Sleep(300 * time.Millisecond)
+						time.Sleep(300 * time.Millisecond) // pacing: a standstill is two samples apart
 					}
-					return still, fmt.Sprintf("offset %d of %d", off, total)
+					return still, fmt.Sprintf("offset %d of %d; ref sent %d, capture %d, stall queues %d",
+						off, total, ref.BytesOut, capt.BytesOut, stall.QueueBytes)
 				})
 				select {
 				case err := <-writeDone:

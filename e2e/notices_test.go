@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"chartee/e2e/internal/harness"
 )
@@ -41,13 +40,23 @@ tees:
 
 	alice.Type(t, "alice\r")
 	alice.Screen.WaitFor(t, "alice@box:~$ ", aliceAt, timeoutLong)
-	for _, k := range []string{"x", "y", "z"} {
+	// Three keystrokes, each discarded on its own (three refusals in
+	// one episode) before the next is typed.
+	for i, k := range []string{"x", "y", "z"} {
 		bob.Type(t, k)
-		time.Sleep(50 * time.Millisecond)
+		waitForState(t, fmt.Sprintf("bob's keystroke %d discarded", i+1), func() (bool, string) {
+			b := c.Tee(t, "con").Backend(t, "tel")
+			return b.Discarded >= uint64(i+1), fmt.Sprintf("%d bytes discarded", b.Discarded)
+		})
 	}
 	notice := regexp.MustCompile(`\r\n\[chartee\] con: input discarded: the write lock is held by tel#1 \(127\.0\.0\.1:\d+\); \^E l takes it once they are 1h0m0s idle, \^E s shows who has it\r\n`)
 	bob.Screen.WaitUntil(t, "the refusal notice", timeoutLong, func(b []byte) bool { return notice.Match(b[bobAt:]) })
-	time.Sleep(300 * time.Millisecond)
+	// A refusal queues its notice before it is counted, and a leg's
+	// writer delivers queued notices before its next output: once output
+	// the holder causes after the third refusal is on bob's screen, every
+	// notice those refusals queued is there before it.
+	alice.Type(t, "echo refusals-counted\r")
+	bob.Screen.WaitFor(t, "\r\nrefusals-counted\r\n", bobAt, timeoutLong)
 	if n := len(notice.FindAll(bob.Screen.Bytes()[bobAt:], -1)); n != 1 {
 		t.Errorf("bob was told %d times in one episode, want once:\n%q", n, bob.Screen.Bytes()[bobAt:])
 	}

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,9 +80,12 @@ func TestReadmeTour(t *testing.T) {
 	cmd.Env = env
 	demo := harness.StartCmd(t, "chartee demo", cmd)
 	var printed string
-	waitFor(t, "the demo's instructions", func() bool {
+	waitForState(t, "the demo's instructions", func() (bool, string) {
 		printed = demo.Output()
-		return strings.Contains(printed, "Ctrl-C stops the demo.")
+		if !strings.Contains(printed, "Ctrl-C stops the demo.") && demo.Exited() {
+			t.Fatalf("the demo exited before printing its instructions:\n%s", printed)
+		}
+		return strings.Contains(printed, "Ctrl-C stops the demo."), printed
 	})
 	telnetAt := regexp.MustCompile(`(?m)^  telnet (127\.0\.0\.1) (\d+) `).FindStringSubmatch(printed)
 	metricsURL := regexp.MustCompile(`metrics: +(http://\S+/metrics)`).FindStringSubmatch(printed)
@@ -118,17 +122,39 @@ func TestReadmeTour(t *testing.T) {
 		return out
 	}
 	// follow runs a command that follows until interrupted (the README
-	// says Ctrl-C ends it) for a while, with during in between.
-	follow := func(c string, during func()) string {
+	// says Ctrl-C ends it): once ready holds (it follows), during runs,
+	// and once the output shows what during caused (done holds) the
+	// command is interrupted.
+	follow := func(c string, ready func(out string) bool, during func(), done func(out string) bool) string {
 		t.Helper()
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan string, 1)
-		go func() { out, _ := sh(ctx, c); done <- out }()
-		time.Sleep(time.Second)
+		cmd := exec.Command("sh", "-c", "exec "+adapt(c))
+		cmd.Env = env
+		p := harness.StartCmd(t, c, cmd)
+		waitForState(t, c+" following", func() (bool, string) { return ready(p.Output()), p.Output() })
 		during()
-		time.Sleep(time.Second)
-		cancel()
-		return <-done
+		waitForState(t, c+" showing what happened", func() (bool, string) { return done(p.Output()), p.Output() })
+		p.Signal(syscall.SIGINT)
+		p.Wait(tourStep) // ended by the signal: its status says so
+		if !p.Exited() {
+			t.Errorf("%s: still running %v after Ctrl-C", c, tourStep)
+		}
+		return p.Output()
+	}
+	// eventsFollowed: the daemon has an events subscriber, blocked
+	// waiting for the next event (seen in its goroutine profile: `ctl
+	// events` prints nothing until an event).
+	daemon := &harness.Chartee{Socket: filepath.Join(runDir, "chartee-demo.sock")}
+	eventsFollowed := func(string) bool {
+		dump, err := daemon.GoroutineStacks(tourStep)
+		if err != nil {
+			t.Fatalf("the demo's goroutines: %v", err)
+		}
+		for _, g := range strings.Split(dump, "\n\n") {
+			if strings.Contains(g, " [select") && strings.Contains(g, "api.(*Server).events(") {
+				return true
+			}
+		}
+		return false
 	}
 
 	var term *harness.Terminal
@@ -150,7 +176,9 @@ func TestReadmeTour(t *testing.T) {
 			mustMatch(t, l.cmd, out, `frontend:\s+demo demo \(up, primary\)`, `(?m)^telnet\s+listening on 127\.0\.0\.1:`+telnetAt[2],
 				`(?m)^recent\s+ringbuf 1MiB`, `(?m)^telnet#1\s+telnet\s+127\.0\.0\.1:`)
 		case strings.HasPrefix(l.cmd, "chartee ctl tail -f"):
-			out := follow(l.cmd, func() { term.Type(t, "uptime\r") })
+			uptime := regexp.MustCompile(`alice@demo:~\$ uptime`)
+			out := follow(l.cmd, func(out string) bool { return strings.Contains(out, "Linux version") },
+				func() { term.Type(t, "uptime\r") }, uptime.MatchString)
 			mustMatch(t, l.cmd, out, `Linux version`, `alice@demo:~\$ uptime`)
 		case strings.HasPrefix(l.cmd, "chartee ctl attach"):
 			out := run(l.cmd)
@@ -164,7 +192,8 @@ func TestReadmeTour(t *testing.T) {
 			term.Type(t, "echo after the swap\r")
 			waitFileHas(t, filepath.Join(tmp, "copy2.log"), "after the swap")
 		case strings.HasPrefix(l.cmd, "chartee ctl events"):
-			out := follow(l.cmd, func() { run("chartee ctl detach console copy") })
+			detach := regexp.MustCompile(`console detach backend=copy`)
+			out := follow(l.cmd, eventsFollowed, func() { run("chartee ctl detach console copy") }, detach.MatchString)
 			mustMatch(t, l.cmd, out, `console detach backend=copy`)
 		case strings.HasPrefix(l.cmd, "curl "):
 			out := run(l.cmd)

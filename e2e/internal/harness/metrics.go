@@ -103,27 +103,42 @@ next:
 // Goroutines, each call uses a fresh connection; the one serving it is
 // in the profile.
 func (c *Chartee) GoroutineDump(timeout time.Duration) (int, string, error) {
+	body, err := c.goroutines("1", timeout)
+	if err != nil {
+		return 0, "", err
+	}
+	first, _, _ := strings.Cut(body, "\n")
+	n, err := strconv.Atoi(strings.TrimPrefix(first, "goroutine profile: total "))
+	if err != nil {
+		return 0, "", fmt.Errorf("e2e: goroutine profile starts %q: %w", first, err)
+	}
+	return n, body, nil
+}
+
+// GoroutineStacks is every goroutine of the daemon with its own stack
+// and state ("goroutine 7 [select]:"), blank-line separated
+// (GET /v1/debug/goroutines?debug=2).
+func (c *Chartee) GoroutineStacks(timeout time.Duration) (string, error) {
+	return c.goroutines("2", timeout)
+}
+
+func (c *Chartee) goroutines(debug string, timeout time.Duration) (string, error) {
 	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", c.Socket)
 		}}}
-	resp, err := hc.Get("http://chartee/v1/debug/goroutines")
+	resp, err := hc.Get("http://chartee/v1/debug/goroutines?debug=" + debug)
 	if err != nil {
-		return 0, "", err
+		return "", err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, "", err
+		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return 0, "", &APIError{Status: resp.StatusCode, Body: string(body)}
+		return "", &APIError{Status: resp.StatusCode, Body: string(body)}
 	}
-	first, _, _ := strings.Cut(string(body), "\n")
-	n, err := strconv.Atoi(strings.TrimPrefix(first, "goroutine profile: total "))
-	if err != nil {
-		return 0, "", fmt.Errorf("e2e: goroutine profile starts %q: %w", first, err)
-	}
-	return n, string(body), nil
+	return string(body), nil
 }
