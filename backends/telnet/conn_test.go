@@ -109,7 +109,9 @@ func (f *fakeControl) snapshot(fn func(f *fakeControl)) {
 // waitFor polls cond until it holds or a generous timeout passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous: a flood test's server decodes megabytes of hostile input
+	// under -race on a loaded machine (10 s was once not enough).
+	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
