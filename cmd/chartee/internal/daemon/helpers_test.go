@@ -240,7 +240,7 @@ func start(t *testing.T, cfg *config.Config) (*Daemon, *reloads, *logBuf) {
 // waitFor polls cond until it holds or 5s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second) // generous: a loaded machine
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
