@@ -181,6 +181,9 @@ func (q *startupQueue) release() {
 func (q *startupQueue) setLimit(n int) {
 	q.mu.Lock()
 	q.limit = n
+	if q.cond.L != nil {
+		q.cond.Broadcast() // a raised limit may admit a waiting connection
+	}
 	q.mu.Unlock()
 }
 

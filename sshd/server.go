@@ -24,7 +24,9 @@
 // reader), so a burst of connections waits in the listen backlog instead
 // of piling up goroutines faster than dropped ones end. Pre-authentication
 // goroutines are thus at most 3×MaxStartups, plus the lanes of the one
-// password hash running (argon2id's p, 1 by default).
+// password hash running (argon2id's p, 1 by default), plus, for a moment,
+// goroutines of ended connections between giving their place back and
+// returning (none waits on the network any more).
 package sshd
 
 import (
