@@ -254,7 +254,7 @@ func TestDemoConfigParses(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("TMPDIR", tmp)
-	s, err := prepareDemo(0, mapEnv(map[string]string{"XDG_RUNTIME_DIR": xdg}))
+	s, err := prepareDemo(0, mapEnv(map[string]string{"XDG_RUNTIME_DIR": xdg}), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestDemoPortInUse(t *testing.T) {
 	xdg := t.TempDir()
 	if !tcpPortFree(demoDefaultPort) {
 		// Someone holds 7000 already: that is the case under test.
-		s, err := prepareDemo(-1, mapEnv(map[string]string{"XDG_RUNTIME_DIR": xdg}))
+		s, err := prepareDemo(-1, mapEnv(map[string]string{"XDG_RUNTIME_DIR": xdg}), false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -314,7 +314,7 @@ func TestDemoPortInUse(t *testing.T) {
 		}
 		return
 	}
-	s, err := prepareDemo(-1, mapEnv(map[string]string{"XDG_RUNTIME_DIR": xdg}))
+	s, err := prepareDemo(-1, mapEnv(map[string]string{"XDG_RUNTIME_DIR": xdg}), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,13 +41,19 @@ type demoSetup struct {
 	User, Password string
 	YAML           []byte // the config with every placeholder filled in
 	Notes          []string
+	// fixedPort: a port is the demo's fixed default, found free but not
+	// held; another program may bind it before the daemon does, and the
+	// demo then starts again on free ports (see app.run).
+	fixedPort bool
 }
 
 // prepareDemo fills in the demo config: a telnet listener on 127.0.0.1
 // (port, or demoDefaultPort when port < 0), a capture file in a fresh
 // temporary directory, and a control socket where `chartee ctl` looks for
 // it (see demoSocketPath).
-func prepareDemo(port int, getenv func(string) string) (*demoSetup, error) {
+// With anyPort, the fixed default ports are not tried: free ones are
+// taken at once.
+func prepareDemo(port int, getenv func(string) string, anyPort bool) (*demoSetup, error) {
 	dir, err := os.MkdirTemp("", "chartee-demo-")
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
@@ -58,9 +64,11 @@ func prepareDemo(port int, getenv func(string) string) (*demoSetup, error) {
 		port = demoDefaultPort
 		// The default port may be taken, by another demo say; a free
 		// port beats a failure here, since the real one is printed.
-		if !tcpPortFree(port) {
+		if anyPort || !tcpPortFree(port) {
 			s.Notes = append(s.Notes, fmt.Sprintf("127.0.0.1:%d is in use (another chartee demo?); the telnet listener takes a free port instead", port))
 			port = 0
+		} else {
+			s.fixedPort = true
 		}
 	}
 	s.Telnet = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -74,7 +82,7 @@ func prepareDemo(port int, getenv func(string) string) (*demoSetup, error) {
 		s.Socket = well
 	}
 
-	if err := s.webLogin(getenv); err != nil {
+	if err := s.webLogin(getenv, anyPort); err != nil {
 		return nil, err
 	}
 	hash, err := access.HashPassword(s.Password, "argon2id")
@@ -96,11 +104,13 @@ const demoWebPort = 8080
 
 // webLogin picks the browser console's address and the demo login: user
 // demo, a random password unless CHARTEE_DEMO_PASSWORD sets one.
-func (s *demoSetup) webLogin(getenv func(string) string) error {
+func (s *demoSetup) webLogin(getenv func(string) string, anyPort bool) error {
 	port := demoWebPort
-	if !tcpPortFree(port) {
+	if anyPort || !tcpPortFree(port) {
 		s.Notes = append(s.Notes, fmt.Sprintf("127.0.0.1:%d is in use; the browser console takes a free port instead", port))
 		port = 0
+	} else {
+		s.fixedPort = true
 	}
 	s.Web = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s.User, s.Password = "demo", getenv("CHARTEE_DEMO_PASSWORD")
@@ -153,8 +163,9 @@ func yamlQuote(s string) string {
 	return b.String()
 }
 
-// tcpPortFree reports whether port can be bound on 127.0.0.1 now.
-func tcpPortFree(port int) bool {
+// tcpPortFree reports whether port can be bound on 127.0.0.1 now (a
+// variable: tests make it see a port free that is not).
+var tcpPortFree = func(port int) bool {
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		return false

@@ -92,30 +92,52 @@ func (a *app) run(args []string) int {
 		return exitError
 	}
 
-	var cfg *config.Config
-	var demo *demoSetup
 	if path == "" {
 		demoPort := *port
 		if !portSet {
 			demoPort = -1 // the default, which gives way when taken
 		}
-		if demo, err = prepareDemo(demoPort, a.getenv); err != nil {
-			inh.fail(err)
-			fmt.Fprintf(a.stderr, "chartee: %v\n", err)
-			return exitError
-		}
-		cfg, err = config.Parse(demoFile, demo.YAML)
-	} else {
-		cfg, err = config.Load(path)
+		return a.runDemo(demoPort, inh)
 	}
+	cfg, err := config.Load(path)
 	if err != nil {
 		inh.fail(err)
 		printConfigError(a.stderr, err)
 		return exitError
 	}
 	printWarnings(a.stderr, cfg.Warnings)
-	return a.serve(cfg, path, demo, inh)
+	return a.serve(cfg, path, nil, inh)
 }
+
+// runDemo serves the built-in demo. Its fixed default ports are only seen
+// free before the daemon binds them: a program (another demo, started at
+// the same moment) that binds one in between makes the start fail, and
+// the demo then starts once more on free ports.
+func (a *app) runDemo(port int, inh *inheritance) int {
+	for anyPort := false; ; anyPort = true {
+		demo, err := prepareDemo(port, a.getenv, anyPort)
+		if err != nil {
+			inh.fail(err)
+			fmt.Fprintf(a.stderr, "chartee: %v\n", err)
+			return exitError
+		}
+		cfg, err := config.Parse(demoFile, demo.YAML)
+		if err != nil {
+			inh.fail(err)
+			printConfigError(a.stderr, err)
+			return exitError
+		}
+		printWarnings(a.stderr, cfg.Warnings)
+		if code := a.serve(cfg, "", demo, inh); code != exitDemoPortTaken {
+			return code
+		}
+		os.RemoveAll(demo.Dir) // nothing was written there yet
+	}
+}
+
+// exitDemoPortTaken is serve's word to runDemo that a fixed demo port was
+// taken between its check and its bind (never a process exit code).
+const exitDemoPortTaken = -1
 
 // newLogger builds the daemon's logger from the log section. The config
 // layer has validated the names; an empty one takes the default.
@@ -141,7 +163,13 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 // serve runs cfg until a termination signal (or a.ctx ends).
 func (a *app) serve(cfg *config.Config, path string, demo *demoSetup, inh *inheritance) int {
 	log := newLogger(cfg.Log, a.stderr)
-	fail := func(err error) int { return a.startFailed(err, inh, demo) }
+	fail := func(err error) int {
+		if demo != nil && demo.fixedPort && addrInUseHint(err) != "" {
+			fmt.Fprintf(a.stderr, "chartee: %v; the demo starts again on free ports\n", err)
+			return exitDemoPortTaken
+		}
+		return a.startFailed(err, inh, demo)
+	}
 
 	// Everything that can be checked before starting a tee is, so that a
 	// bad token file does not leave half a daemon behind.

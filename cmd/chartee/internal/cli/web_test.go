@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -99,4 +101,40 @@ func readFileString(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestDemoPortTakenAfterItsCheck: a fixed demo port another program binds
+// between the demo's check and its own bind (two demos started at once)
+// does not fail the demo: it starts again on free ports.
+func TestDemoPortTakenAfterItsCheck(t *testing.T) {
+	// The browser console's port is taken, by this test or by someone
+	// else; the check is made to see every port free.
+	if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(demoWebPort))); err == nil {
+		defer ln.Close()
+	}
+	seen := tcpPortFree
+	tcpPortFree = func(int) bool { return true }
+	defer func() { tcpPortFree = seen }()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr, sigs, done, info := startInProcess(t, ctx, "run", "--port", "0")
+	defer func() {
+		sigs.send(syscall.SIGTERM)
+		<-done
+	}()
+	if !strings.Contains(stderr.String(), "the demo starts again on free ports") {
+		t.Errorf("the demo did not say it starts again:\n%s", stderr.String())
+	}
+	if info.WebURL == "" || strings.Contains(info.WebURL, ":"+strconv.Itoa(demoWebPort)+"/") {
+		t.Fatalf("web URL %q: want a free port, not %d", info.WebURL, demoWebPort)
+	}
+	resp, err := http.Get(info.WebURL + "login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET login: %s", resp.Status)
+	}
 }
