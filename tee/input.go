@@ -246,16 +246,7 @@ func (t *Tee) writeInputInline(w chardev.NonBlockingWriter, gen uint64) {
 
 	m.mu.Lock()
 	m.writing = false
-	if n > 0 {
-		s := m.q.front()
-		s.skip += n
-		m.bytes -= n
-		m.consume(n)
-		if s.skip == len(s.c.b) {
-			t.inChunks.release(m.q.pop().c)
-			m.recorded = 0
-		}
-	}
+	t.wroteHeadLocked(n)
 	if m.q.len() > 0 || m.closed {
 		m.ready.Signal() // the rest, or a close waiting for the token
 	}
@@ -351,16 +342,7 @@ func (t *Tee) frontendWriteLoop() {
 		if m.cut && errors.Is(err, chardev.ErrFrozen) {
 			err = nil // cut by a process upgrade: the rest is carried
 		}
-		if n > 0 {
-			s := m.q.front()
-			s.skip += n
-			m.bytes -= n
-			m.consume(n)
-			if s.skip == len(s.c.b) {
-				t.inChunks.release(m.q.pop().c)
-				m.recorded = 0
-			}
-		}
+		t.wroteHeadLocked(n)
 		m.mu.Unlock()
 		if n > 0 {
 			t.front.bytesIn.Add(uint64(n))
@@ -601,4 +583,22 @@ func (t *Tee) StatusText() string {
 		}
 	}
 	return b.String()
+}
+
+// wroteHeadLocked takes n bytes written to the frontend off the head of
+// the input queue, releasing the head chunk once all of it is written.
+// The input lock is held.
+func (t *Tee) wroteHeadLocked(n int) {
+	if n <= 0 {
+		return
+	}
+	m := &t.input
+	s := m.q.front()
+	s.skip += n
+	m.bytes -= n
+	m.consume(n)
+	if s.skip == len(s.c.b) {
+		t.inChunks.release(m.q.pop().c)
+		m.recorded = 0
+	}
 }

@@ -191,7 +191,9 @@ func TestWrapForwardsCapabilities(t *testing.T) {
 // loopback TCP: the control handle reaches the telnet layer (IAC BRK
 // breaks), escape commands work on unescaped telnet data, and answers go
 // out through the telnet encoder.
-func TestWrapTelnetServer(t *testing.T) {
+// rfc2217Pair is an RFC 2217 server connection on loopback and its client.
+func rfc2217Pair(t *testing.T) (net.Conn, *telnet.ServerConn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -201,12 +203,16 @@ func TestWrapTelnetServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
+	t.Cleanup(func() { client.Close() })
 	conn, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := telnet.NewServer(conn, telnet.Config{RFC2217: true})
+	return client, telnet.NewServer(conn, telnet.Config{RFC2217: true})
+}
+
+func TestWrapTelnetServer(t *testing.T) {
+	client, srv := rfc2217Pair(t)
 	w := Wrap(srv, 0x1d)
 	ctl := &fakeControl{}
 	w.(chardev.ControlAware).SetControl(ctl)
@@ -258,21 +264,7 @@ func TestWrapTelnetServer(t *testing.T) {
 // for the resume, the reader does not. (The reader once wrote the answer
 // itself, and waited forever for a resume that only it could read.)
 func TestWrapAnswerWaitsForResumeNotTheReader(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	conn, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := telnet.NewServer(conn, telnet.Config{RFC2217: true})
+	client, srv := rfc2217Pair(t)
 	w := Wrap(srv, 0x1d)
 	w.(chardev.ControlAware).SetControl(&fakeControl{})
 	got := readAll(w)
