@@ -100,11 +100,11 @@ func (d *dirLog) direction(dir string) string {
 
 var _ chardev.InputRecorder = (*dirLog)(nil)
 
-// TestCaptureRecordsInputBeforeItsEcho: in a capture of both directions a
-// typed key comes before the echo it caused, even from a frontend that
-// echoes before its Write returns.
-func TestCaptureRecordsInputBeforeItsEcho(t *testing.T) {
-	front := echoFront{memdev.New("front")}
+// checkKeysRecordedBeforeEcho types keys one at a time into a tee whose
+// frontend echoes them, with a capture of both directions: each key must
+// be recorded as input before its echo as output, and once.
+func checkKeysRecordedBeforeEcho(t *testing.T, front chardev.Chardev) {
+	t.Helper()
 	h := newHarness(t, Options{Frontend: memdev.Opener(nil, front)})
 	rec := newDirLog()
 	if err := h.tee.Attach(context.Background(), "cap", LegOptions{}, memdev.Opener(nil, rec)); err != nil {
@@ -128,6 +128,14 @@ func TestCaptureRecordsInputBeforeItsEcho(t *testing.T) {
 	if got := rec.direction("i"); got != keys {
 		t.Fatalf("input recorded %q, want %q", got, keys)
 	}
+}
+
+// TestCaptureRecordsInputBeforeItsEcho: in a capture of both directions a
+// typed key comes before the echo it caused, even from a frontend that
+// echoes before its Write returns.
+func TestCaptureRecordsInputBeforeItsEcho(t *testing.T) {
+	front := echoFront{memdev.New("front")}
+	checkKeysRecordedBeforeEcho(t, front)
 }
 
 // TestInputRecordedOnceWhenItsWriteFails: input is recorded when it is

@@ -3,7 +3,6 @@ package tee
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,29 +162,7 @@ func (e *tryEchoFront) TryWrite(p []byte) (int, error) {
 // reader is recorded before the echo it causes, as by the input writer.
 func TestInlineInputRecordedBeforeItsEcho(t *testing.T) {
 	front := &tryEchoFront{echoFront: echoFront{memdev.New("front")}}
-	h := newHarness(t, Options{Frontend: memdev.Opener(nil, front)})
-	rec := newDirLog()
-	if err := h.tee.Attach(context.Background(), "cap", LegOptions{}, memdev.Opener(nil, rec)); err != nil {
-		t.Fatal(err)
-	}
-	typist := h.attach("kbd", LegOptions{Input: true})
-	keys := "abcdefghijklmnop"
-	for i := range len(keys) {
-		typist.Feed([]byte{keys[i]})
-		eventually(t, "the echo captured", func() bool { return strings.Count(rec.direction("o"), keys[i:i+1]) == 1 })
-	}
-	log := rec.entries()
-	for i := range len(keys) {
-		k := keys[i : i+1]
-		in := slices.IndexFunc(log, func(e string) bool { return e[0] == 'i' && strings.Contains(e[1:], k) })
-		out := slices.IndexFunc(log, func(e string) bool { return e[0] == 'o' && strings.Contains(e[1:], k) })
-		if in < 0 || in > out {
-			t.Fatalf("key %q: input at %d, echo at %d in %q", k, in, out, log)
-		}
-	}
-	if got := rec.direction("i"); got != keys {
-		t.Fatalf("input recorded %q, want %q", got, keys)
-	}
+	checkKeysRecordedBeforeEcho(t, front)
 	if front.tries.Load() == 0 {
 		t.Fatal("no key went inline")
 	}
