@@ -111,9 +111,10 @@ tees:
 		return ops.Source == newAddr && len(st.Backends) == 3 && fileSize(cap2) > 0,
 			fmt.Sprintf("backends %v, %s holds %d bytes", names, cap2, fileSize(cap2))
 	})
-	if !strings.Contains(c.Proc.Output(), "config reloaded") {
-		t.Errorf("the daemon did not log the reload")
-	}
+	// The log line follows the reload's last change: wait for it too.
+	waitForState(t, "the daemon to log the reload", func() (bool, string) {
+		return strings.Contains(c.Proc.Output(), "config reloaded"), "no \"config reloaded\" in its log"
+	})
 	// The new address serves; the clients of the old one stayed.
 	conn, err := net.Dial("tcp", newAddr)
 	if err != nil {

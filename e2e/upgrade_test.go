@@ -521,10 +521,11 @@ func TestVMUpgrade(t *testing.T) {
 			}
 		}
 		// The failing binaries' own words went to the daemon's log.
+		// (Copied by the daemon as the binary wrote it: wait for it.)
 		for _, words := range []string{"e2e: this new binary cannot start", "e2e: this new binary fails after the cut"} {
-			if !strings.Contains(r.c.Output(), words) {
-				t.Errorf("the failed binary's stderr %q is not in the daemon's log", words)
-			}
+			waitForState(t, "the failed binary's stderr in the daemon's log", func() (bool, string) {
+				return strings.Contains(r.c.Output(), words), fmt.Sprintf("%q is not there", words)
+			})
 		}
 	})
 	if t.Failed() {
