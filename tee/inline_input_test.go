@@ -13,37 +13,9 @@ import (
 	"chartee/chardev/memdev"
 )
 
-// tryFront is a memdev frontend that can also try a write without waiting
-// (a serial port): TryWrite takes 0 to 3 bytes in turn, so a typed chunk
-// goes all inline, partly inline and partly by the input writer, or all
-// by the writer. unsupported makes it answer ErrUnsupported instead.
-type tryFront struct {
-	*memdev.Device
-	mu          sync.Mutex
-	turn        int
-	unsupported bool
-	tries       atomic.Int64
-	took        atomic.Int64
-}
-
-func (d *tryFront) TryWrite(p []byte) (int, error) {
-	d.tries.Add(1)
-	if d.unsupported {
-		return 0, fmt.Errorf("try: %w", chardev.ErrUnsupported)
-	}
-	d.mu.Lock()
-	k := min(d.turn%4, len(p))
-	d.turn++
-	d.mu.Unlock()
-	if k == 0 {
-		return 0, nil
-	}
-	n, err := d.Device.Write(p[:k])
-	d.took.Add(int64(n))
-	return n, err
-}
-
-var _ chardev.NonBlockingWriter = (*tryFront)(nil)
+// The frontends below are tryDevs (inline_test.go): TryWrite takes 0 to 3
+// bytes in turn, so a typed chunk goes all inline, partly inline and partly
+// by the input writer, or all by the writer.
 
 // typeTokens has each of legs type count tokens ("a0001|"), one read
 // each, all legs at once; it returns every token typed.
@@ -101,7 +73,7 @@ func checkTokens(t *testing.T, got []byte, typed []string, legs int) {
 // would block) and by the input writer reach the frontend once, whole,
 // and in each leg's order.
 func TestInlineInputKeepsTheInputExact(t *testing.T) {
-	front := &tryFront{Device: memdev.New("front")}
+	front := &tryDev{Device: memdev.New("front")}
 	h2 := newHarness(t, Options{Frontend: memdev.Opener(nil, front)})
 	legs := []*memdev.Device{
 		h2.attach("a", LegOptions{Input: true}),
@@ -128,7 +100,7 @@ func TestInlineInputKeepsTheInputExact(t *testing.T) {
 // TestInlineInputUnsupportedFallsBack: a frontend that says it cannot try
 // a write after all is asked once; the input writer writes everything.
 func TestInlineInputUnsupportedFallsBack(t *testing.T) {
-	front := &tryFront{Device: memdev.New("front"), unsupported: true}
+	front := &tryDev{Device: memdev.New("front"), unsupported: true}
 	h := newHarness(t, Options{Frontend: memdev.Opener(nil, front)})
 	d := h.attach("a", LegOptions{Input: true})
 	typed := typeTokens(t, []*memdev.Device{d}, 50)

@@ -3,6 +3,7 @@ package tee
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -15,16 +16,21 @@ import (
 // tryDev is a memdev leg that can also try a write without waiting: each
 // TryWrite takes 0 to 3 bytes in turn (a socket whose buffer is full, or
 // nearly), so both the inline path and the writer goroutine carry bytes.
+// unsupported makes it answer ErrUnsupported instead.
 type tryDev struct {
 	*memdev.Device
-	mu    sync.Mutex
-	turn  int
-	tries atomic.Int64
-	took  atomic.Int64
+	mu          sync.Mutex
+	turn        int
+	unsupported bool
+	tries       atomic.Int64
+	took        atomic.Int64
 }
 
 func (d *tryDev) TryWrite(p []byte) (int, error) {
 	d.tries.Add(1)
+	if d.unsupported {
+		return 0, fmt.Errorf("try: %w", chardev.ErrUnsupported)
+	}
 	d.mu.Lock()
 	k := min(d.turn%4, len(p))
 	d.turn++

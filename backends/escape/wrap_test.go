@@ -234,26 +234,11 @@ func TestWrapTelnetServer(t *testing.T) {
 	if b, _, _ := ctl.counts(); b != 1 {
 		t.Errorf("IAC BRK gave %d breaks, want 1", b)
 	}
-	var answer []byte
-	buf := make([]byte, 512)
-	client.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for !bytes.Contains(answer, []byte("legs: 2")) {
-		n, err := client.Read(buf)
-		if err != nil {
-			t.Fatalf("reading status: %v (got %q)", err, answer)
-		}
-		answer = append(answer, buf[:n]...)
-	}
+	answer := readUntil(t, client, nil, "legs: 2", "status")
 	if _, err := w.Write([]byte("out\xff")); err != nil {
 		t.Fatal(err)
 	}
-	for !bytes.Contains(answer, []byte("out\xff\xff")) {
-		n, err := client.Read(buf)
-		if err != nil {
-			t.Fatalf("reading output: %v (got %q)", err, answer)
-		}
-		answer = append(answer, buf[:n]...)
-	}
+	readUntil(t, client, answer, "out\xff\xff", "output")
 	if err := w.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		t.Fatal(err)
 	}
@@ -286,14 +271,21 @@ func TestWrapAnswerWaitsForResumeNotTheReader(t *testing.T) {
 	if _, err := client.Write(resume); err != nil {
 		t.Fatal(err)
 	}
-	var answer []byte
+	readUntil(t, client, nil, "legs: 2", "the status after the resume")
+}
+
+// readUntil reads the client's side until what it has read, after got,
+// holds want, and returns it all.
+func readUntil(t *testing.T, client net.Conn, got []byte, want, what string) []byte {
+	t.Helper()
 	buf := make([]byte, 512)
 	client.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for !bytes.Contains(answer, []byte("legs: 2")) {
+	for !bytes.Contains(got, []byte(want)) {
 		n, err := client.Read(buf)
 		if err != nil {
-			t.Fatalf("reading the status after the resume: %v (got %q)", err, answer)
+			t.Fatalf("reading %s: %v (got %q)", what, err, got)
 		}
-		answer = append(answer, buf[:n]...)
+		got = append(got, buf[:n]...)
 	}
+	return got
 }
