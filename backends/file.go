@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"chartee/backends/capture"
 	"chartee/chardev"
 )
@@ -198,10 +200,11 @@ func (s *FileSpec) Validate() error {
 // asked, what legs type into it (RecordInput) go to a file in one of the
 // capture formats. A capture never types, so Read only waits for Close.
 //
-// Every Write or RecordInput reaches the OS in one write(2) before it
-// returns, so a kill -9 of chartee loses nothing already accepted; the only
-// bytes held in memory are up to three of an incomplete UTF-8 sequence in
-// asciicast, written on Close.
+// Every Write or RecordInput reaches the OS in one write(2), and every
+// WriteBuffers of a raw capture in one writev(2), before it returns, so a
+// kill -9 of chartee loses nothing already accepted; the only bytes held in
+// memory are up to three of an incomplete UTF-8 sequence in asciicast,
+// written on Close.
 //
 // Rotation is written here rather than with gopkg.in/natefinch/lumberjack.v2:
 // lumberjack v2.2.1 starts a goroutine per Logger that Close never stops
@@ -342,7 +345,12 @@ var _ chardev.Coalescer = (*File)(nil)
 // capture to write it in batches (chardev.Coalescer). Timestamped and
 // asciicast captures stamp each write with the time it happens, so they
 // are written at once.
-const rawCoalesceDelay = 2 * time.Millisecond
+//
+// 10 ms rather than 2: with a large queue the engine's batch is 256 KiB,
+// which a 70 MB/s stream fills in 3.7 ms, and a shorter delay would end
+// most batches early (docs/ENGINE.md, "fifth pass"). A person never reads
+// a capture file within 10 ms of its output.
+const rawCoalesceDelay = 10 * time.Millisecond
 
 // CoalesceDelay lets the engine batch a raw capture's writes: a capture
 // beside a console's clients costs one writev per batch instead of a
@@ -413,6 +421,41 @@ func (f *File) ignore(p []byte) (int, error) {
 
 // record encodes p in one direction and rotates the file once it is full.
 func (f *File) record(encode func(capture.Encoder, []byte) error, p []byte) error {
+	return f.writeLocked(func() error { return encode(f.enc, p) })
+}
+
+var _ chardev.BuffersWriter = (*File)(nil)
+
+// WriteBuffers records a batch of output (chardev.BuffersWriter). A raw
+// capture writes the whole batch with one writev(2): the engine batches a
+// raw capture's output (CoalesceDelay), and on ext4 each write(2) of a
+// chunk cost the file's locks and time stamps again — with a 4 KiB pty
+// read per chunk, most of what a capture beside a client cost. Other
+// formats encode chunk by chunk, as Write does.
+func (f *File) WriteBuffers(bufs [][]byte) (int64, error) {
+	if f.spec.Format != FileRaw || f.spec.Direction == FileIn {
+		var n int64
+		for _, b := range bufs {
+			m, err := f.Write(b)
+			n += int64(m)
+			if err != nil {
+				return n, err
+			}
+		}
+		return n, nil
+	}
+	var n int64
+	err := f.writeLocked(func() (err error) {
+		n, err = f.sink.writeBuffers(bufs)
+		return err
+	})
+	return n, err
+}
+
+// writeLocked runs write, which writes to the file, under mu once the
+// file is known to be open and out of its stage, then rotates the file
+// once it is full.
+func (f *File) writeLocked(write func() error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	select {
@@ -426,7 +469,7 @@ func (f *File) record(encode func(capture.Encoder, []byte) error, p []byte) erro
 	if err := f.sink.commit(); err != nil {
 		return fileError(err)
 	}
-	if err := encode(f.enc, p); err != nil {
+	if err := write(); err != nil {
 		return fileError(err)
 	}
 	if f.sink.full() {
@@ -667,6 +710,69 @@ func (s *fileSink) Write(p []byte) (int, error) {
 	n, err := file.Write(p)
 	s.size += int64(n)
 	return n, err
+}
+
+// writeBuffers writes bufs to the current file with writev(2), as many
+// calls as it takes (a FIFO may take part of a batch, then wait for its
+// reader through the runtime poller, so Close's deadline still ends the
+// wait).
+func (s *fileSink) writeBuffers(bufs [][]byte) (int64, error) {
+	file := s.file()
+	if file == nil {
+		return 0, fmt.Errorf("write %s: %w", s.path, os.ErrClosed)
+	}
+	if s.stage {
+		var n int64
+		for _, b := range bufs {
+			s.held = append(s.held, b...)
+			n += int64(len(b))
+		}
+		s.size += n
+		return n, nil
+	}
+	rc, err := file.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	var werr error
+	err = rc.Write(func(fd uintptr) bool {
+		for len(bufs) > 0 {
+			m, err := unix.Writev(int(fd), bufs)
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err == unix.EAGAIN:
+				return false
+			case err != nil:
+				werr = err
+				return true
+			case m == 0:
+				werr = io.ErrShortWrite
+				return true
+			}
+			n += int64(m)
+			bufs = skipWritten(bufs, m)
+		}
+		return true
+	})
+	s.size += n
+	if werr != nil {
+		return n, &os.PathError{Op: "write", Path: s.path, Err: werr}
+	}
+	return n, err
+}
+
+// skipWritten drops the first m bytes of bufs.
+func skipWritten(bufs [][]byte, m int) [][]byte {
+	for len(bufs) > 0 && m >= len(bufs[0]) {
+		m -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	if len(bufs) > 0 {
+		bufs[0] = bufs[0][m:]
+	}
+	return bufs
 }
 
 // full reports whether the file reached rotate.max_size.

@@ -494,16 +494,38 @@ func (c *NetClient) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := stream.Write(p)
+	return n, c.wrote(int64(n), err)
+}
+
+var _ chardev.BuffersWriter = (*NetClient)(nil)
+
+// WriteBuffers sends a batch of output to the client
+// (chardev.BuffersWriter): a raw client's socket takes it in one writev(2);
+// through a protocol layer it is a Write per buffer.
+func (c *NetClient) WriteBuffers(bufs [][]byte) (int64, error) {
+	stream, err := c.started()
+	if err != nil {
+		return 0, err
+	}
+	nb := net.Buffers(bufs)
+	n, err := nb.WriteTo(stream)
+	return n, c.wrote(n, err)
+}
+
+// wrote is the bookkeeping after a write of n bytes that ended with err:
+// the client was active, and the error says which client failed, or that
+// a process upgrade cut the write short (chardev.ErrFrozen).
+func (c *NetClient) wrote(n int64, err error) error {
 	if n > 0 {
 		c.touch()
 	}
 	if err != nil && c.wfrozen.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
-		return n, fmt.Errorf("%s: client %s: write: %w", c.src.cfg.typ, c.peer, chardev.ErrFrozen)
+		return fmt.Errorf("%s: client %s: write: %w", c.src.cfg.typ, c.peer, chardev.ErrFrozen)
 	}
 	if err != nil {
 		err = c.streamError(err)
 	}
-	return n, err
+	return err
 }
 
 var _ chardev.NonBlockingWriter = (*NetClient)(nil)
