@@ -269,9 +269,10 @@ func TestFileReadBlocksUntilClose(t *testing.T) {
 	}
 }
 
-// TestFileCloseUnblocksWriteToFIFO captures to a FIFO whose reader never
-// reads: the Write blocks once the pipe is full, and Close must free it.
-func TestFileCloseUnblocksWriteToFIFO(t *testing.T) {
+// fileTestFIFO is a capture to a FIFO, and the FIFO's reader (opened
+// first, non-blocking, so that the capture's open does not wait).
+func fileTestFIFO(t *testing.T) (*File, *os.File) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "fifo")
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
 		t.Fatal(err)
@@ -280,8 +281,14 @@ func TestFileCloseUnblocksWriteToFIFO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer reader.Close()
-	f := fileMustOpen(t, fileSpecFor(path, nil))
+	t.Cleanup(func() { reader.Close() })
+	return fileMustOpen(t, fileSpecFor(path, nil)), reader
+}
+
+// TestFileCloseUnblocksWriteToFIFO captures to a FIFO whose reader never
+// reads: the Write blocks once the pipe is full, and Close must free it.
+func TestFileCloseUnblocksWriteToFIFO(t *testing.T) {
+	f, reader := fileTestFIFO(t)
 
 	writeErr := make(chan error, 1)
 	go func() {

@@ -499,17 +499,22 @@ func TestTCPListenTLSPendingHandshakeYields(t *testing.T) {
 // TestTCPListenEscape: with an escape key, a client's commands are
 // answered to that client through the tee's Control, and the key typed
 // twice is passed on as data.
+// tcpTestClient connects to src as a client of protocol proto would: a
+// telnet client device for telnet, a plain connection for raw.
+func tcpTestClient(t *testing.T, src *NetSource, proto string) io.ReadWriter {
+	t.Helper()
+	if proto == ProtocolTelnet {
+		return tcpTestConnect(t, func(s *TCPConnectSpec) { s.Address = src.Addr(); s.Protocol = ProtocolTelnet })
+	}
+	return netDial(t, "tcp", src.Addr())
+}
+
 func TestTCPListenEscape(t *testing.T) {
 	for _, proto := range []string{ProtocolRaw, ProtocolTelnet} {
 		t.Run(proto, func(t *testing.T) {
 			src := tcpTestListen(t, func(s *TCPListenSpec) { s.Escape = "^]"; s.Protocol = proto })
 			srv := netServe(t, src)
-			var client io.ReadWriter
-			if proto == ProtocolTelnet {
-				client = tcpTestConnect(t, func(s *TCPConnectSpec) { s.Address = src.Addr(); s.Protocol = ProtocolTelnet })
-			} else {
-				client = netDial(t, "tcp", src.Addr())
-			}
+			client := tcpTestClient(t, src, proto)
 			leg := srv.next(t)
 			ctl := &netFakeControl{}
 			leg.(chardev.ControlAware).SetControl(ctl)

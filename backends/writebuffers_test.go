@@ -98,16 +98,7 @@ func TestFileWriteBuffersEncodesOtherFormats(t *testing.T) {
 // TestFileWriteBuffersToASlowFIFO: a FIFO takes a batch far larger than
 // the pipe in parts as its reader drains it; the reader gets it whole.
 func TestFileWriteBuffersToASlowFIFO(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "fifo")
-	if err := syscall.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	reader, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-	f := fileMustOpen(t, fileSpecFor(path, nil))
+	f, reader := fileTestFIFO(t)
 	var bufs [][]byte
 	var want []byte
 	for i := range 8 {
@@ -124,7 +115,7 @@ func TestFileWriteBuffersToASlowFIFO(t *testing.T) {
 		n, err := f.WriteBuffers(bufs)
 		done <- result{n, err}
 	}()
-	got, err := io.ReadAll(io.LimitReader(fifoBlockingReader{reader}, int64(len(want))))
+	got, err := io.ReadAll(io.LimitReader(reader, int64(len(want))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,11 +126,6 @@ func TestFileWriteBuffersToASlowFIFO(t *testing.T) {
 		t.Fatalf("the FIFO's reader got %d bytes, not the batch of %d", len(got), len(want))
 	}
 }
-
-// fifoBlockingReader reads a non-blocking FIFO through the runtime poller.
-type fifoBlockingReader struct{ f *os.File }
-
-func (r fifoBlockingReader) Read(p []byte) (int, error) { return r.f.Read(p) }
 
 // TestFileWriteBuffersErrors: a full disk fails the batch naming the
 // file and the cause; after Close the capture refuses it.
@@ -192,12 +178,7 @@ func TestNetClientWriteBuffers(t *testing.T) {
 			}
 			src := tcpTestListen(t, func(s *TCPListenSpec) { s.Protocol = proto })
 			srv := netServe(t, src)
-			var client io.Reader
-			if proto == ProtocolTelnet {
-				client = tcpTestConnect(t, func(s *TCPConnectSpec) { s.Address = src.Addr(); s.Protocol = ProtocolTelnet })
-			} else {
-				client = netDial(t, "tcp", src.Addr())
-			}
+			client := tcpTestClient(t, src, proto)
 			leg := srv.next(t)
 			bw, ok := leg.(chardev.BuffersWriter)
 			if !ok {
