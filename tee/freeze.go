@@ -29,6 +29,16 @@ type freezeState struct {
 	wdevs map[any]bool
 	cut   bool
 	cutAt time.Time // when the drain bound expired
+	// resumed: a resumed tee before its first Thaw. Its legs whose
+	// reader can wait without a goroutine (chardev.ReadWaiter: an
+	// adopted idle client) start no reader until Thaw (idle), instead
+	// of a goroutine each that reads, gets ErrFrozen and parks: with a
+	// thousand clients those goroutines were a good part of the
+	// upgrade's pause. Nothing waits for them to park (no Freeze runs
+	// before the first Thaw). idle are the legs whose reader waits for
+	// Thaw unstarted: those, and those parked by parkIdle.
+	resumed bool
+	idle    []*leg
 }
 
 // Frozen is a tee stopped at a cut: every device and source is frozen,
@@ -149,7 +159,7 @@ func (t *Tee) resumeAt(r *Resume) {
 	// A resumed tee starts frozen: what it is handed (AttachSource,
 	// Adopt) stays frozen until Thaw, called once the old process has
 	// committed the handover.
-	t.frz = freezeState{frozen: true, thaw: make(chan struct{}), devs: map[any]bool{}}
+	t.frz = freezeState{frozen: true, thaw: make(chan struct{}), devs: map[any]bool{}, resumed: true}
 	t.offset = r.Offset
 	t.front.bytesOut.Store(r.BytesOut)
 	t.front.bytesIn.Store(r.BytesIn)
@@ -521,7 +531,7 @@ func (t *Tee) Thaw() {
 		return
 	}
 	devs, wdevs := t.frz.devs, t.frz.wdevs
-	thaw := t.frz.thaw
+	thaw, idle := t.frz.thaw, t.frz.idle
 	t.frz = freezeState{}
 	t.carryOutLocked()
 	legs := append([]*leg(nil), t.legs...)
@@ -547,6 +557,70 @@ func (t *Tee) Thaw() {
 		chardev.Thaw(v)
 	}
 	close(thaw)
+	if len(idle) > 0 {
+		// After the thaw: what the tee owes goes out first, and the
+		// clients' waits are armed meanwhile, by one goroutine.
+		go t.armIdle(idle)
+	}
+}
+
+// deferReader reports whether l's reader waits for Thaw unstarted (see
+// freezeState.resumed); startLeg starts it otherwise.
+func (t *Tee) deferReader(l *leg) bool {
+	if l.waiter == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.frz.frozen || !t.frz.resumed {
+		return false
+	}
+	l.readDeferred = true
+	t.frz.idle = append(t.frz.idle, l)
+	return true
+}
+
+// parkIdle parks l's reader without a goroutine if the tee is frozen and
+// so is l's device: it was waiting for input without one (its device was
+// woken by the freeze, or input came during it: that stays in the kernel,
+// unread, like any input after the cut). Thaw, or the leg's end, starts it
+// again. A leg on its way out (its close woke it) is not parked: its
+// reader reads the error and ends, as it would have parked or ended
+// before, so the parked count stays one per frozen reader.
+func (t *Tee) parkIdle(l *leg) bool {
+	if _, ok := l.dev.(chardev.Freezer); !ok || l.failure() != nil {
+		return false // (only Freezers are keys of frz.devs)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.frz.frozen || !t.frz.devs[l.dev] {
+		return false
+	}
+	t.frz.parked++
+	l.readDeferred = true
+	t.frz.idle = append(t.frz.idle, l)
+	return true
+}
+
+// undefer reports whether l's reader was deferred and not started yet; the
+// caller starts it. Exactly one caller gets true.
+func (t *Tee) undefer(l *leg) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ok := l.readDeferred
+	l.readDeferred = false
+	return ok
+}
+
+// armIdle starts the readers deferred until Thaw: each waits for its
+// client's first input without a goroutine, as it would have after
+// reading nothing (legReadLoop).
+func (t *Tee) armIdle(legs []*leg) {
+	for _, l := range legs {
+		if t.undefer(l) {
+			l.armReader()
+		}
+	}
 }
 
 // SeedCounters continues backend name's cumulative counters from the

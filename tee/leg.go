@@ -49,6 +49,10 @@ type leg struct {
 	// the reader, made once. Both are the reader's own.
 	waiter   chardev.ReadWaiter
 	readable func()
+	// readDeferred: the reader has not been started yet; it starts at
+	// the tee's first Thaw or when the leg finishes (Tee.deferReader;
+	// the tee's lock).
+	readDeferred bool
 	// coalesce is how long new output may wait for the writer (a
 	// chardev.Coalescer; 0: woken at once); flush is its timer, armed
 	// while flushArmed (see wakeOutputLocked).
@@ -678,6 +682,31 @@ func (l *leg) releaseQueue() {
 	}
 }
 
+// armReader starts a deferred reader: it waits for input without a
+// goroutine if the device lets it, else reads in one.
+func (l *leg) armReader() {
+	if l.readable == nil {
+		l.readable = l.wake
+	}
+	if l.waiter.WaitReadable(l.readable) {
+		return
+	}
+	go l.runReader(true)
+}
+
+// wake is the reader's callback from a wait without a goroutine
+// (chardev.ReadWaiter): input came, or the device was woken by a freeze
+// or a close. While the tee is frozen the reader is not started to read
+// ErrFrozen and park: it counts as parked at once (Tee.parkIdle), and
+// waits again at Thaw. With a thousand idle clients, a goroutine each to
+// park was a good part of an upgrade's pause.
+func (l *leg) wake() {
+	if l.t.parkIdle(l) {
+		return
+	}
+	go l.runReader(true)
+}
+
 // runReader runs the leg's reader, from startLeg or, after a wait
 // without a goroutine, from the device saying it has input (woken: read
 // before waiting again). The reader's share of the tee's WaitGroup is held
@@ -707,7 +736,7 @@ func (l *leg) legReadLoop(woken bool) (waiting bool) {
 	for {
 		if !woken && l.waiter != nil {
 			if l.readable == nil {
-				l.readable = func() { go l.runReader(true) }
+				l.readable = l.wake
 			}
 			if l.waiter.WaitReadable(l.readable) {
 				return true

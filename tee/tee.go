@@ -552,7 +552,9 @@ func (t *Tee) startLeg(l *leg) {
 		l.tracker.StreamAt(l.c.first.Load())
 	}
 	t.wg.Add(1) // done when the read loop ends (runReader)
-	go l.runReader(false)
+	if !t.deferReader(l) {
+		go l.runReader(false)
+	}
 	// The writer runs only while there is something to write (see
 	// wakeLocked): an idle leg has one goroutine, its reader.
 	l.mu.Lock()
@@ -591,6 +593,11 @@ func (t *Tee) finishLeg(l *leg, reason error) {
 		reason = errors.New("finished")
 	}
 	l.fail(reason)
+	if t.undefer(l) {
+		// Finished before the first Thaw: the reader reads the closed
+		// (or frozen) device and ends.
+		go l.runReader(true)
+	}
 	<-l.writerDone.done()
 	<-l.readerDone.done()
 	t.mu.Lock()
