@@ -63,6 +63,15 @@ func attachBatchDev(t *testing.T, h *harness, name string, coalesce time.Duratio
 	if err := h.tee.Attach(context.Background(), name, LegOptions{Overflow: Block, Queue: 1 << 20}, memdev.Opener(nil, d)); err != nil {
 		t.Fatal(err)
 	}
+	if coalesce > 0 {
+		// Past maxCoalesceDelay, which only a test can do: what is
+		// held is decided by the batch size alone, not by how long a
+		// loaded machine takes to emit it.
+		l := findLeg(t, h.tee, name)
+		l.mu.Lock()
+		l.coalesce = coalesce
+		l.mu.Unlock()
+	}
 	return d
 }
 
