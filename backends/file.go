@@ -724,10 +724,9 @@ func (s *fileSink) writeBuffers(bufs [][]byte) (int64, error) {
 	if s.stage {
 		var n int64
 		for _, b := range bufs {
-			s.held = append(s.held, b...)
-			n += int64(len(b))
+			m, _ := s.Write(b) // held in memory: it cannot fail
+			n += int64(m)
 		}
-		s.size += n
 		return n, nil
 	}
 	rc, err := file.SyscallConn()

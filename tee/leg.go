@@ -685,13 +685,19 @@ func (l *leg) releaseQueue() {
 // armReader starts a deferred reader: it waits for input without a
 // goroutine if the device lets it, else reads in one.
 func (l *leg) armReader() {
-	if l.readable == nil {
-		l.readable = l.wake
-	}
-	if l.waiter.WaitReadable(l.readable) {
+	if l.waitReadable() {
 		return
 	}
 	go l.runReader(true)
+}
+
+// waitReadable asks the device to call wake once there is input, instead
+// of a goroutine waiting in Read; false if it cannot now.
+func (l *leg) waitReadable() bool {
+	if l.readable == nil { // made once: a method value allocates
+		l.readable = l.wake
+	}
+	return l.waiter.WaitReadable(l.readable)
 }
 
 // wake is the reader's callback from a wait without a goroutine
@@ -735,10 +741,7 @@ func (l *leg) legReadLoop(woken bool) (waiting bool) {
 	big := false
 	for {
 		if !woken && l.waiter != nil {
-			if l.readable == nil {
-				l.readable = l.wake
-			}
-			if l.waiter.WaitReadable(l.readable) {
+			if l.waitReadable() {
 				return true
 			}
 		}

@@ -17,17 +17,25 @@ import (
 	"time"
 )
 
+// startDemo runs the built-in demo in process (`chartee run --port 0`),
+// stopped with SIGTERM when the test ends.
+func startDemo(t *testing.T) (*syncBuffer, readyInfo) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr, sigs, done, info := startInProcess(t, ctx, "run", "--port", "0")
+	t.Cleanup(func() {
+		sigs.send(syscall.SIGTERM)
+		<-done
+		cancel()
+	})
+	return stderr, info
+}
+
 // TestDemoServesBrowserConsole: the built-in demo serves the browser
 // console on loopback, prints its URL and a demo login, and that login
 // works: the console is listed with the demo user's role.
 func TestDemoServesBrowserConsole(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stderr, sigs, done, info := startInProcess(t, ctx, "run", "--port", "0")
-	defer func() {
-		sigs.send(syscall.SIGTERM)
-		<-done
-	}()
+	stderr, info := startDemo(t)
 	if !strings.HasPrefix(info.WebURL, "http://127.0.0.1:") {
 		t.Fatalf("web URL %q: want loopback", info.WebURL)
 	}
@@ -116,13 +124,7 @@ func TestDemoPortTakenAfterItsCheck(t *testing.T) {
 	tcpPortFree = func(int) bool { return true }
 	defer func() { tcpPortFree = seen }()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stderr, sigs, done, info := startInProcess(t, ctx, "run", "--port", "0")
-	defer func() {
-		sigs.send(syscall.SIGTERM)
-		<-done
-	}()
+	stderr, info := startDemo(t)
 	if !strings.Contains(stderr.String(), "the demo starts again on free ports") {
 		t.Errorf("the demo did not say it starts again:\n%s", stderr.String())
 	}
